@@ -1,0 +1,237 @@
+"""Build an index directory from documents, aside, then publish it atomically.
+
+Unchanged passages are never embedded twice: each passage's embedded text is
+hashed (with the model name), and vectors whose key is in the previous build
+are copied from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index import store
+from index.embedder import Embedder
+from ingest.chunking import passages as make_passages
+from ingest.errors import BuildError, DocumentError, PodciteError
+from ingest.records import Document, Passage
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+KEEP_BUILDS = 2  # the live build and the one before it
+
+
+@dataclass
+class BuildReport:
+    path: Path
+    documents: int = 0
+    passages: int = 0
+    sentences: int = 0
+    embedded: int = 0
+    reused: int = 0
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def embed_inputs(p: Passage) -> list[str]:
+    """What the model reads for a passage: its text, then each sentence alone,
+    both behind the title and heading trail (a sentence like "It primarily
+    targets 5HT2A receptors" needs them to say what "it" is)."""
+    context = p.embed_text()[: -len(p.text)] if p.text else p.embed_text()
+    return [p.embed_text(), *(context + s.text for s in p.sentences)]
+
+
+def embed_key(model: str, text: str) -> str:
+    return hashlib.sha1(f"{model}\x00{text}".encode()).hexdigest()
+
+
+def builds_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.builds"
+
+
+def _previous(out: Path, model: str) -> dict[str, tuple[NDArray[np.float32], NDArray[np.float16]]]:
+    """Vectors of the live build by embedding key, when it used the same model."""
+    try:
+        old = store.load(out, verify=False)
+    except PodciteError:
+        return {}
+    if old.model != model:
+        return {}
+    return {
+        key: (old.vectors[i], old.sentence_vectors_of(i)) for i, key in enumerate(old.keys)
+    }
+
+
+def build(
+    documents: Sequence[Document],
+    out: Path,
+    embedder: Embedder,
+    *,
+    errors: Sequence[DocumentError] = (),
+    strict: bool = False,
+    catalog_files: Sequence[Path] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildReport:
+    """Index ``documents`` into ``out``.  ``progress(done, total)`` counts texts embedded."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    report = BuildReport(path=out)
+    report.errors = [str(e) for e in errors]
+    report.warnings = [str(i) for d in documents for i in d.issues]
+    if strict and (report.errors or report.warnings):
+        first = (report.errors + report.warnings)[0]
+        raise BuildError(f"--strict: {len(report.errors + report.warnings)} problem(s), first: {first}")
+    if not documents:
+        raise BuildError("no documents to index" + (f"; first error: {report.errors[0]}" if errors else ""))
+    if out.exists() and not out.is_symlink() and not (out / store.MANIFEST).exists():
+        raise BuildError(f"{out} exists and is not a podcite index; choose another --index")
+
+    all_passages: list[Passage] = []
+    per_doc: dict[str, int] = {}
+    for doc in documents:
+        ps = make_passages(doc)
+        per_doc[doc.id] = len(ps)
+        all_passages.extend(ps)
+    if not all_passages:
+        raise BuildError("the documents hold no indexable text")
+
+    model = embedder.name
+    inputs = [embed_inputs(p) for p in all_passages]
+    keys = [embed_key(model, "\x01".join(texts)) for texts in inputs]
+    cache = _previous(out, model)
+    todo = [i for i, k in enumerate(keys) if k not in cache]
+    report.reused = len(keys) - len(todo)
+    report.embedded = len(todo)
+
+    dim = embedder.dimension
+    vectors = np.zeros((len(keys), dim), dtype=np.float32)
+    sent_rows: list[NDArray[Any]] = [np.zeros((0, dim), dtype=np.float16)] * len(keys)
+    for i, k in enumerate(keys):
+        if k in cache:
+            vectors[i], sent_rows[i] = cache[k]
+    if todo:
+        flat = [t for i in todo for t in inputs[i]]
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, len(flat))
+
+        vecs = embedder.encode(flat, progress=tick)
+        pos = 0
+        for i in todo:
+            n = len(inputs[i])
+            vectors[i] = vecs[pos]
+            sent_rows[i] = vecs[pos + 1 : pos + n].astype(np.float16)
+            pos += n
+    sentence_vectors = np.concatenate(sent_rows).astype(np.float16)
+
+    report.documents = len(documents)
+    report.passages = len(all_passages)
+    report.sentences = int(sentence_vectors.shape[0])
+    manifest: dict[str, Any] = {
+        "format_version": store.FORMAT_VERSION,
+        "model": {"name": model},
+        "dimension": dim,
+        "similarity": "cosine (inner product of L2-normalised vectors)",
+        "counts": {
+            "documents": report.documents,
+            "passages": report.passages,
+            "sentences": report.sentences,
+        },
+        "documents": {
+            d.id: {
+                "path": d.path,
+                "sha256": d.sha256,
+                "kind": d.kind,
+                "title": d.title,
+                "passages": per_doc[d.id],
+            }
+            for d in documents
+        },
+        "catalogs": [str(p) for p in catalog_files],
+        "warnings": report.warnings,
+        "errors": report.errors,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    report.seconds = time.perf_counter() - t0
+    manifest["build_seconds"] = round(report.seconds, 2)
+    _publish(out, all_passages, vectors, sentence_vectors, keys, manifest)
+    return report
+
+
+def _publish(
+    out: Path,
+    passages: list[Passage],
+    vectors: NDArray[np.float32],
+    sentence_vectors: NDArray[np.float16],
+    keys: list[str],
+    manifest: dict[str, Any],
+) -> None:
+    import faiss
+
+    root = builds_dir(out)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    tmp = root / f"{stamp}-{os.getpid()}.partial"
+    tmp.mkdir()
+    try:
+        with (tmp / store.PASSAGES).open("w", encoding="utf-8") as fh:
+            for p in passages:
+                fh.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+        np.save(tmp / store.VECTORS, vectors)
+        np.save(tmp / store.SENTENCES, sentence_vectors)
+        (tmp / store.KEYS).write_text("\n".join(keys) + "\n", encoding="utf-8")
+        fidx = faiss.IndexFlatIP(vectors.shape[1])
+        fidx.add(vectors)
+        faiss.write_index(fidx, str(tmp / store.FAISS))
+        manifest["checksums"] = {n: store.file_sha256(tmp / n) for n in store.DATA_FILES}
+        # The manifest is written last: a directory without one is never an index.
+        (tmp / store.MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        final = tmp.with_suffix("")
+        tmp.rename(final)
+        _swap(out, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(root, keep=os.readlink(out) if out.is_symlink() else None)
+
+
+def _swap(out: Path, build_dir: Path) -> None:
+    """Point ``out`` at ``build_dir`` in one step (rename of a symlink over a symlink)."""
+    target = os.path.relpath(build_dir, out.parent)
+    if out.exists() and not out.is_symlink():
+        # A plain directory from an older layout: move it aside once.
+        out.rename(builds_dir(out) / f"legacy-{os.getpid()}")
+    link = out.parent / f".{out.name}.link-{os.getpid()}"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    os.symlink(target, link)
+    os.replace(link, out)
+
+
+def _prune(root: Path, keep: str | None) -> None:
+    builds = sorted(
+        (p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    live = (root.parent / keep).resolve() if keep else None
+    kept = 0
+    for p in builds:
+        if p.resolve() == live or (kept < KEEP_BUILDS and not p.name.endswith(".partial")):
+            kept += 1
+            continue
+        shutil.rmtree(p, ignore_errors=True)

@@ -1,0 +1,198 @@
+"""Search: question -> ranked Hits, each with its best sentence.
+
+Pure functions over a loaded Index; the page, the JSON API, the CLI and the
+evaluation all call ``search`` (and ``answer``) so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from index.store import Index
+from ingest.errors import PodciteError, QueryError
+from ingest.records import Hit, Passage
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+Mode = Literal["dense", "bm25", "hybrid"]
+MAX_QUERY_CHARS = 1000
+MAX_K = 50
+_QUERY_CACHE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    kind: str | None = None  # "wiki" | "transcript"
+    episode: str | None = None  # YouTube id
+    after: str | None = None  # ISO dates, inclusive, on the episode's date
+    before: str | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.kind, self.episode, self.after, self.before))
+
+    def admits(self, p: Passage) -> bool:
+        if self.kind and p.kind != self.kind:
+            return False
+        if self.episode and (p.episode is None or p.episode.id != self.episode):
+            return False
+        if self.after or self.before:
+            date = p.episode.date if p.episode else None
+            if date is None:
+                return False
+            if self.after and date < self.after:
+                return False
+            if self.before and date > self.before:
+                return False
+        return True
+
+
+def check_query(query: str, k: int) -> str:
+    """The one place a query is validated, so every edge says the same thing."""
+    if not isinstance(query, str) or not query.strip():
+        raise QueryError("q", "the question is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError("q", f"the question is longer than {MAX_QUERY_CHARS} characters")
+    if not 1 <= k <= MAX_K:
+        raise QueryError("k", f"k must be between 1 and {MAX_K}")
+    return query.strip()
+
+
+def embed_query(index: Index, query: str) -> NDArray[np.float32]:
+    cache: OrderedDict[str, NDArray[np.float32]] = index.extras.setdefault(
+        "query_cache", OrderedDict()
+    )
+    vec = cache.get(query)
+    if vec is None:
+        if index.embedder is None:
+            raise PodciteError("this index was opened without an embedder")
+        vec = index.embedder.encode([query])[0]
+        cache[query] = vec
+        if len(cache) > _QUERY_CACHE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(query)
+    return vec
+
+
+def _dense(
+    index: Index, q: NDArray[np.float32], n: int, filters: Filters
+) -> list[tuple[int, float]]:
+    if not filters:
+        scores, ids = index.faiss.search(q[None, :], min(n, len(index.passages)))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+    # Filtered: score only the admitted rows, so a filter never empties a list
+    # that has matches further down (post-filtering a top-n would).
+    rows = _admitted(index, filters)
+    if rows.size == 0:
+        return []
+    scores = index.vectors[rows] @ q
+    top = np.argsort(-scores)[:n]
+    return [(int(rows[t]), float(scores[t])) for t in top]
+
+
+def _admitted(index: Index, filters: Filters) -> NDArray[np.int64]:
+    key = ("filter", filters)
+    cache: dict[object, NDArray[np.int64]] = index.extras.setdefault("filter_cache", {})
+    if key not in cache:
+        if len(cache) > 256:
+            cache.clear()
+        cache[key] = np.array(
+            [i for i, p in enumerate(index.passages) if filters.admits(p)], dtype=np.int64
+        )
+    return cache[key]
+
+
+def best_sentence(index: Index, i: int, q: NDArray[np.float32]) -> tuple[int, float]:
+    sims = index.sentence_vectors_of(i).astype(np.float32) @ q
+    j = int(np.argmax(sims))
+    return j, float(sims[j])
+
+
+def _same_moment(a: Hit, b: Hit) -> bool:
+    """Two hits show the same moment: one document, and the same best sentence
+    or (transcript windows) overlapping time spans."""
+    if a.passage.document_id != b.passage.document_id:
+        return False
+    if a.sentence.start == b.sentence.start:
+        return True
+    sa, sb = a.passage.span, b.passage.span
+    return sa is not None and sb is not None and sa[0] < sb[1] and sb[0] < sa[1]
+
+
+def search(
+    index: Index,
+    query: str,
+    k: int = 5,
+    *,
+    filters: Filters | None = None,
+    mode: Mode = "dense",
+) -> list[Hit]:
+    query = check_query(query, k)
+    filters = filters or Filters()
+    q = embed_query(index, query)
+    pool = max(4 * k, 20)  # room to collapse duplicates and still return k
+    if mode == "dense":
+        ranked = _dense(index, q, pool, filters)
+    else:
+        from index.hybrid import ranked_ids
+
+        ranked = ranked_ids(index, query, q, pool, filters, mode, _dense)
+    hits: list[Hit] = []
+    for i, score in ranked:
+        j, s_score = best_sentence(index, i, q)
+        hit = Hit(index.passages[i], score, j, row=i, extra={"sentence_score": s_score})
+        if any(_same_moment(hit, h) for h in hits):
+            continue
+        hits.append(hit)
+        if len(hits) == k:
+            break
+    return [
+        Hit(h.passage, h.score, h.best_sentence, row=h.row, rank=r + 1, extra=h.extra)
+        for r, h in enumerate(hits)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSentence:
+    hit: Hit  # the result it comes from (its passage gives document and episode)
+    sentence: int  # index into hit.passage.sentences
+    score: float
+
+    @property
+    def text(self) -> str:
+        return self.hit.passage.sentences[self.sentence].text
+
+
+def answer(
+    index: Index, query: str, hits: list[Hit], max_sentences: int = 3, pool: int = 5
+) -> list[AnswerSentence]:
+    """Extractive answer: the sentences, across the top passages, closest to the
+    question.  Text from the sources only; nothing is generated."""
+    if not hits:
+        return []
+    q = embed_query(index, query.strip())
+    candidates: list[AnswerSentence] = []
+    top = hits[0].score
+    for h in hits[:pool]:
+        sims = index.sentence_vectors_of(h.row).astype(np.float32) @ q
+        for j, s in enumerate(sims):
+            # A sentence is judged by itself and by the passage it sits in.
+            candidates.append(AnswerSentence(h, j, 0.6 * float(s) + 0.4 * h.score))
+    candidates.sort(key=lambda c: -c.score)
+    chosen: list[AnswerSentence] = []
+    best = candidates[0].score
+    for c in candidates:
+        if len(chosen) == max_sentences:
+            break
+        # Keep only sentences close to the best one, and from reasonably strong passages.
+        if c.score < best - 0.08 or c.hit.score < top - 0.1:
+            continue
+        if any(c.text == o.text for o in chosen):
+            continue
+        chosen.append(c)
+    return chosen

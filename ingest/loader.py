@@ -1,0 +1,132 @@
+"""From paths on disk to Documents: discovery, catalogs first, then each file.
+
+One bad file never costs the others: its error is collected and the rest are
+parsed (the caller decides whether ``--strict`` turns that into a failure).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest import catalog as catalogs
+from ingest import wiki
+from ingest.catalog import Catalog
+from ingest.errors import DocumentError, UnsupportedDocument
+from ingest.records import Document
+
+WIKI_SUFFIXES = {".txt", ".md", ".markdown"}
+TRANSCRIPT_SUFFIXES = {".vtt", ".srt"}
+CATALOG_SUFFIXES = {".csv"}
+SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    path: Path
+    doc_id: str  # the path relative to the root it was found under
+
+
+@dataclass
+class Loaded:
+    documents: list[Document] = field(default_factory=list)
+    errors: list[DocumentError] = field(default_factory=list)
+    catalog: Catalog = field(default_factory=Catalog)
+    catalog_files: list[Path] = field(default_factory=list)
+
+
+def read_text(path: Path) -> tuple[str, str]:
+    """The file's text (newlines verbatim, so offsets slice back) and its sha256."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(str(path), 0, f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DocumentError(str(path), line, "not UTF-8 text") from exc
+    return text, hashlib.sha256(data).hexdigest()
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[Source], list[DocumentError]]:
+    """Files to ingest under ``paths``; a named file of unknown type is an error,
+    unknown files inside a folder are passed over (READMEs, images)."""
+    found: list[Source] = []
+    errors: list[DocumentError] = []
+    for root in paths:
+        if root.is_dir():
+            for p in sorted(root.rglob("*")):
+                rel = p.relative_to(root)
+                if p.is_file() and p.suffix.lower() in SUFFIXES and not _hidden(rel):
+                    found.append(Source(p, rel.as_posix()))
+        elif root.is_file():
+            if root.suffix.lower() in SUFFIXES:
+                found.append(Source(root, root.name))
+            else:
+                errors.append(
+                    UnsupportedDocument(str(root), 0, f"unsupported file type {root.suffix!r}")
+                )
+        else:
+            errors.append(DocumentError(str(root), 0, "no such file or directory"))
+    return found, errors
+
+
+def _hidden(rel: Path) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def parse(path: Path, doc_id: str | None = None, catalog: Catalog | None = None) -> Document:
+    """Parse one document.  Raises DocumentError when it cannot be read at all."""
+    text, sha = read_text(path)
+    doc_id = doc_id or path.name
+    catalog = catalog or Catalog()
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return wiki.parse_text(path, doc_id, text, sha, catalog)
+    if suffix in {".md", ".markdown"}:
+        return wiki.parse_markdown(path, doc_id, text, sha, catalog)
+    if suffix in TRANSCRIPT_SUFFIXES:
+        from ingest.transcript import parse_transcript
+
+        doc = parse_transcript(path, doc_id, text, catalog)
+        return doc
+    raise UnsupportedDocument(str(path), 0, f"unsupported file type {path.suffix!r}")
+
+
+def load(paths: Iterable[Path]) -> Loaded:
+    """Read catalogs (CSV files and wiki channel pages) first, then every document."""
+    out = Loaded()
+    sources, out.errors = discover(paths)
+    documents: list[Source] = []
+    for src in sources:
+        suffix = src.path.suffix.lower()
+        try:
+            if suffix in CATALOG_SUFFIXES:
+                out.catalog.merge(catalogs.read_csv(src.path))
+                out.catalog_files.append(src.path)
+            elif suffix in {".md", ".markdown"} and _channel_page(src.path):
+                text, _ = read_text(src.path)
+                out.catalog.merge(catalogs.read_channel_page(src.path, text))
+                out.catalog_files.append(src.path)
+            else:
+                documents.append(src)
+        except DocumentError as exc:
+            out.errors.append(exc)
+    for src in documents:
+        try:
+            out.documents.append(parse(src.path, src.doc_id, out.catalog))
+        except DocumentError as exc:
+            out.errors.append(exc)
+    return out
+
+
+def _channel_page(path: Path) -> bool:
+    try:
+        text, _ = read_text(path)
+    except DocumentError:
+        return False
+    meta, _ = wiki.front_matter(text)
+    return "videoId" not in meta and catalogs.is_channel_page(text)

@@ -1,0 +1,120 @@
+"""Inline markup of wiki pages: citations, links, emphasis.
+
+Everything here works on one raw sentence (a slice of the source) and returns
+its readable text, its links and its citation times, so a sentence's offsets
+always point at the verbatim source while its ``text`` is what a person reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Citations in the plain-text export: [HH:MM:SS], [H:MM:SS], [MM:SS] (and junk
+# like [1:2] or [99:99:99], which is reported, not trusted).
+CITE_TEXT = re.compile(r"\[(?P<t>[\d:]{1,12}|HH:MM:SS)\]")
+
+# Citations in Markdown: an <a class="yt-timestamp"> tag, sometimes wrapped in
+# a Markdown link "[01:02:03](<a ...>[01:02:03]</a>)" or in brackets/parens.
+# ``close`` is empty or ")" for the broken tags found in the wild ("</a)").
+CITE_MD = re.compile(
+    r"(?P<pre>\[[^\]\n]{0,14}\]\()?(?P<open>[\[(](?=<a))?"
+    r"<a\s+class=\"yt-timestamp\"\s+data-t=\"(?P<t>[^\"]*)\"\s*>(?P<inner>[^<\n]{0,24})"
+    r"(?:</a(?P<close>>|\)|)|(?P<unclosed>))"
+    r"(?(open)[\])])?(?(pre)\))?"
+)
+
+# What may trail a sentence's closing punctuation and still belong to it.
+TRAILER_TEXT = r"\[[\d:]{1,12}\]"
+TRAILER_MD = CITE_MD.pattern
+
+# Links.  Markdown: [[slug]] is a reference (leaves the text), [[slug | words]]
+# reads as its words.  Plain text: the export writes a bare snake_case slug at
+# the end of a sentence, before its punctuation or citation.
+LINK_MD = re.compile(r"\[\[(?P<slug>[^|\]\n]+?)\s*(?:\|\s*(?P<words>[^\]\n]*?)\s*)?\]\]")
+LINK_TEXT = re.compile(
+    r"(?:(?<=\s)|^|(?<=[.!?]))(?P<slug>[a-z0-9]+(?:_[a-z0-9]+){1,})"
+    r"(?=\s*(?:\[[\d:]{1,12}\]\s*)*[.!?]?[\"'”’)]*\s*(?:\[[\d:]{1,12}\]\s*)*$)"
+)
+
+_MD_LINK = re.compile(r"\[(?P<words>[^\]\n]+)\]\((?:[^()\s]|\([^()\s]*\))+\)")
+_HTML_TAG = re.compile(r"</?[a-zA-Z][^>\n]*>")
+_EMPHASIS = re.compile(r"(\*\*|__|\*|`)")
+_CALLOUT = re.compile(r"\[![a-zA-Z]+\][+-]?\s*")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?)])")
+_SPACES = re.compile(r"\s+")
+
+_HMS = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})$")
+_MS = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def parse_timecode(value: str) -> int | None:
+    """Seconds for ``HH:MM:SS``, ``H:MM:SS`` or ``MM:SS``; None when malformed or impossible."""
+    m = _HMS.match(value.strip())
+    if m:
+        h, mi, s = (int(g) for g in m.groups())
+        return h * 3600 + mi * 60 + s if mi < 60 and s < 60 and h < 24 else None
+    m = _MS.match(value.strip())
+    if m:
+        mi, s = (int(g) for g in m.groups())
+        return mi * 60 + s if mi < 60 and s < 60 else None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    offset: int  # in the sentence's raw text
+    raw: str
+    seconds: int | None  # None: malformed, reported and not used as a time
+
+
+@dataclass(frozen=True, slots=True)
+class Cleaned:
+    text: str
+    links: tuple[str, ...]
+    citations: tuple[Citation, ...]
+
+
+def _tidy(text: str) -> str:
+    text = _SPACES.sub(" ", text).strip()
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+    return text.replace("( ", "(").replace("()", "").strip()
+
+
+def clean_plain(raw: str) -> Cleaned:
+    citations = tuple(
+        Citation(m.start(), m.group(0), parse_timecode(m["t"])) for m in CITE_TEXT.finditer(raw)
+    )
+    text = CITE_TEXT.sub(" ", raw)
+    links: list[str] = []
+
+    def _link(m: re.Match[str]) -> str:
+        links.append(m["slug"])
+        return ""
+
+    text = LINK_TEXT.sub(_link, text)
+    return Cleaned(_tidy(text), tuple(links), citations)
+
+
+def clean_markdown(raw: str) -> Cleaned:
+    citations: list[Citation] = []
+
+    def _cite(m: re.Match[str]) -> str:
+        good = m["close"] == ">" and m["unclosed"] is None
+        seconds = parse_timecode(m["t"]) if good else None
+        citations.append(Citation(m.start(), m.group(0), seconds))
+        return " "
+
+    text = CITE_MD.sub(_cite, raw)
+    links: list[str] = []
+
+    def _link(m: re.Match[str]) -> str:
+        links.append(m["slug"].strip())
+        return m["words"] or ""
+
+    text = LINK_MD.sub(_link, text)
+    text = _MD_LINK.sub(lambda m: m["words"], text)
+    text = _HTML_TAG.sub(" ", text)
+    text = _CALLOUT.sub("", text)
+    text = _EMPHASIS.sub("", text)
+    return Cleaned(_tidy(text), tuple(links), tuple(citations))

@@ -1,0 +1,232 @@
+"""The records that the pipeline's stages hand to each other.
+
+Time belongs to sentences, not to chunks: every sentence knows where it sits in
+its source file (character offsets into the file's decoded text, newlines kept
+verbatim) and, when the source says so, when it was said.  Passages are only
+groups of sentences, so regrouping them never moves a citation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["wiki", "transcript"]
+
+
+def format_seconds(seconds: float) -> str:
+    """``H:MM:SS`` (hours always shown, as the wiki citations write them)."""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    id: str  # the YouTube video id
+    title: str
+    date: str | None = None  # ISO date of publication
+    channel: str | None = None
+    number: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://www.youtube.com/watch?v={self.id}"
+
+    def url_at(self, seconds: float) -> str:
+        return f"{self.url}&t={int(seconds)}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Time:
+    """A moment in an episode.  ``exact`` only when the source states it for this text."""
+
+    seconds: float
+    exact: bool
+
+    @property
+    def label(self) -> str:
+        return format_seconds(self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    start: int  # offsets of the verbatim sentence (markup included) in the source
+    end: int
+    text: str  # readable text: citation markup removed, links resolved
+    time: Time | None = None
+    end_time: float | None = None  # transcripts: end of the cue where it ends
+    links: tuple[str, ...] = ()
+    line: int = 0  # 1-based line of ``start`` in the source, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    trail: tuple[str, ...]  # headings from the outermost in; () before any heading
+    sentences: tuple[Sentence, ...]
+    # Paragraph boundaries as indexes into ``sentences`` (each paragraph's first).
+    paragraphs: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True, slots=True)
+class ParseIssue:
+    """Something wrong in a document that was reported and worked around."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    id: str  # stable: derived from the file's path relative to its ingest root
+    path: str
+    title: str
+    kind: Kind
+    channel: str | None
+    episode: Episode | None
+    sections: tuple[Section, ...]
+    sha256: str
+    issues: tuple[ParseIssue, ...] = ()
+
+    @property
+    def sentences(self) -> list[Sentence]:
+        return [s for sec in self.sections for s in sec.sentences]
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    id: str
+    document_id: str
+    document_title: str
+    kind: Kind
+    channel: str | None
+    episode: Episode | None
+    section: tuple[str, ...]
+    sentences: tuple[Sentence, ...]
+    anchor: Time | None  # first exact sentence time, else nearest in section (approximate)
+    links: tuple[str, ...] = ()
+    path: str = ""
+
+    @property
+    def start(self) -> int:
+        return self.sentences[0].start
+
+    @property
+    def end(self) -> int:
+        return self.sentences[-1].end
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.sentences)
+
+    @property
+    def span(self) -> tuple[float, float] | None:
+        """Transcript passages: the seconds of their first cue's start and last cue's end."""
+        first = self.sentences[0].time
+        last = self.sentences[-1]
+        if first is None or last.end_time is None:
+            return None
+        return (first.seconds, last.end_time)
+
+    def embed_text(self) -> str:
+        """What the model reads: the title and heading trail give context the
+        sentences lack ("It primarily targets 5HT2A" does not say what "it" is).
+        The rule was chosen by measurement, see docs/benchmarks.md."""
+        context = " > ".join((self.document_title, *self.section))
+        return f"{context}: {self.text}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "document_id": self.document_id,
+            "document_title": self.document_title,
+            "kind": self.kind,
+            "channel": self.channel,
+            "episode": _episode_dict(self.episode),
+            "section": list(self.section),
+            "path": self.path,
+            "links": list(self.links),
+            "anchor": _time_dict(self.anchor),
+            "sentences": [
+                {
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "time": _time_dict(s.time),
+                    "end_time": s.end_time,
+                    "links": list(s.links),
+                    "line": s.line,
+                }
+                for s in self.sentences
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Passage:
+        return cls(
+            id=d["id"],
+            document_id=d["document_id"],
+            document_title=d["document_title"],
+            kind=d["kind"],
+            channel=d["channel"],
+            episode=Episode(**d["episode"]) if d["episode"] else None,
+            section=tuple(d["section"]),
+            path=d.get("path", ""),
+            links=tuple(d["links"]),
+            anchor=_time_from(d["anchor"]),
+            sentences=tuple(
+                Sentence(
+                    start=s["start"],
+                    end=s["end"],
+                    text=s["text"],
+                    time=_time_from(s["time"]),
+                    end_time=s.get("end_time"),
+                    links=tuple(s.get("links", ())),
+                    line=s.get("line", 0),
+                )
+                for s in d["sentences"]
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    passage: Passage
+    score: float
+    best_sentence: int  # index into passage.sentences
+    row: int = -1  # the passage's row in its index (vectors, sentence vectors)
+    rank: int = 0
+    weak: bool = False  # below the answer threshold: shown, but marked as a weak match
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sentence(self) -> Sentence:
+        return self.passage.sentences[self.best_sentence]
+
+    @property
+    def time(self) -> Time | None:
+        """The moment to cite: the best sentence's own time when it has one
+        (a transcript: the cue where the answer starts), else the passage anchor."""
+        own = self.sentence.time
+        if own is not None:
+            return own
+        return self.passage.anchor
+
+
+def _episode_dict(e: Episode | None) -> dict[str, Any] | None:
+    if e is None:
+        return None
+    return {"id": e.id, "title": e.title, "date": e.date, "channel": e.channel, "number": e.number}
+
+
+def _time_dict(t: Time | None) -> dict[str, Any] | None:
+    return None if t is None else {"seconds": t.seconds, "exact": t.exact}
+
+
+def _time_from(d: dict[str, Any] | None) -> Time | None:
+    return None if d is None else Time(seconds=d["seconds"], exact=d["exact"])

@@ -1,0 +1,88 @@
+"""Transcript passages: overlapping time windows of whole sentences.
+
+A window is cut only at sentence ends, so every passage starts on a sentence
+with an exact cue time (its anchor) and regrouping never moves a citation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ingest.records import Document, Passage, Sentence
+
+# all-MiniLM-L6-v2 reads 256 word pieces and silently drops the rest; English
+# speech runs ~1.3 pieces a word, so a window (title included, as the model
+# reads it: see Passage.embed_text) stays under this many words.
+MAX_WINDOW_WORDS = 200
+
+
+def transcript_passages(
+    doc: Document, window_s: float = 60.0, stride_s: float = 30.0
+) -> list[Passage]:
+    """Windows of about ``window_s`` seconds starting every ``stride_s`` seconds.
+
+    A window starts at a sentence and takes the following sentences until its
+    span reaches ``window_s`` (or the word limit); the next window starts at the
+    first sentence beginning ``stride_s`` or more after this one's start, and
+    never after the sentence following this window, so nothing is skipped.
+    ``stride_s == window_s`` gives windows that neither overlap nor leave gaps.
+    """
+    if doc.kind != "transcript":
+        raise ValueError(f"{doc.path}: transcript windows need a transcript, not {doc.kind}")
+    if not 0 < stride_s <= window_s:
+        raise ValueError(f"need 0 < stride_s <= window_s, got {stride_s} and {window_s}")
+    timed = [s for s in doc.sentences if s.time is not None and s.end_time is not None]
+    budget = MAX_WINDOW_WORDS - len(doc.title.split())
+    words = [len(s.text.split()) for s in timed]
+    starts = [_start(s) for s in timed]
+
+    passages: list[Passage] = []
+    i = 0
+    while i < len(timed):
+        t0 = starts[i]
+        j, used = i + 1, words[i]
+        # Take sentence j while the window is still short, j starts inside it
+        # (so stride == window cannot repeat it) and the model can read it all.
+        while (
+            j < len(timed)
+            and _end(timed[j - 1]) - t0 < window_s
+            and starts[j] - t0 < window_s
+            and used + words[j] <= budget
+        ):
+            used += words[j]
+            j += 1
+        passages.append(_passage(doc, tuple(timed[i:j])))
+        if j == len(timed):
+            break  # later windows would only repeat the tail of this one
+        nxt = i + 1
+        while nxt < j and starts[nxt] - t0 < stride_s:
+            nxt += 1
+        i = nxt
+    return passages
+
+
+def _start(s: Sentence) -> float:
+    assert s.time is not None
+    return s.time.seconds
+
+
+def _end(s: Sentence) -> float:
+    assert s.end_time is not None
+    return s.end_time
+
+
+def _passage(doc: Document, sentences: tuple[Sentence, ...]) -> Passage:
+    start, end = sentences[0].start, sentences[-1].end
+    return Passage(
+        id=hashlib.sha1(f"{doc.id}:{start}:{end}".encode()).hexdigest()[:16],
+        document_id=doc.id,
+        document_title=doc.title,
+        kind="transcript",
+        channel=doc.channel,
+        episode=doc.episode,
+        section=(),
+        sentences=sentences,
+        anchor=sentences[0].time,
+        links=(),
+        path=doc.path,
+    )

@@ -1,0 +1,1 @@
+"""server: the FastAPI app (page + JSON API), its settings, and the CLI."""

@@ -1,0 +1,214 @@
+"""The web app: the search page and the JSON API over the same search functions.
+
+``create_app(settings)`` builds everything; nothing lives at module level, so
+tests make as many apps, over as many indexes, as they like.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from index import Filters, Index, answer, open_index, search
+from index.embedder import SentenceTransformerEmbedder
+from index.search import AnswerSentence, check_query
+from ingest.errors import PodciteError, QueryError
+from ingest.records import Hit
+from server import schemas
+from server.settings import Settings
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    query: str
+    hits: list[Hit]
+    answer: list[AnswerSentence]
+    took_ms: float
+
+
+def _filters(kind: str | None, episode: str | None, after: str | None, before: str | None) -> Filters:
+    if kind not in (None, "", "wiki", "transcript"):
+        raise QueryError("kind", "kind must be 'wiki' or 'transcript'")
+    for name, value in (("after", after), ("before", before)):
+        if value and not _is_date(value):
+            raise QueryError(name, f"{name} must be a date written YYYY-MM-DD")
+    return Filters(kind=kind or None, episode=episode or None, after=after or None, before=before or None)
+
+
+def _is_date(value: str) -> bool:
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+def run(index: Index, q: str, k: int, filters: Filters, with_answer: bool) -> Outcome:
+    """The one search path behind the page, /api/search and /api/ask."""
+    t0 = time.perf_counter()
+    query = check_query(q, k)
+    hits = search(index, query, k, filters=filters)
+    sentences = answer(index, query, hits) if with_answer else []
+    return Outcome(query, hits, sentences, (time.perf_counter() - t0) * 1000)
+
+
+def _error(field: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=422,
+        content={"detail": [{"loc": ["query", field], "msg": message, "type": "value_error"}]},
+    )
+
+
+def create_app(settings: Settings | None = None, index: Index | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.index is None:
+            embedder = SentenceTransformerEmbedder(settings.model_dir)
+            app.state.index = open_index(settings.index_dir, embedder, verify=settings.verify_index)
+        # Load the model and warm the query path before the first request.
+        search(app.state.index, "warm up", 1)
+        yield
+
+    app = FastAPI(
+        title="podcite",
+        summary="Ask a podcast library; get passages cited to the moment of the episode.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.index = index
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    if settings.metrics:
+        from prometheus_fastapi_instrumentator import Instrumentator
+
+        Instrumentator().instrument(app).expose(app, include_in_schema=False)
+
+    @app.exception_handler(QueryError)
+    async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
+        return _error(exc.field, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": ["query"], "msg": "invalid request"}
+        loc = [str(x) for x in first.get("loc", ())]
+        field = loc[-1] if loc else "query"
+        return _error(field, f"{field}: {first.get('msg', 'invalid value')}")
+
+    @app.exception_handler(PodciteError)
+    async def _domain_error(request: Request, exc: PodciteError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    def current(request: Request) -> Index:
+        idx: Index | None = request.app.state.index
+        if idx is None:
+            raise PodciteError("the index is not loaded")
+        return idx
+
+    QParam = Annotated[str, Query(description="The question, 1-1000 characters.")]
+    KParam = Annotated[int, Query(description="How many results, 1-50.")]
+    Opt = Annotated[str | None, Query()]
+
+    @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"])
+    def api_search(
+        request: Request,
+        q: QParam = "",
+        k: KParam = settings.default_k,
+        kind: Opt = None,
+        episode: Opt = None,
+        after: Opt = None,
+        before: Opt = None,
+    ) -> schemas.SearchOut:
+        """Passages that answer the question, best first, each cited to its moment."""
+        out = run(current(request), q, k, _filters(kind, episode, after, before), False)
+        return schemas.SearchOut(
+            query=out.query,
+            took_ms=round(out.took_ms, 2),
+            results=[schemas.result(h) for h in out.hits],
+        )
+
+    @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"])
+    def api_ask(
+        request: Request,
+        q: QParam = "",
+        k: KParam = settings.default_k,
+        kind: Opt = None,
+        episode: Opt = None,
+        after: Opt = None,
+        before: Opt = None,
+    ) -> schemas.AskOut:
+        """The one to three source sentences that best answer the question, then the passages."""
+        out = run(current(request), q, k, _filters(kind, episode, after, before), True)
+        return schemas.AskOut(
+            query=out.query,
+            took_ms=round(out.took_ms, 2),
+            answer=[schemas.answer_sentence(a) for a in out.answer],
+            results=[schemas.result(h) for h in out.hits],
+        )
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(request: Request) -> dict[str, Any]:
+        idx: Index | None = request.app.state.index
+        if idx is None:
+            return {"status": "starting"}
+        return {
+            "status": "ok",
+            "passages": len(idx.passages),
+            "documents": idx.manifest["counts"]["documents"],
+            "model": idx.model,
+            "built_at": idx.manifest.get("built_at"),
+        }
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page(request: Request) -> HTMLResponse:
+        params = request.query_params
+        q = params.get("q")
+        context: dict[str, Any] = {
+            "q": q or "",
+            "k": params.get("k", str(settings.default_k)),
+            "kind": params.get("kind", ""),
+            "episode": params.get("episode", ""),
+            "after": params.get("after", ""),
+            "before": params.get("before", ""),
+            "error": None,
+            "outcome": None,
+            "answer": [],
+            "results": [],
+        }
+        status = 200
+        if q is not None:
+            try:
+                try:
+                    k = int(context["k"])
+                except ValueError as exc:
+                    raise QueryError("k", "k must be a whole number") from exc
+                filters = _filters(
+                    context["kind"], context["episode"], context["after"], context["before"]
+                )
+                out = run(current(request), q, k, filters, True)
+                context["outcome"] = out
+                context["answer"] = [schemas.answer_sentence(a) for a in out.answer]
+                context["results"] = [(h, schemas.result(h)) for h in out.hits]
+            except QueryError as exc:
+                context["error"] = exc
+                status = 422
+        return templates.TemplateResponse(request, "index.html", context, status_code=status)
+
+    return app

@@ -1,0 +1,207 @@
+"""The ``podcite`` command: ingest, serve, ask (and eval).
+
+Heavy modules (torch through the embedder, faiss, the web app) are imported
+inside the commands, so ``podcite --help`` answers at once.  Domain errors
+become one line on stderr and exit code 1 here, and only here.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from ingest.errors import PodciteError
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    from index import BuildReport
+
+app = typer.Typer(
+    name="podcite",
+    help="Ask questions of a podcast library; answers cite the moment of the episode.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+IndexOpt = Annotated[
+    Path | None, typer.Option("--index", help="Index directory [default: PODCITE_INDEX_DIR or data/index].")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"podcite: {message}", err=True, fg="red")
+    return typer.Exit(code=1)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except PodciteError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _settings(index: Path | None) -> Settings:
+    s = Settings()
+    if index is not None:
+        s.index_dir = index
+    return s
+
+
+def do_ingest(paths: list[Path], settings: Settings, strict: bool, quiet: bool = False) -> BuildReport:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from index import SentenceTransformerEmbedder, build
+    from ingest import load
+
+    console = Console(stderr=True, quiet=quiet)
+    t0 = time.perf_counter()
+    with console.status("reading documents"):
+        loaded = load(paths)
+    embedder = SentenceTransformerEmbedder(settings.model_dir)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("embedding", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = build(
+            loaded.documents,
+            settings.index_dir,
+            embedder,
+            errors=loaded.errors,
+            strict=strict,
+            catalog_files=loaded.catalog_files,
+            progress=progress,
+        )
+    for line in report.errors:
+        console.print(f"[red]skipped[/red] {line}", highlight=False)
+    for line in report.warnings[:20]:
+        console.print(f"[yellow]warning[/yellow] {line}", highlight=False)
+    if len(report.warnings) > 20:
+        console.print(f"[yellow]… and {len(report.warnings) - 20} more warnings (see the manifest)")
+    seconds = time.perf_counter() - t0
+    console.print(
+        f"indexed {report.documents} documents, {report.passages} passages "
+        f"({report.embedded} embedded, {report.reused} reused), "
+        f"{len(report.warnings)} warnings, {len(report.errors)} skipped, "
+        f"{seconds:.1f} s -> {settings.index_dir}",
+        highlight=False,
+    )
+    return report
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files and folders to index [default: corpus/].")
+    ] = None,
+    index: IndexOpt = None,
+    strict: Annotated[bool, typer.Option(help="Fail the whole build on any bad document.")] = False,
+) -> None:
+    """Parse documents, embed their passages, and publish a new index atomically."""
+    settings = _settings(index)
+    _guard(lambda: do_ingest(paths or [settings.corpus_dir], settings, strict))
+
+
+@app.command()
+def serve(
+    index: IndexOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+) -> None:
+    """Serve the search page and the JSON API (builds an index from corpus/ if none exists)."""
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = _settings(index)
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    if not settings.index_dir.exists():
+        typer.echo(f"no index at {settings.index_dir}; building one from {settings.corpus_dir}", err=True)
+        _guard(lambda: do_ingest([settings.corpus_dir], settings, strict=False))
+    application = create_app(settings)
+    try:
+        uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
+    except PodciteError as exc:  # raised from the app's startup (a broken index)
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in plain words.")],
+    index: IndexOpt = None,
+    k: Annotated[int, typer.Option("-k", help="How many passages to show.")] = 5,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the /api/ask JSON.")] = False,
+) -> None:
+    """Answer a question in the terminal: cited sentences, then the passages."""
+    from index import SentenceTransformerEmbedder, open_index
+    from server import schemas
+    from server.app import _filters, run
+
+    settings = _settings(index)
+
+    def go() -> Any:
+        idx = open_index(settings.index_dir, SentenceTransformerEmbedder(settings.model_dir))
+        assert idx.embedder is not None
+        idx.embedder.encode(["warm up"])  # load the model outside the timed search
+        return run(idx, question, k, _filters(None, None, None, None), True)
+
+    out = _guard(go)
+    answer = [schemas.answer_sentence(a) for a in out.answer]
+    results = [schemas.result(h) for h in out.hits]
+    if json_out:
+        doc = schemas.AskOut(query=out.query, took_ms=round(out.took_ms, 2), answer=answer, results=results)
+        sys.stdout.write(doc.model_dump_json(indent=2) + "\n")
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    console.print(f"[bold]{out.query}[/bold]")
+    if answer:
+        console.print("\n[bold]Answer[/bold] (from the sources, word for word)")
+        for a in answer:
+            when = _when(a.timestamp)
+            console.print(f"  • {a.text} [cyan]{when}[/cyan] {a.url or ''}")
+    console.print(f"\n[bold]{len(results)} passages[/bold] ({out.took_ms:.0f} ms)")
+    for r in results:
+        ep = r.episode.title if r.episode else "episode unknown"
+        trail = " › ".join([r.document.title, *r.section])
+        console.print(f"\n[bold]{r.rank}.[/bold] [cyan]{_when(r.timestamp)}[/cyan] {ep}  [dim]{trail}[/dim]")
+        console.print(f"   {r.text}")
+        if r.url:
+            console.print(f"   [blue]{r.url}[/blue]")
+        if r.links:
+            console.print(f"   [dim]related: {', '.join(r.links)}[/dim]")
+
+
+def _when(t: Any) -> str:
+    if t is None:
+        return "(no time)"
+    return f"{'' if t.exact else '≈'}{t.label}"
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
