@@ -199,6 +199,9 @@ def _publish(
         fidx = faiss.IndexFlatIP(vectors.shape[1])
         fidx.add(vectors)
         faiss.write_index(fidx, str(tmp / store.FAISS))
+        from index.keyword import DIRNAME, write_keyword_index
+
+        write_keyword_index(tmp / DIRNAME, passages)
         manifest["checksums"] = {n: store.file_sha256(tmp / n) for n in store.DATA_FILES}
         # The manifest is written last: a directory without one is never an index.
         (tmp / store.MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")

@@ -121,4 +121,8 @@ def load(path: Path, verify: bool = True, embedder: Embedder | None = None) -> I
     starts = np.zeros(n, dtype=np.int64)
     if n:
         starts[1:] = np.cumsum(counts)[:-1]
-    return Index(path, manifest, passages, vectors, sentence_vectors, starts, keys, fidx, embedder)
+    from index.keyword import DIRNAME, load_keyword_index
+
+    index = Index(path, manifest, passages, vectors, sentence_vectors, starts, keys, fidx, embedder)
+    index.extras["keyword"] = load_keyword_index(path / DIRNAME)
+    return index
