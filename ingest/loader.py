@@ -74,7 +74,13 @@ def discover(paths: Iterable[Path]) -> tuple[list[Source], list[DocumentError]]:
     return found, errors
 
 
+# Files in a folder that are about the folder, not documents of the library.
+_NOT_DOCUMENTS = ("license", "licence", "readme", "copying", "notice", "changelog")
+
+
 def _hidden(rel: Path) -> bool:
+    if rel.name.lower().startswith(_NOT_DOCUMENTS):
+        return True
     return any(part.startswith(".") for part in rel.parts)
 
 

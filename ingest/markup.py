@@ -32,6 +32,8 @@ TRAILER_MD = CITE_MD.pattern
 # reads as its words.  Plain text: the export writes a bare snake_case slug at
 # the end of a sentence, before its punctuation or citation.
 LINK_MD = re.compile(r"\[\[(?P<slug>[^|\]\n]+?)\s*(?:\|\s*(?P<words>[^\]\n]*?)\s*)?\]\]")
+# Links broken in the source ("[[slug | words]." or "[[slug|."): same meaning.
+LINK_BROKEN = re.compile(r"\[\[(?P<slug>[^|\]\n\[]+?)\s*(?:\|(?P<words>[^\]\n\[]*))?\]?")
 LINK_TEXT = re.compile(
     r"(?:(?<=\s)|^|(?<=[.!?]))(?P<slug>[a-z0-9]+(?:_[a-z0-9]+){1,})"
     r"(?=\s*(?:\[[\d:]{1,12}\]\s*)*[.!?]?[\"'”’)]*\s*(?:\[[\d:]{1,12}\]\s*)*$)"
@@ -113,6 +115,7 @@ def clean_markdown(raw: str) -> Cleaned:
         return m["words"] or ""
 
     text = LINK_MD.sub(_link, text)
+    text = LINK_BROKEN.sub(lambda m: (_link(m) or "").strip(" +"), text)
     text = _MD_LINK.sub(lambda m: m["words"], text)
     text = _HTML_TAG.sub(" ", text)
     text = _CALLOUT.sub("", text)

@@ -10,10 +10,14 @@ import hashlib
 
 from ingest.records import Document, Passage, Sentence
 
-# all-MiniLM-L6-v2 reads 256 word pieces and silently drops the rest; English
-# speech runs ~1.3 pieces a word, so a window (title included, as the model
-# reads it: see Passage.embed_text) stays under this many words.
-MAX_WINDOW_WORDS = 200
+# all-MiniLM-L6-v2 reads 256 word pieces and silently drops the rest.  Counted
+# in characters, the steadiest proxy for word pieces on the shared transcripts
+# (pieces per character vary ~1.3x between windows, per word ~1.4x).  Measured
+# with the model's tokenizer there: a 200-word cap overflows 256 pieces in 14%
+# of windows, 900 characters in 1 of 9,000, 850 in none.  The title counts too:
+# the model reads it (see Passage.embed_text).  60 s of speech is ~1,100
+# characters, so on those files windows end up ~48 s long.
+MAX_WINDOW_CHARS = 880
 
 
 def transcript_passages(
@@ -22,7 +26,7 @@ def transcript_passages(
     """Windows of about ``window_s`` seconds starting every ``stride_s`` seconds.
 
     A window starts at a sentence and takes the following sentences until its
-    span reaches ``window_s`` (or the word limit); the next window starts at the
+    span reaches ``window_s`` (or the model's length limit); the next window starts at the
     first sentence beginning ``stride_s`` or more after this one's start, and
     never after the sentence following this window, so nothing is skipped.
     ``stride_s == window_s`` gives windows that neither overlap nor leave gaps.
@@ -32,24 +36,24 @@ def transcript_passages(
     if not 0 < stride_s <= window_s:
         raise ValueError(f"need 0 < stride_s <= window_s, got {stride_s} and {window_s}")
     timed = [s for s in doc.sentences if s.time is not None and s.end_time is not None]
-    budget = MAX_WINDOW_WORDS - len(doc.title.split())
-    words = [len(s.text.split()) for s in timed]
+    budget = MAX_WINDOW_CHARS - len(doc.title) - 2
+    size = [len(s.text) + 1 for s in timed]
     starts = [_start(s) for s in timed]
 
     passages: list[Passage] = []
     i = 0
     while i < len(timed):
         t0 = starts[i]
-        j, used = i + 1, words[i]
+        j, used = i + 1, size[i]
         # Take sentence j while the window is still short, j starts inside it
         # (so stride == window cannot repeat it) and the model can read it all.
         while (
             j < len(timed)
             and _end(timed[j - 1]) - t0 < window_s
             and starts[j] - t0 < window_s
-            and used + words[j] <= budget
+            and used + size[j] <= budget
         ):
-            used += words[j]
+            used += size[j]
             j += 1
         passages.append(_passage(doc, tuple(timed[i:j])))
         if j == len(timed):

@@ -1,0 +1,57 @@
+"""Shared fixtures: the real model (loaded once), a seed index, the shared data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SEED = CORPUS / "hubermanlab-experimental-depression-treatments.txt"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """../shared/data, or a clean skip where it is absent (a user's clone)."""
+    if not (SHARED / "wiki").is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    from index import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def seed_index_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
+    from index import build
+    from ingest import load
+
+    out = tmp_path_factory.mktemp("seed") / "index"
+    loaded = load([CORPUS])
+    build(loaded.documents, out, embedder, catalog_files=loaded.catalog_files)
+    return out
+
+
+@pytest.fixture(scope="session")
+def seed_index(seed_index_dir: Path, embedder):  # type: ignore[no-untyped-def]
+    from index import open_index
+
+    return open_index(seed_index_dir, embedder)
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Iterator[Path]:
+    dst = tmp_path / "corpus"
+    shutil.copytree(CORPUS, dst)
+    yield dst

@@ -1,0 +1,197 @@
+"""The wiki parsers: the seed (plain text) and the shared Markdown pages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ingest import load, parse, passages
+from ingest.catalog import read_csv
+from ingest.errors import DocumentError
+from ingest.markup import parse_timecode
+from tests.conftest import CORPUS, SEED
+
+HEADINGS = [
+    "Ketamine and NMDA Receptor Antagonists",
+    "Mechanism of Action",
+    "Clinical Implications",
+    "Psilocybin and Serotonin Receptor Modulation",
+    "Scientific Insights",
+    "Therapeutic Outcomes",
+    "Conclusion",
+]
+
+
+def _source(path: str) -> str:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return fh.read()
+
+
+@pytest.fixture(scope="module")
+def seed():  # type: ignore[no-untyped-def]
+    return parse(SEED, catalog=read_csv(CORPUS / "catalog.csv"))
+
+
+def test_seed_headings_and_episode(seed) -> None:  # type: ignore[no-untyped-def]
+    assert [s.trail[-1] for s in seed.sections if s.trail] == HEADINGS
+    assert seed.channel == "hubermanlab"
+    assert seed.episode is not None and seed.episode.id == "Xu1FMCxoEFc"
+    assert seed.episode.date == "2021-08-23"
+    assert seed.issues == ()
+
+
+def test_seed_every_timestamp_found_in_source(seed) -> None:  # type: ignore[no-untyped-def]
+    raw = _source(str(SEED))
+    cited = sorted(parse_timecode(t) for t in re.findall(r"\[(\d\d:\d\d:\d\d)\]", raw))
+    times = sorted(int(s.time.seconds) for s in seed.sentences if s.time)
+    assert times == cited
+    assert len(times) == 6
+    for s in seed.sentences:
+        if s.time:
+            assert s.time.exact
+            # the citation is inside the sentence's own verbatim span
+            assert f"[{s.time.label.zfill(8)}]" in raw[s.start : s.end]
+
+
+def test_seed_offsets_slice_back_and_links_leave_text(seed) -> None:  # type: ignore[no-untyped-def]
+    raw = _source(str(SEED))
+    for s in seed.sentences:
+        verbatim = raw[s.start : s.end]
+        assert verbatim == verbatim.strip()
+        for word in re.findall(r"[A-Za-z]{4,}", s.text):
+            assert word in verbatim
+        assert "[" not in s.text and "_" not in s.text
+        for link in s.links:
+            assert link in verbatim and link not in s.text
+    links = {link for s in seed.sentences for link in s.links}
+    assert "ketamine_and_neuroplasticity" in links
+    assert len(links) == 10
+
+
+def test_seed_sentence_with_abbreviation_is_one_sentence(seed) -> None:  # type: ignore[no-untyped-def]
+    vesuna = [s for s in seed.sentences if "Vesuna" in s.text]
+    assert len(vesuna) == 1 and vesuna[0].text.endswith("dissociative states.")
+    assert vesuna[0].time is not None and vesuna[0].time.label == "1:23:04"
+
+
+def test_anchor_rule(seed) -> None:  # type: ignore[no-untyped-def]
+    ps = {p.section[-1] if p.section else "": p for p in passages(seed)}
+    # its own first citation: exact
+    assert ps["Mechanism of Action"].anchor is not None
+    assert ps["Mechanism of Action"].anchor.exact and ps["Mechanism of Action"].anchor.seconds == 4920
+    # no citation in the section: no time at all, never an invented one
+    assert ps["Ketamine and NMDA Receptor Antagonists"].anchor is None
+    assert ps["Conclusion"].anchor is None
+
+
+def test_approximate_anchor_from_section(tmp_path: Path) -> None:
+    doc = tmp_path / "page.txt"
+    doc.write_text(
+        "From: chan\nTopic\n"
+        + "First paragraph says something with a time [00:10:00].\n"
+        + " ".join(["Another long sentence about nothing in particular here."] * 30)
+        + "\n",
+        encoding="utf-8",
+    )
+    ps = passages(parse(doc))
+    assert len(ps) >= 2
+    assert ps[0].anchor is not None and ps[0].anchor.exact
+    later = ps[-1]
+    assert later.anchor is not None and not later.anchor.exact and later.anchor.seconds == 600
+
+
+def test_passages_stay_inside_sections_and_model_window(seed) -> None:  # type: ignore[no-untyped-def]
+    raw = _source(str(SEED))
+    for p in passages(seed):
+        span = raw[p.start : p.end]
+        assert not any(h == line.strip() for h in HEADINGS for line in span.splitlines()[1:])
+        assert len(p.embed_text().split()) < 200
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("01:22:00", 4920), ("1:22:00", 4920), ("09:01", 541), ("99:99:99", None), ("1:2", None),
+     ("HH:MM:SS", None), ("00:61:00", None), ("12:03:04:05", None)],
+)
+def test_timecodes(value: str, seconds: int | None) -> None:
+    assert parse_timecode(value) == seconds
+
+
+def test_malformed_citations_reported_with_line(tmp_path: Path) -> None:
+    doc = tmp_path / "bad.txt"
+    doc.write_text(
+        "From: chan\nHeading\nGood claim here [00:01:00]. Bad claim [99:99:99].\n"
+        "Another bad one [1:2]. Fine [05:07].\n",
+        encoding="utf-8",
+    )
+    d = parse(doc)
+    msgs = [str(i) for i in d.issues]
+    assert len(msgs) == 2
+    assert msgs[0].startswith(f"{doc}:3:") and "99:99:99" in msgs[0]
+    assert msgs[1].startswith(f"{doc}:4:") and "1:2" in msgs[1]
+    texts = {s.text: s.time for s in d.sentences}
+    assert texts["Bad claim."] is None  # text kept, time dropped
+    assert texts["Good claim here."] is not None
+    assert texts["Fine."] is not None and texts["Fine."].seconds == 307
+
+
+def test_bad_documents_do_not_lose_the_others(tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_text("From: c\nHeading\nA fine sentence [00:00:05].\n")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00bad bytes\n")
+    (tmp_path / "empty.md").write_text("---\ntitle: Empty\n---\n")
+    (tmp_path / "notes.pdf").write_bytes(b"%PDF")  # not ours: passed over inside a folder
+    loaded = load([tmp_path])
+    assert [d.id for d in loaded.documents] == ["good.txt"]
+    errors = sorted(str(e) for e in loaded.errors)
+    assert len(errors) == 2
+    assert "binary.txt:1: not UTF-8" in errors[0]
+    assert "empty.md:4: no text to index" in errors[1]
+
+
+def test_named_unsupported_file_is_an_error(tmp_path: Path) -> None:
+    f = tmp_path / "x.pdf"
+    f.write_bytes(b"%PDF")
+    loaded = load([f, tmp_path / "missing.txt"])
+    assert len(loaded.errors) == 2
+    with pytest.raises(DocumentError):
+        parse(f)
+
+
+def test_markdown_seed_twin(shared: Path) -> None:
+    md = shared / "wiki" / "hubermanlab" / "experimental_treatments_for_depression.md"
+    d = parse(md)
+    assert d.title == "Experimental treatments for depression"
+    assert d.episode is not None and d.episode.id == "Xu1FMCxoEFc"
+    trails = [s.trail for s in d.sections]
+    assert ("Ketamine and NMDA Receptor Antagonists", "Mechanism of Action") in trails
+    seed = parse(SEED)
+    assert sorted(s.time.seconds for s in d.sentences if s.time) == sorted(
+        s.time.seconds for s in seed.sentences if s.time
+    )
+
+
+def test_all_shared_pages_parse(shared: Path) -> None:
+    loaded = load([shared / "wiki"])
+    # 1,117 files: 1,116 topic pages, and hubermanlab.md, which is read as the catalog
+    assert len(loaded.documents) == 1116
+    assert [p.name for p in loaded.catalog_files] == ["hubermanlab.md"]
+    assert not loaded.errors
+    assert len(loaded.catalog) >= 200
+    raw_cache: dict[str, str] = {}
+    markup_left = 0
+    for d in loaded.documents:
+        raw = raw_cache.setdefault(d.path, _source(d.path))
+        assert d.episode is not None
+        for s in d.sentences:
+            assert raw[s.start : s.end].strip() == raw[s.start : s.end]
+            if s.time:
+                # every exact time is found again in the raw sentence
+                label = s.time.label
+                assert any(
+                    v in raw[s.start : s.end]
+                    for v in (label, label.zfill(8), label[2:] if label.startswith("0:") else label)
+                )
+            markup_left += "yt-timestamp" in s.text or "[[" in s.text
+    assert markup_left == 0
