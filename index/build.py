@@ -69,9 +69,7 @@ def _previous(out: Path, model: str) -> dict[str, tuple[NDArray[np.float32], NDA
         return {}
     if old.model != model:
         return {}
-    return {
-        key: (old.vectors[i], old.sentence_vectors_of(i)) for i, key in enumerate(old.keys)
-    }
+    return {key: (old.vectors[i], old.sentence_vectors_of(i)) for i, key in enumerate(old.keys)}
 
 
 def build(
@@ -92,9 +90,13 @@ def build(
     report.warnings = [str(i) for d in documents for i in d.issues]
     if strict and (report.errors or report.warnings):
         first = (report.errors + report.warnings)[0]
-        raise BuildError(f"--strict: {len(report.errors + report.warnings)} problem(s), first: {first}")
+        raise BuildError(
+            f"--strict: {len(report.errors + report.warnings)} problem(s), first: {first}"
+        )
     if not documents:
-        raise BuildError("no documents to index" + (f"; first error: {report.errors[0]}" if errors else ""))
+        raise BuildError(
+            "no documents to index" + (f"; first error: {report.errors[0]}" if errors else "")
+        )
     if out.exists() and not out.is_symlink() and not (out / store.MANIFEST).exists():
         raise BuildError(f"{out} exists and is not a podcite index; choose another --index")
 

@@ -36,8 +36,12 @@ def default_model_dir() -> Path:
 
 
 class Embedder(Protocol):
+    """What the index needs of a model: a name for the manifest, and vectors."""
+
     name: str
-    dimension: int
+
+    @property
+    def dimension(self) -> int: ...
 
     def encode(
         self,

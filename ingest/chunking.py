@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Literal
 
 from ingest.records import Document, Passage, Section, Sentence, Time
@@ -61,7 +62,7 @@ def _groups(section: Section, rule: Rule, max_words: int) -> list[list[Sentence]
         return [list(sents[i : i + 3]) for i in range(0, len(sents) - 2)]
     bounds = [*section.paragraphs, len(sents)]
     out: list[list[Sentence]] = []
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in pairwise(bounds):
         out.extend(_pack(sents[a:b], max_words))
     return [g for g in out if g]
 

@@ -12,8 +12,11 @@ from collections.abc import Iterator
 
 # Abbreviations after which a period does not end a sentence.
 _ABBREVIATIONS = frozenset(
-    """al e.g i.e etc vs cf dr mr mrs ms prof st jr sr no fig approx ca inc ltd co
-    mt ft u.s u.k ph.d m.d b.s dept est min max""".split()
+    [
+    "al", "e.g", "i.e", "etc", "vs", "cf", "dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr",
+    "no", "fig", "approx", "ca", "inc", "ltd", "co", "mt", "ft", "u.s", "u.k", "ph.d", "m.d",
+    "b.s", "dept", "est", "min", "max",
+    ]
 )
 
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by space and

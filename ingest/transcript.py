@@ -61,6 +61,7 @@ class _Cue:
 
 
 def _capped(path: str, issues: list[ParseIssue]) -> tuple[ParseIssue, ...]:
+    issues = sorted(issues, key=lambda i: i.line)  # file order, not the order of passes
     if len(issues) <= MAX_ISSUES:
         return tuple(issues)
     more = f"{len(issues) - MAX_ISSUES} more issues like these, repaired the same way"
@@ -80,10 +81,13 @@ def parse_transcript(path: Path, doc_id: str, text: str, catalog: Catalog) -> Do
     if episode is None:
         issues.append(ParseIssue(where, 1, "no catalog entry: indexed without episode link"))
     starts, lines = _split_lines(text)
-    cues = _repair(where, _read_cues(where, lines, kind == ".srt", issues), issues)
+    read = _read_cues(where, lines, kind == ".srt", issues)
+    cues = _repair(where, read, issues)
     joined, pieces = _join(cues, starts, lines, _SRT_MARKUP if kind == ".srt" else _VTT_MARKUP)
     if not cues:
-        raise DocumentError(where, len(lines), "no cue with any text: nothing to index")
+        raise DocumentError(
+            where, read[0].line, "no cue with text and sane times: nothing to index"
+        )
     found = _sentences(joined, pieces, cues, starts)
     return Document(
         id=doc_id,
@@ -120,17 +124,19 @@ def _split_lines(text: str) -> tuple[list[int], list[str]]:
     return starts, [text[a:b].rstrip("\r\n") for a, b in zip(starts, ends, strict=True)]
 
 
-def _blocks(lines: list[str]) -> Iterator[list[int]]:
-    """Runs of non-blank lines, as line indexes."""
+def _blocks(lines: list[str]) -> list[list[int]]:
+    """Runs of non-blank lines, as line indexes (a plain loop: twice groupby's speed)."""
+    blocks: list[list[int]] = []
     block: list[int] = []
     for i, line in enumerate(lines):
         if line.strip():
             block.append(i)
         elif block:
-            yield block
+            blocks.append(block)
             block = []
     if block:
-        yield block
+        blocks.append(block)
+    return blocks
 
 
 def _seconds(hours: str | None, minutes: str, secs: str, millis: str) -> float | None:
@@ -140,10 +146,8 @@ def _seconds(hours: str | None, minutes: str, secs: str, millis: str) -> float |
     return round((int(hours) * 3600 if hours else 0) + m * 60 + s + int(millis) / 1000, 3)
 
 
-def _read_cues(
-    where: str, lines: list[str], is_srt: bool, issues: list[ParseIssue]
-) -> list[_Cue]:
-    blocks = list(_blocks(lines))
+def _read_cues(where: str, lines: list[str], is_srt: bool, issues: list[ParseIssue]) -> list[_Cue]:
+    blocks = _blocks(lines)
     if is_srt:
         first = blocks[0]
         if not any("-->" in lines[i] for i in first[:2]):

@@ -29,6 +29,14 @@ from server.settings import Settings
 
 HERE = Path(__file__).parent
 
+# Query parameters are declared loosely and checked by check_query/_filters, so
+# the API, the page and the CLI give one and the same message for bad input.
+QParam = Annotated[str, Query(description="The question, 1-1000 characters.")]
+KParam = Annotated[int | None, Query(description="How many results, 1-50 (default 5).")]
+KindParam = Annotated[str | None, Query(description="Only 'wiki' or 'transcript' results.")]
+EpisodeParam = Annotated[str | None, Query(description="Only this episode (YouTube id).")]
+DateParam = Annotated[str | None, Query(description="Episode date bound, YYYY-MM-DD, inclusive.")]
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -38,13 +46,17 @@ class Outcome:
     took_ms: float
 
 
-def _filters(kind: str | None, episode: str | None, after: str | None, before: str | None) -> Filters:
+def _filters(
+    kind: str | None, episode: str | None, after: str | None, before: str | None
+) -> Filters:
     if kind not in (None, "", "wiki", "transcript"):
         raise QueryError("kind", "kind must be 'wiki' or 'transcript'")
     for name, value in (("after", after), ("before", before)):
         if value and not _is_date(value):
             raise QueryError(name, f"{name} must be a date written YYYY-MM-DD")
-    return Filters(kind=kind or None, episode=episode or None, after=after or None, before=before or None)
+    return Filters(
+        kind=kind or None, episode=episode or None, after=after or None, before=before or None
+    )
 
 
 def _is_date(value: str) -> bool:
@@ -122,22 +134,19 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             raise PodciteError("the index is not loaded")
         return idx
 
-    QParam = Annotated[str, Query(description="The question, 1-1000 characters.")]
-    KParam = Annotated[int, Query(description="How many results, 1-50.")]
-    Opt = Annotated[str | None, Query()]
-
     @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"])
     def api_search(
         request: Request,
         q: QParam = "",
-        k: KParam = settings.default_k,
-        kind: Opt = None,
-        episode: Opt = None,
-        after: Opt = None,
-        before: Opt = None,
+        k: KParam = None,
+        kind: KindParam = None,
+        episode: EpisodeParam = None,
+        after: DateParam = None,
+        before: DateParam = None,
     ) -> schemas.SearchOut:
         """Passages that answer the question, best first, each cited to its moment."""
-        out = run(current(request), q, k, _filters(kind, episode, after, before), False)
+        filters = _filters(kind, episode, after, before)
+        out = run(current(request), q, settings.default_k if k is None else k, filters, False)
         return schemas.SearchOut(
             query=out.query,
             took_ms=round(out.took_ms, 2),
@@ -148,14 +157,15 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     def api_ask(
         request: Request,
         q: QParam = "",
-        k: KParam = settings.default_k,
-        kind: Opt = None,
-        episode: Opt = None,
-        after: Opt = None,
-        before: Opt = None,
+        k: KParam = None,
+        kind: KindParam = None,
+        episode: EpisodeParam = None,
+        after: DateParam = None,
+        before: DateParam = None,
     ) -> schemas.AskOut:
         """The one to three source sentences that best answer the question, then the passages."""
-        out = run(current(request), q, k, _filters(kind, episode, after, before), True)
+        filters = _filters(kind, episode, after, before)
+        out = run(current(request), q, settings.default_k if k is None else k, filters, True)
         return schemas.AskOut(
             query=out.query,
             took_ms=round(out.took_ms, 2),

@@ -32,7 +32,8 @@ app = typer.Typer(
 T = TypeVar("T")
 
 IndexOpt = Annotated[
-    Path | None, typer.Option("--index", help="Index directory [default: PODCITE_INDEX_DIR or data/index].")
+    Path | None,
+    typer.Option("--index", help="Index directory [default: PODCITE_INDEX_DIR or data/index]."),
 ]
 
 
@@ -55,7 +56,9 @@ def _settings(index: Path | None) -> Settings:
     return s
 
 
-def do_ingest(paths: list[Path], settings: Settings, strict: bool, quiet: bool = False) -> BuildReport:
+def do_ingest(
+    paths: list[Path], settings: Settings, strict: bool, quiet: bool = False
+) -> BuildReport:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -122,7 +125,9 @@ def ingest(
 @app.command()
 def serve(
     index: IndexOpt = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
 ) -> None:
     """Serve the search page and the JSON API (builds an index from corpus/ if none exists)."""
@@ -136,7 +141,9 @@ def serve(
     if port:
         settings.port = port
     if not settings.index_dir.exists():
-        typer.echo(f"no index at {settings.index_dir}; building one from {settings.corpus_dir}", err=True)
+        typer.echo(
+            f"no index at {settings.index_dir}; building one from {settings.corpus_dir}", err=True
+        )
         _guard(lambda: do_ingest([settings.corpus_dir], settings, strict=False))
     application = create_app(settings)
     try:
@@ -169,7 +176,9 @@ def ask(
     answer = [schemas.answer_sentence(a) for a in out.answer]
     results = [schemas.result(h) for h in out.hits]
     if json_out:
-        doc = schemas.AskOut(query=out.query, took_ms=round(out.took_ms, 2), answer=answer, results=results)
+        doc = schemas.AskOut(
+            query=out.query, took_ms=round(out.took_ms, 2), answer=answer, results=results
+        )
         sys.stdout.write(doc.model_dump_json(indent=2) + "\n")
         return
     from rich.console import Console
@@ -185,7 +194,9 @@ def ask(
     for r in results:
         ep = r.episode.title if r.episode else "episode unknown"
         trail = " › ".join([r.document.title, *r.section])
-        console.print(f"\n[bold]{r.rank}.[/bold] [cyan]{_when(r.timestamp)}[/cyan] {ep}  [dim]{trail}[/dim]")
+        console.print(
+            f"\n[bold]{r.rank}.[/bold] [cyan]{_when(r.timestamp)}[/cyan] {ep}  [dim]{trail}[/dim]"
+        )
         console.print(f"   {r.text}")
         if r.url:
             console.print(f"   [blue]{r.url}[/blue]")

@@ -11,10 +11,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PODCITE_", env_file=None, extra="ignore")
 
-    index_dir: Path = Field(Path("data/index"), description="The index directory to serve and build.")
-    corpus_dir: Path = Field(Path("corpus"), description="Documents indexed when no index exists yet.")
+    index_dir: Path = Field(
+        Path("data/index"), description="The index directory to serve and build."
+    )
+    corpus_dir: Path = Field(
+        Path("corpus"), description="Documents indexed when no index exists yet."
+    )
     model_dir: Path | None = Field(
-        None, description="A sentence-transformers model directory; default: the packaged all-MiniLM-L6-v2."
+        None,
+        description="A sentence-transformers model directory; default: packaged all-MiniLM-L6-v2.",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

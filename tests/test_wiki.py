@@ -80,7 +80,9 @@ def test_anchor_rule(seed) -> None:  # type: ignore[no-untyped-def]
     ps = {p.section[-1] if p.section else "": p for p in passages(seed)}
     # its own first citation: exact
     assert ps["Mechanism of Action"].anchor is not None
-    assert ps["Mechanism of Action"].anchor.exact and ps["Mechanism of Action"].anchor.seconds == 4920
+    assert (
+        ps["Mechanism of Action"].anchor.exact and ps["Mechanism of Action"].anchor.seconds == 4920
+    )
     # no citation in the section: no time at all, never an invented one
     assert ps["Ketamine and NMDA Receptor Antagonists"].anchor is None
     assert ps["Conclusion"].anchor is None
@@ -112,8 +114,16 @@ def test_passages_stay_inside_sections_and_model_window(seed) -> None:  # type: 
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("01:22:00", 4920), ("1:22:00", 4920), ("09:01", 541), ("99:99:99", None), ("1:2", None),
-     ("HH:MM:SS", None), ("00:61:00", None), ("12:03:04:05", None)],
+    [
+        ("01:22:00", 4920),
+        ("1:22:00", 4920),
+        ("09:01", 541),
+        ("99:99:99", None),
+        ("1:2", None),
+        ("HH:MM:SS", None),
+        ("00:61:00", None),
+        ("12:03:04:05", None),
+    ],
 )
 def test_timecodes(value: str, seconds: int | None) -> None:
     assert parse_timecode(value) == seconds

