@@ -45,12 +45,19 @@ class BuildReport:
     seconds: float = 0.0
 
 
-def embed_inputs(p: Passage) -> list[str]:
-    """What the model reads for a passage: its text, then each sentence alone,
-    both behind the title and heading trail (a sentence like "It primarily
-    targets 5HT2A receptors" needs them to say what "it" is)."""
-    context = p.embed_text()[: -len(p.text)] if p.text else p.embed_text()
-    return [p.embed_text(), *(context + s.text for s in p.sentences)]
+def embed_input(p: Passage) -> tuple[str, list[tuple[int, int]]]:
+    """What the model reads for a passage (title and heading trail, then its
+    text), and where each sentence lies in it.  Sentence vectors are pooled
+    from the passage's own token vectors: in bench/best_sentence.py they find
+    the evidence sentence more often than embedding each sentence alone
+    (0.87 against 0.81) and cost nothing extra."""
+    text = p.embed_text()
+    spans: list[tuple[int, int]] = []
+    pos = len(text) - len(p.text)
+    for s in p.sentences:
+        spans.append((pos, pos + len(s.text)))
+        pos += len(s.text) + 1
+    return text, spans
 
 
 def embed_key(model: str, text: str) -> str:
@@ -82,7 +89,7 @@ def build(
     catalog_files: Sequence[Path] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> BuildReport:
-    """Index ``documents`` into ``out``.  ``progress(done, total)`` counts texts embedded."""
+    """Index ``documents`` into ``out``.  ``progress(done, total)`` counts passages embedded."""
     t0 = time.perf_counter()
     out = Path(out)
     report = BuildReport(path=out)
@@ -110,8 +117,8 @@ def build(
         raise BuildError("the documents hold no indexable text")
 
     model = embedder.name
-    inputs = [embed_inputs(p) for p in all_passages]
-    keys = [embed_key(model, "\x01".join(texts)) for texts in inputs]
+    inputs = [embed_input(p) for p in all_passages]
+    keys = [embed_key(model, text) for text, _ in inputs]
     cache = _previous(out, model)
     todo = [i for i, k in enumerate(keys) if k not in cache]
     report.reused = len(keys) - len(todo)
@@ -124,22 +131,20 @@ def build(
         if k in cache:
             vectors[i], sent_rows[i] = cache[k]
     if todo:
-        flat = [t for i in todo for t in inputs[i]]
         done = 0
 
         def tick(n: int) -> None:
             nonlocal done
             done += n
             if progress:
-                progress(done, len(flat))
+                progress(done, len(todo))
 
-        vecs = embedder.encode(flat, progress=tick)
-        pos = 0
-        for i in todo:
-            n = len(inputs[i])
-            vectors[i] = vecs[pos]
-            sent_rows[i] = vecs[pos + 1 : pos + n].astype(np.float16)
-            pos += n
+        pvecs, svecs = embedder.encode_spans(
+            [inputs[i][0] for i in todo], [inputs[i][1] for i in todo], progress=tick
+        )
+        for j, i in enumerate(todo):
+            vectors[i] = pvecs[j]
+            sent_rows[i] = svecs[j].astype(np.float16)
     sentence_vectors = np.concatenate(sent_rows).astype(np.float16)
 
     report.documents = len(documents)

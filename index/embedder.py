@@ -50,6 +50,13 @@ class Embedder(Protocol):
         progress: Callable[[int], None] | None = ...,
     ) -> NDArray[np.float32]: ...
 
+    def encode_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = ...,
+    ) -> tuple[NDArray[np.float32], list[NDArray[np.float32]]]: ...
+
 
 def normalise(x: NDArray[Any]) -> NDArray[np.float32]:
     x = np.asarray(x, dtype=np.float32)
@@ -118,3 +125,65 @@ class SentenceTransformerEmbedder:
             if progress:
                 progress(len(idx))
         return out
+
+    def encode_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[NDArray[np.float32], list[NDArray[np.float32]]]:
+        return encode_pooled(self, texts, spans, progress=progress)
+
+
+def encode_pooled(
+    embedder: SentenceTransformerEmbedder,
+    texts: Sequence[str],
+    spans: Sequence[Sequence[tuple[int, int]]],
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[NDArray[np.float32], list[NDArray[np.float32]]]:
+    """Embed texts and, from the same forward pass, each character span of each
+    text: the mean of its tokens' contextual vectors.  A sentence vector for
+    free, where embedding sentences one by one would double the cost."""
+    import torch
+
+    model = embedder._load()
+    tokenizer = model.tokenizer
+    limit = embedder.max_tokens
+    dim = embedder.dimension
+    out_p = np.zeros((len(texts), dim), dtype=np.float32)
+    out_s: list[NDArray[np.float32]] = [np.zeros((0, dim), dtype=np.float32)] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        batch = [texts[i] for i in idx]
+        offsets = tokenizer(batch, return_offsets_mapping=True, truncation=True, max_length=limit)[
+            "offset_mapping"
+        ]
+        with torch.inference_mode():
+            outs = model.encode(batch, output_value=None, convert_to_numpy=False)
+        for j, i in enumerate(idx):
+            mask = outs[j]["attention_mask"].numpy().astype(bool)
+            tokens = outs[j]["token_embeddings"].float().numpy()[mask]
+            sent = outs[j]["sentence_embedding"].float().numpy()
+            out_p[i] = sent
+            out_s[i] = normalise(_pool(tokens, offsets[j], spans[i], sent))
+        if progress:
+            progress(len(idx))
+    return normalise(out_p), out_s
+
+
+def _pool(
+    tokens: NDArray[np.float32],
+    offsets: Sequence[tuple[int, int]],
+    spans: Sequence[tuple[int, int]],
+    fallback: NDArray[np.float32],
+) -> NDArray[np.float32]:
+    starts = np.array([a for a, _ in offsets[: len(tokens)]])
+    ends = np.array([b for _, b in offsets[: len(tokens)]])
+    real = ends > starts  # special tokens have empty offsets
+    out = np.empty((len(spans), tokens.shape[1]), dtype=np.float32)
+    for k, (a, b) in enumerate(spans):
+        sel = real & (starts >= a) & (ends <= b)
+        out[k] = tokens[sel].mean(axis=0) if sel.any() else fallback
+    return out
