@@ -32,7 +32,7 @@ serve: $(STAMP)
 	PODCITE_INDEX_DIR=$(INDEX) $(BIN)/podcite serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check ingest index server tests eval
+	$(BIN)/ruff check ingest index server tests eval bench
 	$(BIN)/mypy
 
 test: lint

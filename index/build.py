@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index import store
+from index import citecheck, store
 from index.embedder import Embedder
 from ingest.chunking import passages as make_passages
 from ingest.errors import BuildError, DocumentError, PodciteError
@@ -146,6 +146,10 @@ def build(
             vectors[i] = pvecs[j]
             sent_rows[i] = svecs[j].astype(np.float16)
     sentence_vectors = np.concatenate(sent_rows).astype(np.float16)
+    # Wiki citations checked against transcripts of the same episode in this build.
+    all_passages, citations = citecheck.verify(
+        all_passages, [r.astype(np.float32) for r in sent_rows]
+    )
 
     report.documents = len(documents)
     report.passages = len(all_passages)
@@ -171,6 +175,7 @@ def build(
             for d in documents
         },
         "catalogs": [str(p) for p in catalog_files],
+        "citations_checked": dict(citations),
         "warnings": report.warnings,
         "errors": report.errors,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -38,12 +38,21 @@ class Episode:
         return f"{self.url}&t={int(seconds)}s"
 
 
+Verdict = Literal["confirmed", "corrected", "unverified"]
+
+
 @dataclass(frozen=True, slots=True)
 class Time:
-    """A moment in an episode.  ``exact`` only when the source states it for this text."""
+    """A moment in an episode.  ``exact`` only when the source states it for this text.
+
+    A wiki citation checked against the episode's transcript gains a verdict;
+    when corrected, ``said_at`` is the transcript's time for the same claim (the
+    wiki's own time is kept in ``seconds``)."""
 
     seconds: float
     exact: bool
+    verified: Verdict | None = None
+    said_at: float | None = None
 
     @property
     def label(self) -> str:
@@ -225,8 +234,16 @@ def _episode_dict(e: Episode | None) -> dict[str, Any] | None:
 
 
 def _time_dict(t: Time | None) -> dict[str, Any] | None:
-    return None if t is None else {"seconds": t.seconds, "exact": t.exact}
+    if t is None:
+        return None
+    d: dict[str, Any] = {"seconds": t.seconds, "exact": t.exact}
+    if t.verified is not None:
+        d["verified"] = t.verified
+        d["said_at"] = t.said_at
+    return d
 
 
 def _time_from(d: dict[str, Any] | None) -> Time | None:
-    return None if d is None else Time(seconds=d["seconds"], exact=d["exact"])
+    if d is None:
+        return None
+    return Time(d["seconds"], d["exact"], d.get("verified"), d.get("said_at"))

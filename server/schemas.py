@@ -5,13 +5,17 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from index.search import AnswerSentence
-from ingest.records import Hit, Time
+from ingest.records import Hit, Time, format_seconds
 
 
 class TimestampOut(BaseModel):
     seconds: float
     label: str
     exact: bool
+    # Wiki citations checked against the episode's transcript (null: not checked).
+    verified: str | None = None
+    said_at: float | None = None  # for "corrected": when the transcript says it
+    said_at_label: str | None = None
 
 
 class DocumentOut(BaseModel):
@@ -34,11 +38,18 @@ class SourceOut(BaseModel):
     line: int
 
 
+class SpanOut(BaseModel):
+    start: float
+    end: float
+    label: str
+
+
 class ResultOut(BaseModel):
     id: str
     rank: int
     score: float
     kind: str
+    span: SpanOut | None = None  # transcripts: the window's first and last cue
     text: str
     sentence: str
     document: DocumentOut
@@ -46,6 +57,7 @@ class ResultOut(BaseModel):
     section: list[str]
     timestamp: TimestampOut | None
     url: str | None
+    said_at_url: str | None = None  # a corrected citation: the moment the transcript says it
     links: list[str]
     source: SourceOut
 
@@ -77,17 +89,30 @@ class ErrorOut(BaseModel):
 def timestamp(t: Time | None) -> TimestampOut | None:
     if t is None:
         return None
-    return TimestampOut(seconds=t.seconds, label=t.label, exact=t.exact)
+    return TimestampOut(
+        seconds=t.seconds,
+        label=t.label,
+        exact=t.exact,
+        verified=t.verified,
+        said_at=t.said_at,
+        said_at_label=format_seconds(t.said_at) if t.said_at is not None else None,
+    )
 
 
 def result(h: Hit) -> ResultOut:
     p = h.passage
     t = h.time
+    span = p.span
     return ResultOut(
         id=p.id,
         rank=h.rank,
         score=round(h.score, 4),
         kind=p.kind,
+        span=SpanOut(
+            start=span[0], end=span[1], label=f"{format_seconds(span[0])}–{format_seconds(span[1])}"
+        )
+        if span
+        else None,
         text=p.text,
         sentence=h.sentence.text,
         document=DocumentOut(id=p.document_id, title=p.document_title),
@@ -97,6 +122,9 @@ def result(h: Hit) -> ResultOut:
         section=list(p.section),
         timestamp=timestamp(t),
         url=p.episode.url_at(t.seconds) if p.episode and t else None,
+        said_at_url=p.episode.url_at(t.said_at)
+        if p.episode and t and t.said_at is not None
+        else None,
         links=list(p.links),
         source=SourceOut(path=p.path, start=p.start, end=p.end, line=p.sentences[0].line),
     )
@@ -107,7 +135,7 @@ def answer_sentence(a: AnswerSentence) -> AnswerOut:
     t = s.time or a.hit.passage.anchor
     if s.time is None and t is not None and t.exact:
         # The passage's citation belongs to another of its sentences: for this
-        # sentence alone it is only approximate.
+        # sentence alone it is only approximate (and its check is not this one's).
         t = Time(t.seconds, exact=False)
     ep = a.hit.passage.episode
     return AnswerOut(
