@@ -1,0 +1,101 @@
+"""Wiki pages and transcripts in one index: shared ranking, filters, moments,
+and wiki citations checked against the transcript (needs ../shared/data)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from index import Filters, build, open_index, search
+from ingest import load
+from tests.conftest import CORPUS
+
+DEPRESSION = "Understanding & Conquering Depression ｜ Huberman Lab Podcast #34.mp3.vtt"
+CUE = re.compile(r"^(?:(\d+):)?(\d\d):(\d\d)\.(\d{3}) -->", re.M)
+
+
+def _cue_starts(path: Path) -> set[float]:
+    text = path.read_text(encoding="utf-8")
+    return {
+        round(int(h or 0) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000, 3)
+        for h, m, s, ms in CUE.findall(text)
+    }
+
+
+@pytest.fixture(scope="module")
+def mixed(shared: Path, tmp_path_factory: pytest.TempPathFactory, embedder):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("mixed") / "index"
+    loaded = load(
+        [CORPUS, shared / "transcripts" / DEPRESSION, shared / "catalog" / "transcripts.csv"]
+    )
+    build(loaded.documents, out, embedder, catalog_files=loaded.catalog_files)
+    return open_index(out, embedder)
+
+
+def test_one_ranking_over_both_kinds(mixed) -> None:  # type: ignore[no-untyped-def]
+    hits = search(mixed, "Which serotonin receptor does psilocybin act on?", 10)
+    assert {h.passage.kind for h in hits} == {"wiki", "transcript"}
+    only_t = search(mixed, "psilocybin serotonin receptor", 5, filters=Filters(kind="transcript"))
+    assert len(only_t) == 5 and all(h.passage.kind == "transcript" for h in only_t)
+    only_w = search(mixed, "psilocybin serotonin receptor", 5, filters=Filters(kind="wiki"))
+    assert all(h.passage.kind == "wiki" for h in only_w)
+
+
+def test_transcript_hit_cites_the_cue_of_its_best_sentence(mixed, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    starts = _cue_starts(shared / "transcripts" / DEPRESSION)
+    hits = search(
+        mixed,
+        "psilocybin mainly works on the serotonin 2A receptor",
+        5,
+        filters=Filters(kind="transcript"),
+    )
+    for h in hits:
+        assert h.time is not None and h.time.exact
+        assert round(h.time.seconds, 3) in starts
+        assert h.time.seconds == h.sentence.time.seconds  # type: ignore[union-attr]
+        span = h.passage.span
+        assert span is not None and span[0] <= h.time.seconds < span[1]
+    # the claim is said at about 1:35:11; the link lands within seconds of it
+    assert abs(hits[0].time.seconds - 5711) <= 15  # type: ignore[union-attr]
+
+
+def test_no_moment_shown_twice(mixed) -> None:  # type: ignore[no-untyped-def]
+    hits = search(
+        mixed, "ketamine dissociation layer five rhythm", 20, filters=Filters(kind="transcript")
+    )
+    spans = [h.passage.span for h in hits]
+    for i, a in enumerate(spans):
+        for b in spans[i + 1 :]:
+            assert a is not None and b is not None
+            assert not (a[0] < b[1] and b[0] < a[1]), "overlapping windows in one result list"
+
+
+def test_seed_citation_for_5ht2a_is_corrected(mixed) -> None:  # type: ignore[no-untyped-def]
+    wiki = [p for p in mixed.passages if p.kind == "wiki"]
+    cited = {s.text.split()[2]: s.time for p in wiki for s in p.sentences if s.time}
+    t = cited["targets"]  # "It primarily targets serotonin 5HT2A receptors ..."
+    assert t.seconds == 5181 and t.exact
+    assert t.verified == "corrected"
+    assert t.said_at is not None and 5690 <= t.said_at <= 5715
+    assert set(mixed.manifest["citations_checked"]) <= {"confirmed", "corrected", "unverified"}
+    assert sum(mixed.manifest["citations_checked"].values()) == 6
+
+
+def test_transcript_without_catalog_entry(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    vtt = tmp_path / "Some Talk ｜ Huberman Lab Podcast #999.mp3.vtt"
+    vtt.write_text(
+        "WEBVTT\n\n00:00.000 --> 00:03.000\n Cold water raises dopamine for hours.\n\n"
+        "00:03.000 --> 00:06.500\n That is why people like it.\n",
+        encoding="utf-8",
+    )
+    loaded = load([vtt])
+    (doc,) = loaded.documents
+    assert doc.episode is None and doc.title == "Some Talk"
+    assert any("no catalog entry" in str(i) for i in doc.issues)
+    report = build(loaded.documents, tmp_path / "idx", embedder)
+    assert any("no catalog entry" in w for w in report.warnings)
+    idx = open_index(tmp_path / "idx", embedder)
+    (hit,) = search(idx, "does cold water raise dopamine", 1)
+    assert hit.time is not None and hit.time.seconds == 0.0 and hit.passage.episode is None
