@@ -22,6 +22,7 @@ import numpy as np
 
 from index import citecheck, store
 from index.embedder import Embedder
+from ingest.chunking import STRIDE_S, WINDOW_S
 from ingest.chunking import passages as make_passages
 from ingest.errors import BuildError, DocumentError, PodciteError
 from ingest.records import Document, Passage
@@ -88,6 +89,8 @@ def build(
     strict: bool = False,
     catalog_files: Sequence[Path] = (),
     progress: Callable[[int, int], None] | None = None,
+    window_s: float = WINDOW_S,
+    stride_s: float = STRIDE_S,
 ) -> BuildReport:
     """Index ``documents`` into ``out``.  ``progress(done, total)`` counts passages embedded."""
     t0 = time.perf_counter()
@@ -110,7 +113,7 @@ def build(
     all_passages: list[Passage] = []
     per_doc: dict[str, int] = {}
     for doc in documents:
-        ps = make_passages(doc)
+        ps = make_passages(doc, window_s=window_s, stride_s=stride_s)
         per_doc[doc.id] = len(ps)
         all_passages.extend(ps)
     if not all_passages:
@@ -176,6 +179,7 @@ def build(
         },
         "catalogs": [str(p) for p in catalog_files],
         "citations_checked": dict(citations),
+        "transcript_windows": {"window_s": window_s, "stride_s": stride_s},
         "warnings": report.warnings,
         "errors": report.errors,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -82,11 +82,22 @@ def _nearest_time(section: Section, group: Sequence[Sentence]) -> Time | None:
     return Time(best.time.seconds, exact=False)
 
 
-def passages(doc: Document, rule: Rule = "paragraph", max_words: int = MAX_WORDS) -> list[Passage]:
+# Transcript windows: chosen by measurement (bench/windows.py, docs/benchmarks.md).
+WINDOW_S = 60.0
+STRIDE_S = 60.0
+
+
+def passages(
+    doc: Document,
+    rule: Rule = "paragraph",
+    max_words: int = MAX_WORDS,
+    window_s: float = WINDOW_S,
+    stride_s: float = STRIDE_S,
+) -> list[Passage]:
     if doc.kind == "transcript":
         from ingest.windows import transcript_passages
 
-        return transcript_passages(doc)
+        return transcript_passages(doc, window_s, stride_s)
     out: list[Passage] = []
     for section in doc.sections:
         for group in _groups(section, rule, max_words):
