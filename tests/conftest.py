@@ -55,3 +55,49 @@ def corpus_copy(tmp_path: Path) -> Iterator[Path]:
     dst = tmp_path / "corpus"
     shutil.copytree(CORPUS, dst)
     yield dst
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(seed_index_dir: Path) -> Iterator[str]:
+    """A real `podcite serve` over the seed index, in its own process."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PODCITE_INDEX_DIR": str(seed_index_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).json().get("status") == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"podcite serve exited: {err[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("podcite serve did not start in 120 s")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

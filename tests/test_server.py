@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -154,37 +149,12 @@ def test_home_health_docs_metrics(client: TestClient) -> None:
     assert "http_requests_total" in client.get("/metrics").text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_real_server_over_http(seed_index_dir: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "PODCITE_INDEX_DIR": str(seed_index_dir)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+def test_real_server_over_http(live_server: str) -> None:
+    r = httpx.get(
+        f"{live_server}/api/search", params={"q": "psilocybin receptor", "k": 2}, timeout=10
     )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).json().get("status") == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.5)
-        r = httpx.get(f"{base}/api/search", params={"q": "psilocybin receptor", "k": 2}, timeout=10)
-        assert r.status_code == 200 and len(r.json()["results"]) == 2
-        assert httpx.get(f"{base}/api/search", params={"q": ""}, timeout=10).status_code == 422
-        assert httpx.get(f"{base}/api/ask", params={"q": "ketamine"}, timeout=10).status_code == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    assert r.status_code == 200 and len(r.json()["results"]) == 2
+    assert httpx.get(f"{live_server}/api/search", params={"q": ""}, timeout=10).status_code == 422
+    assert (
+        httpx.get(f"{live_server}/api/ask", params={"q": "ketamine"}, timeout=10).status_code == 200
+    )

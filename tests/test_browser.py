@@ -1,0 +1,89 @@
+"""The page as a person sees it: Playwright driving Debian's chromium against a
+real `podcite serve`.  Skips where chromium or Playwright is missing (a
+user's machine); CI installs both (.ci/run)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("PODCITE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Flags for a root user on a machine with no network (see the machine notes).
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    required = os.environ.get("PODCITE_REQUIRE_BROWSER") == "1"  # set by .ci/run
+    if not Path(CHROMIUM).exists():
+        if required:
+            pytest.fail(f"chromium not found at {CHROMIUM}")
+        pytest.skip("Debian's chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+def test_ask_a_question_and_follow_the_timestamp(
+    browser: Any, live_server: str, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(live_server + "/")
+    assert page.evaluate("document.activeElement.id") == "q"  # focus on load
+    page.keyboard.type("Who found a one to three hertz rhythm under ketamine?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("section.answer")
+    answer = page.locator("section.answer li").first
+    assert "Vesuna" in answer.inner_text()
+    link = answer.locator("a.chip")
+    assert link.get_attribute("href") == "https://www.youtube.com/watch?v=Xu1FMCxoEFc&t=4984s"
+    assert link.inner_text() == "1:23:04"
+    assert page.locator("article.result").count() == 5
+    assert page.locator("article.result mark").count() == 5
+    # no external assets: every request stays on podcite itself
+    assert all(u.startswith(live_server) for u in requests), requests
+    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+    assert (tmp_path / "page.png").stat().st_size > 10_000
+    page.close()
+
+
+def test_script_in_query_is_shown_as_text(browser: Any, live_server: str) -> None:
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(live_server + "/")
+    page.fill("#q", "<script>alert('x')</script> ketamine")
+    page.click("button[type=submit]")
+    page.wait_for_selector("article.result")
+    assert dialogs == []
+    assert page.input_value("#q") == "<script>alert('x')</script> ketamine"
+    assert page.evaluate("document.querySelectorAll('script').length") == 0
+    page.close()
+
+
+def test_phone_width_and_error_state(browser: Any, live_server: str) -> None:
+    page = browser.new_page(viewport={"width": 375, "height": 740})
+    page.goto(live_server + "/?q=ketamine")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.goto(live_server + "/?q=+++")
+    assert "could not be searched" in page.inner_text("section.error")
+    page.close()
