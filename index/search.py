@@ -7,7 +7,7 @@ evaluation all call ``search`` (and ``answer``) so they can never disagree.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 Mode = Literal["dense", "bm25", "hybrid"]
 MAX_QUERY_CHARS = 1000
 MAX_K = 50
+# Below this cosine, the best passage does not answer the question: podcite
+# abstains and marks the results weak.  Calibrated on the shared relevant_qs /
+# irrelevant_qs sets (bench: `podcite eval`, docs/benchmarks.md).
+ABSTAIN_BELOW = 0.40
 _QUERY_CACHE = 512
 
 
@@ -168,12 +172,27 @@ class AnswerSentence:
         return self.hit.passage.sentences[self.sentence].text
 
 
+def abstains(hits: list[Hit], threshold: float = ABSTAIN_BELOW) -> bool:
+    """True when nothing in the library answers: no hit, or the best is too weak."""
+    return not hits or hits[0].score < threshold
+
+
+def mark_weak(hits: list[Hit], threshold: float = ABSTAIN_BELOW) -> list[Hit]:
+    return [replace(h, weak=h.score < threshold) for h in hits]
+
+
 def answer(
-    index: Index, query: str, hits: list[Hit], max_sentences: int = 3, pool: int = 5
+    index: Index,
+    query: str,
+    hits: list[Hit],
+    max_sentences: int = 3,
+    pool: int = 5,
+    threshold: float = ABSTAIN_BELOW,
 ) -> list[AnswerSentence]:
     """Extractive answer: the sentences, across the top passages, closest to the
-    question.  Text from the sources only; nothing is generated."""
-    if not hits:
+    question.  Text from the sources only; nothing is generated.  Empty when
+    the library does not answer the question (see ``abstains``)."""
+    if abstains(hits, threshold):
         return []
     q = embed_query(index, query.strip())
     candidates: list[AnswerSentence] = []
@@ -190,7 +209,7 @@ def answer(
         if len(chosen) == max_sentences:
             break
         # Keep only sentences close to the best one, and from reasonably strong passages.
-        if c.score < best - 0.08 or c.hit.score < top - 0.1:
+        if c.score < best - 0.08 or c.hit.score < max(top - 0.1, threshold):
             continue
         if any(c.text == o.text for o in chosen):
             continue

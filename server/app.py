@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 
 from index import Filters, Index, answer, open_index, search
 from index.embedder import SentenceTransformerEmbedder
-from index.search import AnswerSentence, check_query
+from index.search import ABSTAIN_BELOW, AnswerSentence, abstains, check_query, mark_weak
 from ingest.errors import PodciteError, QueryError
 from ingest.records import Hit
 from server import schemas
@@ -43,6 +43,7 @@ class Outcome:
     query: str
     hits: list[Hit]
     answer: list[AnswerSentence]
+    abstained: bool
     took_ms: float
 
 
@@ -69,13 +70,21 @@ def _is_date(value: str) -> bool:
     return len(value) == 10
 
 
-def run(index: Index, q: str, k: int, filters: Filters, with_answer: bool) -> Outcome:
-    """The one search path behind the page, /api/search and /api/ask."""
+def run(
+    index: Index,
+    q: str,
+    k: int,
+    filters: Filters,
+    with_answer: bool,
+    threshold: float = ABSTAIN_BELOW,
+) -> Outcome:
+    """The one search path behind the page, /api/search, /api/ask and the CLI."""
     t0 = time.perf_counter()
     query = check_query(q, k)
-    hits = search(index, query, k, filters=filters)
-    sentences = answer(index, query, hits) if with_answer else []
-    return Outcome(query, hits, sentences, (time.perf_counter() - t0) * 1000)
+    hits = mark_weak(search(index, query, k, filters=filters), threshold)
+    sentences = answer(index, query, hits, threshold=threshold) if with_answer else []
+    took = (time.perf_counter() - t0) * 1000
+    return Outcome(query, hits, sentences, abstains(hits, threshold), took)
 
 
 def _error(field: str, message: str) -> JSONResponse:
@@ -146,7 +155,8 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     ) -> schemas.SearchOut:
         """Passages that answer the question, best first, each cited to its moment."""
         filters = _filters(kind, episode, after, before)
-        out = run(current(request), q, settings.default_k if k is None else k, filters, False)
+        k = settings.default_k if k is None else k
+        out = run(current(request), q, k, filters, False, settings.abstain_below)
         return schemas.SearchOut(
             query=out.query,
             took_ms=round(out.took_ms, 2),
@@ -165,11 +175,13 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     ) -> schemas.AskOut:
         """The one to three source sentences that best answer the question, then the passages."""
         filters = _filters(kind, episode, after, before)
-        out = run(current(request), q, settings.default_k if k is None else k, filters, True)
+        k = settings.default_k if k is None else k
+        out = run(current(request), q, k, filters, True, settings.abstain_below)
         return schemas.AskOut(
             query=out.query,
             took_ms=round(out.took_ms, 2),
             answer=[schemas.answer_sentence(a) for a in out.answer],
+            abstained=out.abstained,
             results=[schemas.result(h) for h in out.hits],
         )
 
@@ -212,7 +224,7 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
                 filters = _filters(
                     context["kind"], context["episode"], context["after"], context["before"]
                 )
-                out = run(current(request), q, k, filters, True)
+                out = run(current(request), q, k, filters, True, settings.abstain_below)
                 context["outcome"] = out
                 context["answer"] = [schemas.answer_sentence(a) for a in out.answer]
                 context["results"] = [(h, schemas.result(h)) for h in out.hits]

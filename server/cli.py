@@ -170,14 +170,18 @@ def ask(
         idx = open_index(settings.index_dir, SentenceTransformerEmbedder(settings.model_dir))
         assert idx.embedder is not None
         idx.embedder.encode(["warm up"])  # load the model outside the timed search
-        return run(idx, question, k, _filters(None, None, None, None), True)
+        return run(idx, question, k, _filters(None, None, None, None), True, settings.abstain_below)
 
     out = _guard(go)
     answer = [schemas.answer_sentence(a) for a in out.answer]
     results = [schemas.result(h) for h in out.hits]
     if json_out:
         doc = schemas.AskOut(
-            query=out.query, took_ms=round(out.took_ms, 2), answer=answer, results=results
+            query=out.query,
+            took_ms=round(out.took_ms, 2),
+            answer=answer,
+            abstained=out.abstained,
+            results=results,
         )
         sys.stdout.write(doc.model_dump_json(indent=2) + "\n")
         return
@@ -185,6 +189,10 @@ def ask(
 
     console = Console(highlight=False)
     console.print(f"[bold]{out.query}[/bold]")
+    if out.abstained:
+        console.print(
+            "\nNothing in the library answers this; the nearest passages are weak matches."
+        )
     if answer:
         console.print("\n[bold]Answer[/bold] (from the sources, word for word)")
         for a in answer:

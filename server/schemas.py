@@ -48,6 +48,7 @@ class ResultOut(BaseModel):
     id: str
     rank: int
     score: float
+    weak: bool = False  # below the answer threshold: the nearest passage, not an answer
     kind: str
     span: SpanOut | None = None  # transcripts: the window's first and last cue
     text: str
@@ -79,6 +80,7 @@ class AskOut(BaseModel):
     query: str
     took_ms: float
     answer: list[AnswerOut]
+    abstained: bool  # nothing in the library answers: no answer, results are weak
     results: list[ResultOut]
 
 
@@ -107,6 +109,7 @@ def result(h: Hit) -> ResultOut:
         id=p.id,
         rank=h.rank,
         score=round(h.score, 4),
+        weak=h.weak,
         kind=p.kind,
         span=SpanOut(
             start=span[0], end=span[1], label=f"{format_seconds(span[0])}–{format_seconds(span[1])}"
