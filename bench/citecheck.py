@@ -65,20 +65,27 @@ def main() -> None:
     grid = [base]
     if args.grid:
         grid = [
-            citecheck.Params(near=n, overlap_weight=w, confirm=c, correct=x, margin=m)
-            for n, w, c, x, m in itertools.product(
+            citecheck.Params(
+                near=n, overlap_weight=w, confirm=c, correct=x, margin=m, confirm_margin=cm
+            )
+            for n, w, c, x, m, cm in itertools.product(
                 (60, 90),
-                (0.0, 0.5, 1.0),
+                (0.0, 0.5),
                 (0.45, 0.55, 0.65),
-                (0.6, 0.7, 0.8, 0.9),
-                (0.05, 0.1, 0.2),
+                (0.7, 0.8, 0.9),
+                (0.1, 0.2),
+                (0.0, 0.05, 0.1),
             )
         ]
     rows = []
     for params in grid:
         pc, px, nc, nx, pairs = score(params)
         rows.append((pc, px, nc, nx, params, pairs))
-    rows.sort(key=lambda r: -(r[0] * r[2] + r[1] * r[3]))  # most correct verdicts given
+    # Right verdicts count +1; a wrong "confirmed" -1; a wrong correction -2 (it
+    # sends the listener to the wrong moment, which is worse than saying nothing).
+    rows.sort(
+        key=lambda r: -(r[0] * r[2] - (1 - r[0]) * r[2] + r[1] * r[3] - 2 * (1 - r[1]) * r[3])
+    )
     for pc, px, nc, nx, params, pairs in rows[:8]:
         print(f"confirmed {nc:2d} (precision {pc:.2f})  corrected {nx:2d} (precision {px:.2f})")
         print(f"   {params}")

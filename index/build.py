@@ -218,7 +218,10 @@ def _publish(
         from index.keyword import DIRNAME, write_keyword_index
 
         write_keyword_index(tmp / DIRNAME, passages)
-        manifest["checksums"] = {n: store.file_sha256(tmp / n) for n in store.DATA_FILES}
+        # The keyword files too: a corrupt BM25 file must fail load(verify=True) like any other.
+        keyword_files = sorted(f"{DIRNAME}/{f.name}" for f in (tmp / DIRNAME).iterdir())
+        names = [*store.DATA_FILES, *keyword_files]
+        manifest["checksums"] = {n: store.file_sha256(tmp / n) for n in names}
         # The manifest is written last: a directory without one is never an index.
         (tmp / store.MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         final = tmp.with_suffix("")

@@ -35,11 +35,101 @@ if TYPE_CHECKING:
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    """a an the and or but of to in on for with by at from as is are was were be been being it its
-    this that these those which who whom what when where how why can could may might will would
-    should do does did has have had not no such than then there their they them he she his her
-    we our you your i me my about into over under also more most very other some any each both
-    often like through during while because so if one two""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "with",
+        "by",
+        "at",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "which",
+        "who",
+        "whom",
+        "what",
+        "when",
+        "where",
+        "how",
+        "why",
+        "can",
+        "could",
+        "may",
+        "might",
+        "will",
+        "would",
+        "should",
+        "do",
+        "does",
+        "did",
+        "has",
+        "have",
+        "had",
+        "not",
+        "no",
+        "such",
+        "than",
+        "then",
+        "there",
+        "their",
+        "they",
+        "them",
+        "he",
+        "she",
+        "his",
+        "her",
+        "we",
+        "our",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "about",
+        "into",
+        "over",
+        "under",
+        "also",
+        "more",
+        "most",
+        "very",
+        "other",
+        "some",
+        "any",
+        "each",
+        "both",
+        "often",
+        "like",
+        "through",
+        "during",
+        "while",
+        "because",
+        "so",
+        "if",
+        "one",
+        "two",
+    ]
 )
 
 
@@ -54,8 +144,9 @@ class Params:
     near: float = 60.0  # seconds either side of the cited time that count as "at" it
     overlap_weight: float = 0.5
     confirm: float = 0.55  # score a near match needs to confirm
-    correct: float = 0.70  # score a far match needs to correct
-    margin: float = 0.10  # how much better a far match must be than the best near one
+    correct: float = 0.90  # score a far match needs to correct: high, a wrong fix misleads
+    margin: float = 0.20  # how much better a far match must be than the best near one
+    confirm_margin: float = 0.05  # a near match may trail the best far one by this much
 
 
 @dataclass
@@ -107,7 +198,7 @@ def check(
     best_score = float(score[best])
     near_score = float(score[near].max()) if near.any() else -1.0
     near_at = float(tl.times[near][int(np.argmax(score[near]))]) if near.any() else None
-    if near_score >= p.confirm and near_score >= best_score - p.margin:
+    if near_score >= p.confirm and near_score >= best_score - p.confirm_margin:
         return Check("confirmed", near_at, near_score, best_score, float(tl.times[best]))
     if best_score >= p.correct and best_score - near_score >= p.margin:
         t = float(tl.times[best])

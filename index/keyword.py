@@ -1,23 +1,281 @@
-"""Keyword (BM25) index over the same passages as the vectors.
+"""Keyword (BM25) index over the same passages as the vectors, in the same row order.
 
-STUB: to be implemented with bm25s (see issue 4).  The hooks in build.py and
-store.py call these two functions.
+The dense model reads "5-HT2A" as a handful of sub-word pieces and cannot tell
+it from "5-HT1A"; BM25 over normalised tokens can, so a question naming a rare
+receptor, compound, dose or author finds the passage that names it.  That only
+works when a document and a question that write the same thing differently
+("5HT2A", "5-HT2A", "5 HT2A"; "10 mg", "10mg", "10 milligrams") end up with the
+same tokens, so both go through ``normalise_tokens`` and nothing else.
+
+Files (plain bm25s files, in the index directory's ``bm25/`` folder):
+``data/indices/indptr.csc.index.npy``, ``vocab.index.json``, ``params.index.json``
+and ``podcite.json``, which names the tokenizer version: an index written by
+another version of ``normalise_tokens`` would silently mismatch query tokens, so
+it is treated as absent (rebuild with ``podcite ingest``).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from ingest.records import Passage
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
 DIRNAME = "bm25"
+META = "podcite.json"
+# Bump whenever normalise_tokens changes what it emits for some text.
+TOKENIZER_VERSION = 1
+
+# NLTK's list, less the single letters that carry meaning here ("vitamin D",
+# "omega 3" after a letter, "type 2"); "s" and "t" stay stopwords (possessives
+# and contractions leave them behind).
+STOPWORDS = frozenset(STOPWORDS_EN_PLUS) - {"d", "m", "o", "y"}
+
+# Unit spellings -> one canonical unit, used only right after a number, so
+# "10 mg", "10mg", "10-mg" and "10 milligrams" all give the token "10mg"
+# (a standalone "second" or "minutes" stays an ordinary stemmed word).
+_UNIT_SPELLINGS = {
+    "mg": "mg milligram milligrams",
+    "mcg": "mcg ug μg microgram micrograms",
+    "g": "g gram grams",
+    "kg": "kg kilogram kilograms kilo kilos",
+    "iu": "iu",
+    "ml": "ml milliliter milliliters millilitre millilitres",
+    "l": "l liter liters litre litres",
+    "hz": "hz hertz",
+    "khz": "khz kilohertz",
+    "min": "min mins minute minutes",
+    "s": "sec secs second seconds",
+    "h": "h hr hrs hour hours",
+    "day": "day days",
+    "wk": "wk week weeks",
+    "mo": "month months",
+    "yr": "yr yrs year years",
+    "pct": "pct percent",
+    "deg": "deg degree degrees",
+    "c": "c celsius",
+    "f": "f fahrenheit",
+    "cal": "cal calorie calories kcal kilocalorie kilocalories",
+    "lux": "lux",
+    "nm": "nm nanometer nanometers nanometre nanometres",
+    "db": "db decibel decibels",
+    "bpm": "bpm",
+    "lb": "lb lbs pound pounds",
+    "oz": "oz ounce ounces",
+    "cm": "cm centimeter centimeters",
+    "mm": "mm millimeter millimeters",
+    "km": "km kilometer kilometers",
+}
+UNITS = {s: unit for unit, spellings in _UNIT_SPELLINGS.items() for s in spellings.split()}
+
+# Spoken numbers (transcripts and wiki prose write "one to three Hertz").
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+)
+_TENS = {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70"}
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(_ONES.split(" "))} | _TENS
+_NUMBER_WORDS |= {"eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000"}
+
+_DASHES = re.compile(r"[\u2010-\u2015\u2212]")
+_QUOTES = re.compile(r"[\u2018\u2019\u02bc`]")
+_POSSESSIVE = re.compile(r"'s\b")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_PERCENT = re.compile(r"(?<=\d)\s*%")
+_TEMPERATURE = re.compile(r"\s*(?:°|\bdeg(?:rees?)?\s+)(c|f|celsius|fahrenheit)\b")
+_DEGREES = re.compile(r"\s*°\s*")
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b")
+_RANGE = re.compile(r"(?<=\d)\s*(?:-|\bto\b)\s*(?=\d)")
+# A piece: a number (decimal, or a range "1-3") with letters glued on ("10mg",
+# "5ht2a", "1-3hz"), or a run of letters and digits ("ht2a", "b12").
+_PIECE = re.compile(r"\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?[^\W_]*|[^\W_]+")
+_NUMERIC = re.compile(r"\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?")
+_LEADING_NUMBER = re.compile(r"(\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?)([^\W\d_][^\W_]*)")
+
+_STEMMER = Stemmer.Stemmer("english")
+
+
+def _prepare(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = _DASHES.sub("-", text)
+    text = _POSSESSIVE.sub("", _QUOTES.sub("'", text))
+    text = _THOUSANDS.sub("", text)  # 10,000 lux -> 10000 lux
+    text = _PERCENT.sub(" percent", text)
+    text = _TEMPERATURE.sub(r" \1", text)  # 40°C, 40 degrees C -> "40 c" -> 40c
+    text = _DEGREES.sub(" deg ", text)
+    text = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1)], text)
+    return _RANGE.sub("-", text)  # "1 to 3", "1 - 3" -> "1-3"
+
+
+def _word(token: str) -> str:
+    return str(_STEMMER.stemWord(token)) if token.isalpha() else token
+
+
+def _parts(piece: str, out: list[str]) -> None:
+    """The tokens of one piece on its own (its joins with neighbours come later)."""
+    glued = _LEADING_NUMBER.fullmatch(piece)
+    if glued:  # "10mg", "5ht2a": the whole, canonical, plus the number and the rest
+        number, rest = glued.groups()
+        out.append(number + UNITS.get(rest, rest))
+        _parts(number, out)
+        if rest not in STOPWORDS:
+            out.append(_word(rest))
+    elif _NUMERIC.fullmatch(piece) and "-" in piece:  # a range: "1-3", "1", "3"
+        out.append(piece)
+        out.extend(piece.split("-"))
+    elif piece not in STOPWORDS:
+        out.append(_word(piece))
+
+
+def _space_join(a: str, b: str) -> str | None:
+    """The joined token for two pieces separated only by a space, when they
+    read as one name: "5 ht2a", "10 mg", "5 htp", "omega 3", "type 2"."""
+    if _NUMERIC.fullmatch(a):
+        if b in UNITS:
+            return a + UNITS[b]
+        has_digit = any(c.isdigit() for c in b)
+        if has_digit and not b.isdigit():
+            return a + b  # a code: "5 ht2a"
+        if b.isalpha() and len(b) <= 3 and b not in STOPWORDS:
+            return a + b  # an abbreviation: "5 htp", "5 ht"
+        return None
+    if a.isalpha() and len(a) <= 6 and a not in STOPWORDS and b.isdigit() and len(b) <= 2:
+        return a + b
+    return None
+
+
+def _space_joins(a: str, b: str, out: list[str]) -> None:
+    joined = _space_join(a, b)
+    if joined is None:
+        return
+    out.append(joined)
+    if b in UNITS and "-" in a:  # "1-3 hz" is also "3 hz"
+        out.append(a.rsplit("-", 1)[1] + UNITS[b])
+
+
+def normalise_tokens(text: str) -> list[str]:
+    """BM25 tokens of ``text``: for documents and queries alike.
+
+    Lowercased, NFKC, English stopwords out, Snowball-stemmed words.  Names
+    written in parts are kept joinable: a hyphenated run ("5-HT2A", "alpha-GPC",
+    "non-sleep") gives its joined token as well as its parts, and so do a
+    number and what follows it ("5 HT2A", "10 mg", "1-3 Hz"), so every spelling
+    shares the joined token and an exact match outscores a partial one.
+    """
+    prepared = _prepare(text)
+    out: list[str] = []
+    chain: list[str] = []  # pieces linked by hyphens, being collected
+    prev: str | None = None  # the previous piece when only a space separates it
+    pos = 0
+    for m in _PIECE.finditer(prepared):
+        piece, gap = m.group(), prepared[pos : m.start()]
+        pos = m.end()
+        _parts(piece, out)
+        if gap == "-" and chain:
+            chain.append(piece)
+        else:
+            _flush(chain, out)
+            chain = [piece]
+            if prev is not None and gap.isspace():
+                _space_joins(prev, piece, out)
+        prev = piece
+    _flush(chain, out)
+    return out
+
+
+def _flush(chain: list[str], out: list[str]) -> None:
+    if len(chain) < 2:
+        return
+    if len(chain) == 2 and _NUMERIC.fullmatch(chain[0]) and chain[1] in UNITS:
+        out.append(chain[0] + UNITS[chain[1]])  # "10-mg" as "10 mg"
+    else:
+        out.append(_word("".join(chain)))
+    # Each inner piece already gave its parts; a joined run "5-ht2a" must also
+    # match "5 ht2a", which _space_join spells the same way.
+
+
+def passage_text(p: Passage) -> str:
+    """What is indexed for a passage: its title and heading trail name the topic
+    that its sentences often only imply ("It primarily targets 5HT2A")."""
+    return " ".join((p.document_title, *p.section, p.text))
+
+
+@dataclass
+class KeywordIndex:
+    bm25: Any  # bm25s.BM25
+    size: int  # passages, in index row order
+    _ceiling: NDArray[np.float32] | None = None
+    _last: tuple[str, list[int]] = ("", [])  # hybrid search asks twice per query
+
+    def query_ids(self, query: str) -> list[int]:
+        """Vocabulary ids of the query's tokens, each once: query term frequency
+        is ignored (Lucene-style), so repeating a word does not outweigh a name."""
+        last = self._last
+        if last[0] == query and query:
+            return last[1]
+        vocab: dict[str, int] = self.bm25.vocab_dict
+        ids = sorted({vocab[t] for t in normalise_tokens(query) if t in vocab})
+        self._last = (query, ids)
+        return ids
+
+    def scores(self, query: str) -> NDArray[np.float32]:
+        """One BM25 score per passage row (zeros when no query term is indexed)."""
+        ids = self.query_ids(query)
+        if not ids:
+            return np.zeros(self.size, dtype=np.float32)
+        scores: NDArray[np.float32] = self.bm25.get_scores_from_ids(ids)
+        return scores
+
+    def max_score(self, query: str) -> float:
+        """A ceiling on any passage's score for ``query``: the sum over its terms
+        of the best score each term gives any passage.  Dividing by it puts BM25
+        on [0, 1] with a meaning that holds across questions (how much of the
+        question's rare vocabulary a passage has), unlike dividing by the top
+        hit's score, which makes the best of a poor set of matches look perfect."""
+        if self._ceiling is None:
+            data, indptr = self.bm25.scores["data"], self.bm25.scores["indptr"]
+            # Column maxima; the padding keeps reduceat in range for empty last columns.
+            top = np.maximum.reduceat(np.append(data, 0).astype(np.float32), indptr[:-1])
+            top[indptr[1:] == indptr[:-1]] = 0.0
+            self._ceiling = top
+        ids = self.query_ids(query)
+        return float(self._ceiling[ids].sum()) if ids else 0.0
 
 
 def write_keyword_index(directory: Path, passages: list[Passage]) -> None:
     """Write the keyword index for ``passages`` (in index row order) into ``directory``."""
+    import bm25s
+
+    directory.mkdir(parents=True, exist_ok=True)
+    corpus = [normalise_tokens(passage_text(p)) or [""] for p in passages]
+    retriever = bm25s.BM25()
+    retriever.index(corpus, show_progress=False)
+    retriever.save(str(directory), show_progress=False)
+    meta = {"tokenizer": TOKENIZER_VERSION, "passages": len(passages), "bm25s": bm25s.__version__}
+    (directory / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
-def load_keyword_index(directory: Path) -> Any:
-    """Load what write_keyword_index wrote; None when absent."""
-    return None
+def load_keyword_index(directory: Path) -> KeywordIndex | None:
+    """Load what write_keyword_index wrote; None when absent or written by another
+    tokenizer version (its tokens would not match today's queries)."""
+    meta_file = directory / META
+    if not meta_file.is_file():
+        return None
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    if meta.get("tokenizer") != TOKENIZER_VERSION:
+        return None
+    import bm25s
+
+    retriever = bm25s.BM25.load(str(directory), show_progress=False)
+    return KeywordIndex(retriever, int(meta["passages"]))

@@ -134,10 +134,12 @@ def search(
     k: int = 5,
     *,
     filters: Filters | None = None,
-    mode: Mode = "dense",
+    mode: Mode | None = None,
 ) -> list[Hit]:
     query = check_query(query, k)
     filters = filters or Filters()
+    if mode is None:  # hybrid wherever the index has a keyword index: docs/retrieval.md
+        mode = "hybrid" if index.extras.get("keyword") is not None else "dense"
     q = embed_query(index, query)
     pool = max(4 * k, 20)  # room to collapse duplicates and still return k
     if mode == "dense":
@@ -174,7 +176,7 @@ class AnswerSentence:
 
 def abstains(hits: list[Hit], threshold: float = ABSTAIN_BELOW) -> bool:
     """True when nothing in the library answers: no hit, or the best is too weak."""
-    return not hits or hits[0].score < threshold
+    return not hits or max(h.score for h in hits) < threshold
 
 
 def mark_weak(hits: list[Hit], threshold: float = ABSTAIN_BELOW) -> list[Hit]:
@@ -196,7 +198,7 @@ def answer(
         return []
     q = embed_query(index, query.strip())
     candidates: list[AnswerSentence] = []
-    top = hits[0].score
+    top = max(h.score for h in hits)  # cosines; in hybrid order the first is not always the best
     for h in hits[:pool]:
         sims = index.sentence_vectors_of(h.row).astype(np.float32) @ q
         for j, s in enumerate(sims):

@@ -21,7 +21,14 @@ from fastapi.templating import Jinja2Templates
 
 from index import Filters, Index, answer, open_index, search
 from index.embedder import SentenceTransformerEmbedder
-from index.search import ABSTAIN_BELOW, AnswerSentence, abstains, check_query, mark_weak
+from index.search import (
+    ABSTAIN_BELOW,
+    AnswerSentence,
+    Mode,
+    abstains,
+    check_query,
+    mark_weak,
+)
 from ingest.errors import PodciteError, QueryError
 from ingest.records import Hit
 from server import schemas
@@ -36,6 +43,15 @@ KParam = Annotated[int | None, Query(description="How many results, 1-50 (defaul
 KindParam = Annotated[str | None, Query(description="Only 'wiki' or 'transcript' results.")]
 EpisodeParam = Annotated[str | None, Query(description="Only this episode (YouTube id).")]
 DateParam = Annotated[str | None, Query(description="Episode date bound, YYYY-MM-DD, inclusive.")]
+ModeParam = Annotated[str | None, Query(description="Ranking: hybrid (default), dense or bm25.")]
+
+
+def _mode(mode: str | None) -> Mode | None:
+    if mode in (None, ""):
+        return None
+    if mode not in ("dense", "bm25", "hybrid"):
+        raise QueryError("mode", "mode must be 'dense', 'bm25' or 'hybrid'")
+    return mode  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +93,12 @@ def run(
     filters: Filters,
     with_answer: bool,
     threshold: float = ABSTAIN_BELOW,
+    mode: Mode | None = None,
 ) -> Outcome:
     """The one search path behind the page, /api/search, /api/ask and the CLI."""
     t0 = time.perf_counter()
     query = check_query(q, k)
-    hits = mark_weak(search(index, query, k, filters=filters), threshold)
+    hits = mark_weak(search(index, query, k, filters=filters, mode=mode), threshold)
     sentences = answer(index, query, hits, threshold=threshold) if with_answer else []
     took = (time.perf_counter() - t0) * 1000
     return Outcome(query, hits, sentences, abstains(hits, threshold), took)
@@ -152,11 +169,12 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         episode: EpisodeParam = None,
         after: DateParam = None,
         before: DateParam = None,
+        mode: ModeParam = None,
     ) -> schemas.SearchOut:
         """Passages that answer the question, best first, each cited to its moment."""
         filters = _filters(kind, episode, after, before)
         k = settings.default_k if k is None else k
-        out = run(current(request), q, k, filters, False, settings.abstain_below)
+        out = run(current(request), q, k, filters, False, settings.abstain_below, _mode(mode))
         return schemas.SearchOut(
             query=out.query,
             took_ms=round(out.took_ms, 2),
@@ -172,11 +190,12 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         episode: EpisodeParam = None,
         after: DateParam = None,
         before: DateParam = None,
+        mode: ModeParam = None,
     ) -> schemas.AskOut:
         """The one to three source sentences that best answer the question, then the passages."""
         filters = _filters(kind, episode, after, before)
         k = settings.default_k if k is None else k
-        out = run(current(request), q, k, filters, True, settings.abstain_below)
+        out = run(current(request), q, k, filters, True, settings.abstain_below, _mode(mode))
         return schemas.AskOut(
             query=out.query,
             took_ms=round(out.took_ms, 2),
@@ -224,7 +243,8 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
                 filters = _filters(
                     context["kind"], context["episode"], context["after"], context["before"]
                 )
-                out = run(current(request), q, k, filters, True, settings.abstain_below)
+                mode = _mode(params.get("mode"))
+                out = run(current(request), q, k, filters, True, settings.abstain_below, mode)
                 context["outcome"] = out
                 context["answer"] = [schemas.answer_sentence(a) for a in out.answer]
                 context["results"] = [(h, schemas.result(h)) for h in out.hits]

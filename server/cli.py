@@ -212,6 +212,52 @@ def ask(
             console.print(f"   [dim]related: {', '.join(r.links)}[/dim]")
 
 
+@app.command("eval")
+def eval_(
+    questions: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Question files (JSON lines): syn_test/qna_test, relevant_qs/irrelevant_qs, "
+            "eval/wiki_questions, eval/moment_questions, eval/out_of_scope.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    index: IndexOpt = None,
+    mode: Annotated[
+        str,
+        typer.Option(help="dense, bm25, hybrid, hybrid-rrf, hybrid-weighted, or all (each)."),
+    ] = "all",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Only the first N questions whose answer is in the index."),
+    ] = None,
+) -> None:
+    """Score retrieval on question files: hit@1, hit@5, MRR@10, nDCG@10, cited times, latency."""
+    import json
+
+    from index import SentenceTransformerEmbedder, open_index
+    from index.evaluate import ALL_MODES, MODES, run_eval, table
+
+    modes = list(ALL_MODES) if mode == "all" else [mode]
+    if not set(modes) <= set(MODES):
+        raise _fail(f"--mode must be one of {', '.join((*MODES, 'all'))}")
+    settings = _settings(index)
+
+    def go() -> list[Any]:
+        idx = open_index(settings.index_dir, SentenceTransformerEmbedder(settings.model_dir))
+        assert idx.embedder is not None
+        idx.embedder.encode(["warm up"])  # load the model outside the timed searches
+        return [run_eval(idx, questions, m, limit) for m in modes]
+
+    reports = _guard(go)
+    if json_out:
+        sys.stdout.write(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")
+    else:
+        typer.echo(table(reports))
+
+
 def _when(t: Any) -> str:
     if t is None:
         return "(no time)"

@@ -1,0 +1,363 @@
+"""Retrieval evaluation: question files -> search -> hit@1, hit@5, MRR@10, nDCG@10.
+
+Each question has one gold answer (a moment or a passage) however many results
+land on it, so a run is judged as ranx sees a single relevant document per
+question: the first result that hits the gold is that document ("gold"), later
+hits on it are duplicates and count for nothing.  The metrics are ranx's own.
+
+What counts as a hit, by question file:
+
+- chapter (syn_test.jsonl, qna_test.jsonl: ``video_id``, ``time_start``,
+  ``time_end`` as "M:SS"/"H:MM:SS"): a result of that episode whose cited time
+  (``Hit.time``) is exact and inside the chapter.  A wiki result citing only its
+  section's approximate time counts only at episode level.
+- moment (eval/moment_questions.jsonl): the same, in ``[answer_start - 30, answer_end]``
+  (a citation may land a little early: the player starts before the answer).
+- evidence (eval/wiki_questions.jsonl): a result whose passage file ends with the
+  evidence source path and whose ``[start, end)`` holds the evidence ``char``.
+- scope (relevant_qs, irrelevant_qs, eval/out_of_scope.jsonl): no gold; the top
+  score of each question is kept, to calibrate the abstention threshold.
+
+Questions whose gold is not in the index (an episode without wiki pages, a file
+not ingested) cannot be hit by any ranker: they are counted and left out.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+
+from index.search import Mode, embed_query, search
+from index.store import Index
+from ingest.errors import PodciteError, QueryError
+from ingest.records import Hit
+
+QuestionKind = Literal["chapter", "moment", "evidence", "scope"]
+MOMENT_SLACK = 30.0
+MODES = ("dense", "bm25", "hybrid", "hybrid-rrf", "hybrid-weighted")
+ALL_MODES = ("dense", "bm25", "hybrid-rrf", "hybrid-weighted")
+_OUT_OF_SCOPE_FILES = ("irrelevant", "out_of_scope")
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    id: str
+    text: str
+    kind: QuestionKind
+    video_id: str | None = None
+    start: float | None = None  # gold window in seconds, inclusive (chapter, moment)
+    end: float | None = None
+    evidence: tuple[tuple[str, int], ...] = ()  # (path under its root, char offset)
+    in_scope: bool = True
+
+
+def parse_clock(value: str | float) -> float:
+    """Seconds of "M:SS", "H:MM:SS" (or a number already)."""
+    if isinstance(value, int | float):
+        return float(value)
+    seconds = 0.0
+    for part in value.strip().split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+def _source_path(source: str) -> str:
+    for prefix in ("shared:", "corpus/"):
+        if source.startswith(prefix):
+            return source[len(prefix) :]
+    return source
+
+
+def question_from(row: dict[str, Any], default_id: str, in_scope: bool = True) -> Question:
+    text, vid, qid = str(row["question"]), row.get("video_id"), str(row.get("id") or default_id)
+    if "evidence" in row:
+        ev = tuple((_source_path(e["source"]), int(e["char"])) for e in row["evidence"])
+        return Question(qid, text, "evidence", vid, evidence=ev)
+    if "answer_start" in row:
+        start = max(0.0, float(row["answer_start"]) - MOMENT_SLACK)
+        return Question(qid, text, "moment", vid, start, float(row["answer_end"]))
+    if "time_start" in row:
+        start, end = parse_clock(row["time_start"]), parse_clock(row["time_end"])
+        return Question(qid, text, "chapter", vid, start, end)
+    return Question(qid, text, "scope", vid, in_scope=bool(row.get("in_scope", in_scope)))
+
+
+def read_questions(path: Path) -> list[Question]:
+    """Questions of a JSON-lines file, any of the formats above (told apart by
+    their fields; for scope questions, "irrelevant"/"out_of_scope" in the file
+    name means out of scope unless a row says ``in_scope``)."""
+    in_scope = not any(w in path.stem for w in _OUT_OF_SCOPE_FILES)
+    out: list[Question] = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if line.strip():
+                try:
+                    out.append(question_from(json.loads(line), f"{path.stem}:{n}", in_scope))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise PodciteError(f"{path}:{n}: not a question: {exc}") from exc
+    return out
+
+
+def _path_ends_with(path: str, tail: str) -> bool:
+    p, t = Path(path).parts, Path(tail).parts
+    return len(p) >= len(t) and p[len(p) - len(t) :] == t
+
+
+def judge(q: Question, hit: Hit) -> tuple[bool, bool]:
+    """(hit, episode hit) of one result for one question."""
+    ep = hit.passage.episode
+    episode = q.video_id is not None and ep is not None and ep.id == q.video_id
+    if q.kind == "evidence":
+        p = hit.passage
+        exact = any(
+            _path_ends_with(p.path, src) and p.start <= char < p.end for src, char in q.evidence
+        )
+        return exact, episode
+    if q.kind in ("chapter", "moment") and episode and q.start is not None and q.end is not None:
+        t = hit.time
+        return t is not None and t.exact and q.start <= t.seconds <= q.end, True
+    return False, episode
+
+
+def gold_in_index(q: Question, episodes: set[str], paths: list[str]) -> bool:
+    if q.kind == "evidence":
+        return any(_path_ends_with(p, src) for src, _ in q.evidence for p in paths)
+    if q.kind in ("chapter", "moment"):
+        return q.video_id in episodes
+    return True
+
+
+def retrieval_metrics(relevance: dict[str, Sequence[bool]], k: int = 10) -> dict[str, float]:
+    """hit@1, hit@5, MRR@k and nDCG@k by ranx, from each question's result list
+    (True where a result hits the question's single gold)."""
+    if not relevance:
+        return {}
+    from ranx import Qrels, Run
+    from ranx import evaluate as ranx_evaluate
+
+    names = {
+        "hit@1": "hit_rate@1",
+        "hit@5": "hit_rate@5",
+        f"mrr@{k}": f"mrr@{k}",
+        f"ndcg@{k}": f"ndcg@{k}",
+    }
+    run: dict[str, dict[str, float]] = {}
+    for qid, flags in relevance.items():
+        first = next((i for i, f in enumerate(flags) if f), None)
+        run[qid] = {
+            ("gold" if i == first else f"r{i}"): float(len(flags) - i) for i in range(len(flags))
+        }
+    if not any(run.values()):
+        return {name: 0.0 for name in names}
+    qrels = Qrels({qid: {"gold": 1} for qid in relevance})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba's type-safety chatter
+        scores = ranx_evaluate(qrels, Run(run), list(names.values()), make_comparable=True)
+    return {name: round(float(scores[m]), 4) for name, m in names.items()}
+
+
+def calibrate(top: Sequence[float], in_scope: Sequence[bool]) -> dict[str, float]:
+    """The top-score threshold that best separates in-scope from out-of-scope
+    questions (answer when score >= threshold), its accuracy, and the ROC AUC."""
+    pos = [s for s, y in zip(top, in_scope, strict=True) if y]
+    neg = [s for s, y in zip(top, in_scope, strict=True) if not y]
+    out: dict[str, float] = {"in_scope_mean": _mean(pos), "out_of_scope_mean": _mean(neg)}
+    if not pos or not neg:
+        return {k: v for k, v in out.items() if not np.isnan(v)}
+    best = (-1.0, 0.0)
+    for t in sorted(set(top)):
+        acc = (sum(s >= t for s in pos) + sum(s < t for s in neg)) / len(top)
+        best = max(best, (acc, t))
+    pairs = [(p > n) + 0.5 * (p == n) for p in pos for n in neg]
+    out |= {
+        "threshold": round(best[1], 4),
+        "accuracy": round(best[0], 4),
+        "auc": round(sum(pairs) / len(pairs), 4),
+    }
+    return out
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return round(statistics.fmean(xs), 4) if xs else float("nan")
+
+
+@dataclass
+class Outcome:
+    id: str
+    kind: QuestionKind
+    video_id: str | None
+    hits: list[bool]  # per result
+    episode_hits: list[bool]
+    top_score: float | None
+    offset_s: float | None  # first right-episode result's cited time to the gold window
+    search_ms: float
+    embed_ms: float
+    in_scope: bool
+
+
+@dataclass
+class Report:
+    mode: str
+    source: str
+    k: int
+    questions: int = 0
+    skipped: int = 0  # gold not in the index
+    metrics: dict[str, float] = field(default_factory=dict)
+    episode: dict[str, float] = field(default_factory=dict)
+    timestamp: dict[str, float] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)
+    abstention: dict[str, float] = field(default_factory=dict)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def table(self) -> str:
+        return table([self])
+
+    def to_dict(self, per_question: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not per_question:
+            d.pop("outcomes")
+        return d
+
+
+def table(reports: Sequence[Report]) -> str:
+    """Reports side by side, one column per mode, as plain text."""
+    rows: list[tuple[str, list[str]]] = [
+        ("questions", [f"{r.questions} (+{r.skipped} skipped)" for r in reports])
+    ]
+    for group in ("metrics", "episode", "timestamp", "abstention", "latency"):
+        names = list(dict.fromkeys(n for r in reports for n in getattr(r, group)))
+        for n in names:
+            label = f"episode {n}" if group == "episode" else n
+            rows.append((label, [_fmt(getattr(r, group).get(n)) for r in reports]))
+    head = ["", *[r.mode for r in reports]]
+    width = [
+        max(len(x) for x in col) for col in zip(head, *[[a, *b] for a, b in rows], strict=True)
+    ]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, width, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip([a, *b], width, strict=True)) for a, b in rows]
+    return f"{reports[0].source if reports else ''}\n" + "\n".join(line.rstrip() for line in lines)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None or np.isnan(v) else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+
+
+def _offset(q: Question, hits: Sequence[Hit], episode_hits: Sequence[bool]) -> float | None:
+    if q.start is None or q.end is None:
+        return None
+    for h, ok in zip(hits, episode_hits, strict=True):
+        if ok and h.time is not None:
+            t = h.time.seconds
+            return 0.0 if q.start <= t <= q.end else min(abs(t - q.start), abs(t - q.end))
+    return None
+
+
+def _set_mode(index: Index, mode: str) -> Mode:
+    """Modes "hybrid-rrf"/"hybrid-weighted" pick the fusion through the index's
+    override (search() itself takes only dense|bm25|hybrid)."""
+    if mode not in MODES:
+        raise PodciteError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+    index.extras.pop("fusion", None)
+    if mode.startswith("hybrid-"):
+        index.extras["fusion"] = mode.split("-", 1)[1]
+        return "hybrid"
+    return cast(Mode, mode)
+
+
+def evaluate(
+    index: Index,
+    questions: Sequence[Question],
+    k: int = 10,
+    mode: str = "dense",
+    source: str = "",
+    only_indexed: bool = True,
+    limit: int | None = None,
+) -> Report:
+    """Search every question (the first ``limit`` whose gold is in the index) and
+    score the results.  Latency is search() alone; the query embedding, the same
+    for every mode, is timed apart (embed_ms)."""
+    report = Report(mode=mode, source=source, k=k)
+    if only_indexed:
+        episodes = {p.episode.id for p in index.passages if p.episode}
+        paths = list(dict.fromkeys(p.path for p in index.passages))
+        kept = [q for q in questions if gold_in_index(q, episodes, paths)]
+        report.skipped = len(questions) - len(kept)
+        questions = kept
+    questions = questions[:limit] if limit is not None else questions
+    search_mode = _set_mode(index, mode)
+    try:
+        if questions:  # first-call costs (faiss threads, BM25 arrays) stay out of the timings
+            search(index, "warm up", k, mode=search_mode)
+        for q in questions:
+            # Embed afresh for every mode (search() keeps a query cache): each
+            # search then runs right after a real embedding, as a user's does.
+            index.extras.get("query_cache", {}).pop(q.text.strip(), None)
+            t0 = time.perf_counter()
+            try:
+                embed_query(index, q.text.strip())
+                t1 = time.perf_counter()
+                hits = search(index, q.text, k, mode=search_mode)
+            except QueryError:
+                report.skipped += 1
+                continue
+            ms = ((time.perf_counter() - t1) * 1000, (t1 - t0) * 1000)
+            judged = [judge(q, h) for h in hits]
+            eps = [e for _, e in judged]
+            top = hits[0].score if hits else None
+            hit = [h for h, _ in judged]
+            offset = _offset(q, hits, eps)
+            report.outcomes.append(
+                Outcome(q.id, q.kind, q.video_id, hit, eps, top, offset, *ms, q.in_scope)
+            )
+    finally:
+        index.extras.pop("fusion", None)
+    _summarise(report)
+    return report
+
+
+def _summarise(report: Report) -> None:
+    outs = report.outcomes
+    report.questions = len(outs)
+    gold = [o for o in outs if o.kind != "scope"]
+    report.metrics = retrieval_metrics({o.id: o.hits for o in gold}, report.k)
+    with_episode = [o for o in gold if o.video_id]
+    report.episode = retrieval_metrics({o.id: o.episode_hits for o in with_episode}, report.k)
+    offsets = [o.offset_s for o in outs if o.offset_s is not None]
+    if offsets:
+        report.timestamp = {
+            "cited in window": round(sum(x == 0 for x in offsets) / len(offsets), 4),
+            "median offset s": round(statistics.median(offsets), 1),
+        }
+    if outs:
+        ms = np.array([o.search_ms for o in outs])
+        emb = np.array([o.embed_ms for o in outs])
+        report.latency = {
+            "search p50 ms": round(float(np.percentile(ms, 50)), 2),
+            "search p95 ms": round(float(np.percentile(ms, 95)), 2),
+            "embed p50 ms": round(float(np.percentile(emb, 50)), 2),
+        }
+    scored = [o for o in outs if o.top_score is not None]
+    if scored:
+        report.abstention = calibrate(
+            [o.top_score or 0.0 for o in scored], [o.in_scope for o in scored]
+        )
+
+
+def run_eval(
+    index: Index, path: Path | Sequence[Path], mode: str = "dense", limit: int | None = None
+) -> Report:
+    """What ``podcite eval`` runs: the questions of one file (or several, e.g. an
+    in-scope and an out-of-scope set to calibrate abstention) against ``index``."""
+    paths = [path] if isinstance(path, Path) else [Path(p) for p in path]
+    questions = [q for p in paths for q in read_questions(p)]
+    return evaluate(
+        index, questions, mode=mode, source=", ".join(p.name for p in paths), limit=limit
+    )

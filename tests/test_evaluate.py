@@ -1,0 +1,193 @@
+"""The evaluation: metrics against hand-computed values, the question readers,
+judging a hit, and an end-to-end run over the seed index."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from index.evaluate import (
+    Question,
+    calibrate,
+    judge,
+    parse_clock,
+    read_questions,
+    retrieval_metrics,
+    run_eval,
+)
+from ingest.errors import PodciteError
+from ingest.records import Episode, Hit, Passage, Sentence, Time
+from tests.conftest import ROOT, SEED
+
+SHARED_EVAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval"
+
+
+def _jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+# -- metrics --------------------------------------------------------------------
+
+
+def test_metrics_by_ranx_match_hand_values() -> None:
+    run = {
+        "a": [False, True, False],  # first hit at rank 2
+        "b": [True, True],  # rank 1; the second hit on the same gold adds nothing
+        "c": [False, False],  # missed
+        "d": [],  # no results at all
+        "e": [False, False, False, False, False, True],  # rank 6: outside hit@5
+    }
+    m = retrieval_metrics(run, k=10)
+    assert m["hit@1"] == pytest.approx(1 / 5)
+    assert m["hit@5"] == pytest.approx(2 / 5)
+    assert m["mrr@10"] == pytest.approx((1 / 2 + 1 + 1 / 6) / 5, abs=1e-4)
+    ndcg = (1 / math.log2(3) + 1 + 1 / math.log2(7)) / 5
+    assert m["ndcg@10"] == pytest.approx(ndcg, abs=1e-4)
+    assert retrieval_metrics({}) == {}
+    assert retrieval_metrics({"x": [], "y": []})["hit@1"] == 0.0
+
+
+def test_calibrate_finds_the_separating_threshold() -> None:
+    c = calibrate([0.9, 0.8, 0.3, 0.2], [True, True, False, False])
+    assert c["threshold"] == 0.8 and c["accuracy"] == 1.0 and c["auc"] == 1.0
+    half = calibrate([0.5, 0.5], [True, False])
+    assert half["auc"] == 0.5
+    assert "threshold" not in calibrate([0.4], [True])  # one class: nothing to separate
+
+
+def test_parse_clock() -> None:
+    assert parse_clock("7:41") == 461
+    assert parse_clock("1:02:03") == 3723
+    assert parse_clock(12.5) == 12.5
+
+
+# -- readers ----------------------------------------------------------------------
+
+
+def test_readers_tell_the_formats_apart(tmp_path: Path) -> None:
+    chapter = {"question": "q1", "video_id": "V1", "time_start": "7:41", "time_end": "1:10:49"}
+    moment = {
+        "id": "m1",
+        "question": "q2",
+        "video_id": "V2",
+        "answer_start": 100.5,
+        "answer_end": 130,
+    }
+    evidence = {
+        "id": "w1",
+        "question": "q3",
+        "video_id": "V3",
+        "evidence": [
+            {"source": "corpus/a.txt", "char": 5},
+            {"source": "shared:wiki/x/b.md", "char": 9},
+        ],
+    }
+    qs = read_questions(
+        _jsonl(tmp_path / "mixed.jsonl", [chapter, moment, evidence, {"question": "q4"}])
+    )
+    assert [q.kind for q in qs] == ["chapter", "moment", "evidence", "scope"]
+    assert (qs[0].id, qs[0].start, qs[0].end) == ("mixed:1", 461, 4249)
+    assert (qs[1].id, qs[1].start, qs[1].end) == ("m1", 70.5, 130)  # 30 s of slack before
+    assert qs[2].evidence == (("a.txt", 5), ("wiki/x/b.md", 9))
+    assert qs[3].in_scope
+    out = read_questions(_jsonl(tmp_path / "irrelevant_qs.jsonl", [{"question": "taxes?"}]))
+    assert not out[0].in_scope
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"no_question": 1}\n')
+    with pytest.raises(PodciteError, match=r"bad\.jsonl:1"):
+        read_questions(bad)
+
+
+def _hit(time: Time | None, video: str = "V1", path: str = "/lib/wiki/x/b.md") -> Hit:
+    s = Sentence(start=100, end=180, text="A sentence.", time=time)
+    p = Passage(
+        id="p", document_id="d", document_title="T", kind="wiki", channel=None,
+        episode=Episode(video, "E"), section=(), sentences=(s,), anchor=time, path=path,
+    )  # fmt: skip
+    return Hit(p, 0.5, 0)
+
+
+def test_judge_time_episode_and_evidence() -> None:
+    chapter = Question("c", "q", "chapter", "V1", 60.0, 120.0)
+    assert judge(chapter, _hit(Time(90, True))) == (True, True)
+    assert judge(chapter, _hit(Time(121, True))) == (False, True)
+    assert judge(chapter, _hit(Time(90, False))) == (False, True)  # approximate: episode only
+    assert judge(chapter, _hit(None)) == (False, True)
+    assert judge(chapter, _hit(Time(90, True), video="V9")) == (False, False)
+    ev = Question("w", "q", "evidence", "V1", evidence=(("wiki/x/b.md", 150),))
+    assert judge(ev, _hit(None)) == (True, True)
+    assert judge(ev, _hit(None, path="/lib/wiki/y/b.md"))[0] is False
+    assert (
+        judge(Question("w", "q", "evidence", evidence=(("wiki/x/b.md", 180),)), _hit(None))[0]
+        is False
+    )
+
+
+# -- end to end on the seed index ---------------------------------------------------
+
+
+def test_run_eval_on_the_seed(seed_index, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = SEED.read_text(encoding="utf-8")
+    seed = f"corpus/{SEED.name}"
+    rows = [
+        {"id": "s1", "question": "Who found a slow rhythm in layer five neurons under ketamine?",
+         "video_id": "Xu1FMCxoEFc",
+         "evidence": [{"source": seed, "char": text.index("Research by Vesuna")}]},
+        {"id": "s2", "question": "Which serotonin receptor does psilocybin target?",
+         "video_id": "Xu1FMCxoEFc",
+         "evidence": [{"source": seed, "char": text.index("It primarily targets")}]},
+        {"id": "s3", "question": "not in this index", "video_id": "XXXXXXXXXXX",
+         "evidence": [{"source": "shared:wiki/hubermanlab/elsewhere.md", "char": 0}]},
+    ]  # fmt: skip
+    path = _jsonl(tmp_path / "wiki_questions.jsonl", rows)
+    for mode in ("dense", "bm25", "hybrid", "hybrid-weighted"):
+        r = run_eval(seed_index, path, mode, limit=None)
+        assert (r.questions, r.skipped) == (2, 1)
+        assert r.metrics["hit@5"] == 1.0, mode
+        assert r.episode["hit@1"] == 1.0
+        assert r.latency["search p50 ms"] > 0
+        assert "fusion" not in seed_index.extras
+        json.dumps(r.to_dict(per_question=True))
+        assert mode in r.table() and "hit@1" in r.table()
+    assert run_eval(seed_index, path, "dense", limit=1).questions == 1
+
+
+# -- the real question files ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["wiki_questions.jsonl", "moment_questions.jsonl", "out_of_scope.jsonl"]
+)
+def test_project_question_files_read(name: str) -> None:
+    path = ROOT / "eval" / name
+    if not path.is_file():
+        pytest.skip(f"eval/{name} not written yet")
+    qs = read_questions(path)
+    kind = {"wiki": "evidence", "moment": "moment", "out": "scope"}[name.split("_")[0]]
+    assert qs and all(q.kind == kind for q in qs)
+    assert all(q.in_scope == (kind != "scope") for q in qs)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(
+    ("name", "count", "kind", "in_scope"),
+    [
+        ("syn_test.jsonl", 581, "chapter", True),
+        ("qna_test.jsonl", 123, "chapter", True),
+        # The README says 673 and 630: wc -l, and the last line has no newline.
+        ("relevant_qs.jsonl", 674, "scope", True),
+        ("irrelevant_qs.jsonl", 631, "scope", False),
+    ],
+)
+def test_shared_question_files_read(name: str, count: int, kind: str, in_scope: bool) -> None:
+    if not SHARED_EVAL.is_dir():
+        pytest.skip("../shared/data is absent")
+    qs = read_questions(SHARED_EVAL / name)
+    assert len(qs) == count
+    assert all(q.kind == kind and q.in_scope == in_scope for q in qs)
+    if kind == "chapter":
+        assert all(q.start is not None and q.end is not None and q.start <= q.end for q in qs)

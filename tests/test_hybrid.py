@@ -1,0 +1,250 @@
+"""Keyword tokens, the BM25 index and hybrid ranking, on a small real index.
+
+The pages are written here (our own words, shared-data format) so that two
+passages differ only in the rare name a question asks for: 5-HT2A vs 5-HT1A,
+200 mg vs 20 mg.  That is the case BM25 exists for.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import Filters, build, open_index, search
+from index.hybrid import fuse, keyword_index, rank, ranked_ids
+from index.keyword import META, load_keyword_index, normalise_tokens
+from index.search import _dense
+from index.store import Index
+from ingest import load
+from ingest.errors import PodciteError
+
+
+def _cite(t: str) -> str:
+    return f'<a class="yt-timestamp" data-t="{t}">[{t}]</a>'
+
+
+PAGES = {
+    "serotonin_receptors.md": (
+        "AAAAAAAAAAA",
+        "Serotonin Receptors",
+        [
+            (
+                "Psychedelics",
+                "Psilocybin is turned into psilocin in the body. Psilocin binds the "
+                "5-HT2A receptor on cortical neurons and opens a window of plasticity "
+                f"{_cite('00:41:10')}.",
+            ),
+            (
+                "Anxiety Drugs",
+                "Buspirone calms anxiety through a different serotonin receptor, the "
+                f"5-HT1A receptor, and takes weeks to work {_cite('00:52:30')}.",
+            ),
+            (
+                "Mood",
+                "Serotonin shapes mood, patience and the sense of having enough. "
+                f"Low serotonin is linked to impulsive choices {_cite('00:12:05')}.",
+            ),
+        ],
+    ),
+    "caffeine_timing.md": (
+        "BBBBBBBBBBB",
+        "Caffeine Timing",
+        [
+            (
+                "Dose",
+                "A dose of 200 mg of caffeine taken after waking raised alertness for "
+                f"several hours in adults {_cite('00:20:00')}.",
+            ),
+            (
+                "Small Doses",
+                "Even 20 milligrams of caffeine, less than a cup of tea, sharpened reaction "
+                f"time in the same trial {_cite('00:24:40')}.",
+            ),
+            (
+                "Adenosine",
+                "Caffeine blocks adenosine receptors, so the pressure to sleep is masked "
+                f"rather than removed {_cite('00:31:15')}.",
+            ),
+        ],
+    ),
+    "deep_rest.md": (
+        "CCCCCCCCCCC",
+        "Deep Rest",
+        [
+            (
+                "Protocols",
+                "Non-sleep deep rest, or NSDR, is a guided practice of slow breathing and "
+                f"body scanning that restores focus after a poor night {_cite('01:05:00')}.",
+            ),
+            (
+                "Light",
+                "Bright light of 10,000 lux in the morning anchors the circadian clock "
+                f"and improves sleep that night {_cite('01:15:30')}.",
+            ),
+        ],
+    ),
+}
+
+
+def _page(video: str, title: str, sections: list[tuple[str, str]]) -> str:
+    body = "\n\n".join(f"## {h}\n\n{t}" for h, t in sections)
+    return f"---\ntitle: {title}\nvideoId: {video}\n---\n\nFrom: [[hubermanlab]]\n\n{body}\n"
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Index:  # type: ignore[no-untyped-def]
+    src = tmp_path_factory.mktemp("pages")
+    for name, (video, title, sections) in PAGES.items():
+        (src / name).write_text(_page(video, title, sections), encoding="utf-8")
+    loaded = load([src])
+    assert not loaded.errors
+    out = tmp_path_factory.mktemp("idx") / "index"
+    build(loaded.documents, out, embedder)
+    return open_index(out, embedder)
+
+
+# -- tokens -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["5HT2A", "5-HT2A", "5 HT2A", "5-ht2a", "5\u2011HT2A"])
+def test_receptor_spellings_share_one_token(spelling: str) -> None:
+    tokens = normalise_tokens(f"the {spelling} receptor")
+    assert "5ht2a" in tokens
+    assert "5ht1a" not in tokens
+    assert "receptor" in tokens and "the" not in tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "token"),
+    [
+        ("10 mg", "10mg"),
+        ("10mg", "10mg"),
+        ("10-mg", "10mg"),
+        ("10 milligrams", "10mg"),
+        ("1-3 Hz", "1-3hz"),
+        ("1 – 3 hz", "1-3hz"),
+        ("one to three Hertz", "1-3hz"),
+        ("10,000 lux", "10000lux"),
+        ("2.5%", "2.5pct"),
+        ("40°C", "40c"),
+    ],
+)
+def test_numbers_with_units_normalised(text: str, token: str) -> None:
+    assert token in normalise_tokens(text)
+
+
+def test_hyphenated_names_join_and_keep_parts() -> None:
+    assert {"alphagpc", "alpha", "gpc"} <= set(normalise_tokens("alpha-GPC"))
+    assert {"nonsleep", "sleep", "deep", "rest"} <= set(normalise_tokens("non-sleep deep rest"))
+    assert "omega3" in normalise_tokens("omega 3") and "omega3" in normalise_tokens("omega-3")
+
+
+def test_stemming_and_case_are_shared_by_documents_and_queries() -> None:
+    assert normalise_tokens("Receptors DOSING") == normalise_tokens("receptor dosing")
+    assert "d" in normalise_tokens("vitamin D")  # a meaningful single letter survives
+
+
+# -- the index ------------------------------------------------------------------
+
+
+def _top_text(index: Index, query: str, mode: str, **kw: object) -> str:
+    hits = search(index, query, 3, mode=mode, **kw)  # type: ignore[arg-type]
+    assert hits, (query, mode)
+    return hits[0].passage.text
+
+
+def test_keyword_index_written_as_plain_files(small_index: Index) -> None:
+    files = {p.name for p in (small_index.path / "bm25").iterdir()}
+    assert {"vocab.index.json", "params.index.json", META} <= files
+    assert keyword_index(small_index).size == len(small_index.passages)
+
+
+@pytest.mark.parametrize("mode", ["bm25", "hybrid"])
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [
+        ("What binds 5HT2A?", "5-HT2A"),
+        ("5 HT1A", "5-HT1A"),
+        ("effect of 200mg caffeine", "200 mg"),
+        ("what does 20 mg of caffeine do", "20 milligrams"),
+        ("NSDR", "Non-sleep deep rest"),
+    ],
+)
+def test_rare_name_ranks_its_passage_first(
+    small_index: Index, mode: str, query: str, needle: str
+) -> None:
+    assert needle in _top_text(small_index, query, mode)
+
+
+def test_hybrid_score_is_the_dense_cosine(small_index: Index) -> None:
+    assert small_index.embedder is not None
+    q = small_index.embedder.encode(["5-HT2A receptor"])[0]
+    for mode in ("bm25", "hybrid"):
+        ranked = ranked_ids(small_index, "5-HT2A receptor", q, 5, Filters(), mode, _dense)
+        assert ranked
+        for row, score in ranked:
+            assert score == pytest.approx(float(small_index.vectors[row] @ q), abs=1e-5)
+    hits = search(small_index, "5-HT2A receptor", 3, mode="hybrid")
+    assert hits[0].score == pytest.approx(float(small_index.vectors[hits[0].row] @ q), abs=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["bm25", "hybrid"])
+def test_filters_respected_inside_the_ranking(small_index: Index, mode: str) -> None:
+    # The query's best keyword match is on another episode: the filter must not
+    # leave an empty list, it must rank within the episode.
+    f = Filters(episode="BBBBBBBBBBB")
+    hits = search(small_index, "caffeine adenosine 5-HT2A", 5, filters=f, mode=mode)  # type: ignore[arg-type]
+    assert hits and all(h.passage.episode and h.passage.episode.id == "BBBBBBBBBBB" for h in hits)
+    assert search(small_index, "5-HT2A", 5, filters=Filters(kind="transcript"), mode=mode) == []  # type: ignore[arg-type]
+
+
+def test_bm25_mode_returns_only_keyword_matches(small_index: Index) -> None:
+    assert search(small_index, "zebra xylophone", 5, mode="bm25") == []
+    assert search(small_index, "zebra xylophone", 5, mode="hybrid")  # dense still answers
+
+
+def test_both_fusions_rank_the_exact_name_first(small_index: Index) -> None:
+    assert small_index.embedder is not None
+    q = small_index.embedder.encode(["5 HT1A"])[0]
+    for fusion in ("rrf", "weighted"):
+        top = rank(small_index, "5 HT1A", q, 3, Filters(), "hybrid", _dense, fusion)  # type: ignore[arg-type]
+        assert "5-HT1A" in small_index.passages[top[0].row].text, fusion
+
+
+def test_fuse_rrf_and_weighted_by_hand() -> None:
+    dense, keyword = [1, 2, 3], [3, 4]  # candidates: 1, 2, 3, 4
+    cos = np.array([0.9, 0.8, 0.7, 0.1], dtype=np.float32)
+    bm = np.array([0.0, 0.0, 4.0, 2.0], dtype=np.float32)
+    rrf = fuse(dense, keyword, cos, bm, "rrf", k=60)
+    assert rrf == pytest.approx([1 / 61, 1 / 62, 1 / 63 + 1 / 61, 1 / 62])
+    # Weighted: cosine as it is, BM25 as a share of the question's ceiling.
+    w = fuse(dense, keyword, cos, bm, "weighted", dense_weight=0.5, bm25_ceiling=8.0)
+    assert w == pytest.approx([0.45, 0.4, 0.35 + 0.25, 0.05 + 0.125])
+    top = fuse(dense, keyword, cos, bm, "weighted", dense_weight=0.5)  # ceiling: best candidate
+    assert top == pytest.approx([0.45, 0.4, 0.35 + 0.5, 0.05 + 0.25])
+
+
+def test_bm25_ceiling_bounds_every_score(small_index: Index) -> None:
+    kw = keyword_index(small_index)
+    for query in ("5-HT2A receptor", "200 mg caffeine adenosine", "NSDR light lux"):
+        scores, ceiling = kw.scores(query), kw.max_score(query)
+        assert 0 < scores.max() <= ceiling + 1e-6
+    assert kw.max_score("zebra xylophone") == 0.0
+
+
+def test_index_without_keyword_index_says_rebuild(small_index: Index, tmp_path: Path) -> None:
+    bare = Index(**{**small_index.__dict__, "extras": {}})
+    with pytest.raises(PodciteError, match="podcite ingest"):
+        search(bare, "5-HT2A", 3, mode="hybrid")
+    # A keyword index from another tokenizer version is as good as none.
+    copy = tmp_path / "bm25"
+    copy.mkdir()
+    for f in (small_index.path / "bm25").iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    meta = json.loads((copy / META).read_text())
+    (copy / META).write_text(json.dumps({**meta, "tokenizer": -1}))
+    assert load_keyword_index(copy) is None
+    assert load_keyword_index(tmp_path / "absent") is None
