@@ -106,8 +106,8 @@ class SentenceTransformerEmbedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        if len(texts) == 1:  # the query path: skip the batching machinery
-            out[0] = model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)[0]
+        if len(texts) == 1:  # the query path: one forward pass, no batching machinery
+            out[0] = self._encode_one(texts[0])
             return out
         # Sort by length over the whole list, so every batch pads little (on CPU
         # padding is paid in full), then work in blocks to report progress.
@@ -133,6 +133,20 @@ class SentenceTransformerEmbedder:
         progress: Callable[[int], None] | None = None,
     ) -> tuple[NDArray[np.float32], list[NDArray[np.float32]]]:
         return encode_pooled(self, texts, spans, progress=progress)
+
+    def _encode_one(self, text: str) -> NDArray[np.float32]:
+        """The model's own modules (tokenizer, transformer, pooling, normalise)
+        called directly: a third less time than ``encode`` for one short query,
+        and the same vector (tests/test_index.py compares them)."""
+        import torch
+
+        model = self._load()
+        with torch.inference_mode():
+            prepare = getattr(model, "preprocess", None) or model.tokenize
+            features = prepare([text])
+            out = model.forward(features)
+            vec = out["sentence_embedding"][0]
+        return normalise(vec.float().numpy())
 
 
 def encode_pooled(

@@ -160,8 +160,12 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             raise PodciteError("the index is not loaded")
         return idx
 
+    # The search endpoints are async on purpose: a query is ~10 ms of CPU work
+    # (torch, FAISS), and running it on the event loop avoids the thread-pool
+    # hop, which cost several ms per query with torch's own threads (measured
+    # in docs/benchmarks.md).  podcite serves one user's questions, not a crowd.
     @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"])
-    def api_search(
+    async def api_search(
         request: Request,
         q: QParam = "",
         k: KParam = None,
@@ -182,7 +186,7 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         )
 
     @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"])
-    def api_ask(
+    async def api_ask(
         request: Request,
         q: QParam = "",
         k: KParam = None,
@@ -218,7 +222,7 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         }
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def page(request: Request) -> HTMLResponse:
+    async def page(request: Request) -> HTMLResponse:
         params = request.query_params
         q = params.get("q")
         context: dict[str, Any] = {
