@@ -311,7 +311,7 @@ def evaluate(
             ms = ((time.perf_counter() - t1) * 1000, (t1 - t0) * 1000)
             judged = [judge(q, h) for h in hits]
             eps = [e for _, e in judged]
-            top = hits[0].score if hits else None
+            top = max((h.score for h in hits), default=None)  # cosines; hybrid order differs
             hit = [h for h, _ in judged]
             offset = _offset(q, hits, eps)
             report.outcomes.append(
