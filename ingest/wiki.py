@@ -87,6 +87,10 @@ _HEADING = re.compile(r"^(?P<hashes>#{1,6})\s+(?P<text>.+?)\s*#*\s*$")
 _ITEM = re.compile(r"^\s*(?:>\s*)*(?:[-*+]|\d+[.)])\s+")
 _QUOTE = re.compile(r"^\s*(?:>\s*)+")
 _RULE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$")
+# A line that is all bold ("**Benefits:**") is used as a minor heading in these
+# pages; as a passage of its own it would match short questions on its words alone.
+_CALLOUT_TITLE = re.compile(r"^\s*>\s*\[![A-Za-z]+\][+-]?\s+(?P<text>\S.{0,100}?)\s*$")
+_BOLD_HEADING = re.compile(r"^\s*\*\*(?P<text>[^*\n]{1,100}?):?\*\*:?\s*$")
 
 
 def front_matter(text: str) -> tuple[dict[str, str], int]:
@@ -121,6 +125,15 @@ def markdown_blocks(text: str, body: int) -> tuple[str | None, list[Block]]:
             flush()
             hs = start + m.start("text")
             blocks.append(Block("heading", hs, start + m.end("text"), len(m["hashes"])))
+            continue
+        if m := _BOLD_HEADING.match(line):
+            flush()
+            blocks.append(Block("heading", start + m.start("text"), start + m.end("text"), 7))
+            continue
+        if m := _CALLOUT_TITLE.match(line):
+            # "> [!info] Title" opens a callout: its title reads as a minor heading.
+            flush()
+            blocks.append(Block("heading", start + m.start("text"), start + m.end("text"), 7))
             continue
         if _ITEM.match(line) or _QUOTE.match(line):
             # A list item or quote line stands alone: its own sentences, never
