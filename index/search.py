@@ -25,7 +25,7 @@ MAX_K = 50
 # Below this cosine, the best passage does not answer the question: podcite
 # abstains and marks the results weak.  Calibrated on the shared relevant_qs /
 # irrelevant_qs sets (bench: `podcite eval`, docs/benchmarks.md).
-ABSTAIN_BELOW = 0.40
+ABSTAIN_BELOW = 0.45
 _QUERY_CACHE = 512
 
 
