@@ -1,0 +1,68 @@
+"""The podcite command, end to end, in subprocesses like a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import CORPUS, ROOT
+
+
+def podcite(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+
+
+def test_help_does_not_import_torch() -> None:
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "server.cli", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "ingest" in r.stdout and "serve" in r.stdout
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert "torch" not in imported and "faiss" not in imported
+
+
+def test_ingest_then_ask(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    r = podcite("ingest", str(CORPUS), "--index", str(index))
+    assert r.returncode == 0, r.stderr
+    assert "indexed 1 documents, 8 passages" in r.stderr
+    r = podcite(
+        "ask",
+        "Who found a one to three hertz rhythm under ketamine?",
+        "--index",
+        str(index),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert "Vesuna" in body["answer"][0]["text"]
+    assert body["answer"][0]["url"].endswith("&t=4984s")
+    r = podcite("ask", "psilocybin", "--index", str(index), "-k", "2")
+    assert r.returncode == 0 and "1:26:21" in r.stdout
+
+
+def test_errors_are_one_line_with_exit_code(tmp_path: Path) -> None:
+    r = podcite("ask", "anything", "--index", str(tmp_path / "missing"))
+    assert r.returncode == 1
+    assert "no index at" in r.stderr and "Traceback" not in r.stderr
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe")
+    r = podcite("ingest", str(bad), "--index", str(tmp_path / "idx"))
+    assert r.returncode == 1 and "no documents to index" in r.stderr and "bad.txt:1" in r.stderr
+    r = podcite("ingest", str(CORPUS), str(bad), "--index", str(tmp_path / "idx"), "--strict")
+    assert r.returncode == 1 and "--strict" in r.stderr
+    assert not (tmp_path / "idx").exists()
