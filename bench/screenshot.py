@@ -1,6 +1,6 @@
 """Refresh docs/screenshot.png: the page for one question, in Debian's chromium.
 
-    .venv/bin/python bench/screenshot.py --index /tmp/podcite-full
+.venv/bin/python bench/screenshot.py --index /tmp/podcite-full
 """
 
 from __future__ import annotations

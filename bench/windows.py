@@ -64,32 +64,20 @@ def main() -> None:
         secs = time.perf_counter() - t0
         idx = open_index(out, emb)
 
-        def first(question: str, ok, idx=idx) -> int | None:  # type: ignore[no-untyped-def]
-            hits = search(idx, question, 10)
-            return next((i for i, h in enumerate(hits) if ok(h)), None)
+        def first(question: str, video: str, lo: float, hi: float, idx=idx) -> int | None:  # type: ignore[no-untyped-def]
+            """Rank of the first result of ``video`` citing a moment in [lo, hi]."""
+            for i, h in enumerate(search(idx, question, 10)):
+                ep, t = h.passage.episode, h.time
+                if ep is not None and ep.id == video and t is not None and lo <= t.seconds <= hi:
+                    return i
+            return None
 
         syn_f = [
-            first(
-                r["question"],
-                lambda h, r=r: (
-                    h.passage.episode is not None
-                    and h.passage.episode.id == r["video_id"]
-                    and h.time is not None
-                    and seconds(r["time_start"]) <= h.time.seconds <= seconds(r["time_end"])
-                ),
-            )
+            first(r["question"], r["video_id"], seconds(r["time_start"]), seconds(r["time_end"]))
             for r in syn
         ]
         mom_f = [
-            first(
-                m["question"],
-                lambda h, m=m: (
-                    h.passage.episode is not None
-                    and h.passage.episode.id == m["video_id"]
-                    and h.time is not None
-                    and m["answer_start"] - 30 <= h.time.seconds <= m["answer_end"]
-                ),
-            )
+            first(m["question"], m["video_id"], m["answer_start"] - 30, m["answer_end"])
             for m in moments
         ]
         print(

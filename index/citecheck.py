@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.embedder import normalise
 from ingest.records import Passage, Sentence, Time, Verdict
 
 if TYPE_CHECKING:
@@ -168,16 +169,11 @@ class Check:
     best_time: float
 
 
-def _normalise(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(n, 1e-12)  # type: ignore[no-any-return]
-
-
 def timeline(sentences: list[tuple[float, str, NDArray[np.float32]]]) -> Timeline:
     sentences = sorted(sentences, key=lambda s: s[0])
     vecs = np.stack([v for _, _, v in sentences]).astype(np.float32)
     padded = np.vstack([vecs[:1] * 0, vecs, vecs[:1] * 0])
-    ctx = _normalise(padded[:-2] + padded[1:-1] + padded[2:])
+    ctx = normalise(padded[:-2] + padded[1:-1] + padded[2:])
     texts = [t for _, t, _ in sentences]
     words = [content_words(" ".join(texts[i : i + 3])) for i in range(len(texts))]
     return Timeline(np.array([t for t, _, _ in sentences]), vecs, ctx, words)

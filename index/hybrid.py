@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from index.keyword import KeywordIndex
+from index.search import admitted
 from index.store import Index
 from ingest.errors import PodciteError
 
@@ -71,24 +72,13 @@ def keyword_index(index: Index) -> KeywordIndex:
     return kw
 
 
-def _mask(index: Index, filters: Filters) -> NDArray[np.bool_]:
-    cache: dict[Filters, NDArray[np.bool_]] = index.extras.setdefault("keyword_masks", {})
-    mask = cache.get(filters)
-    if mask is None:
-        if len(cache) > 256:
-            cache.clear()
-        mask = np.fromiter((filters.admits(p) for p in index.passages), bool, len(index.passages))
-        cache[filters] = mask
-    return mask
-
-
 def bm25_scores(index: Index, query: str, filters: Filters) -> NDArray[np.float32]:
     """BM25 score of every row, zero for rows the filters do not admit.  Filtering
     the full score array (rather than a top-n) means a filter never empties a list
     that has matches further down."""
     scores = keyword_index(index).scores(query)
     if filters:
-        scores = np.where(_mask(index, filters), scores, 0.0).astype(np.float32)
+        scores = np.where(admitted(index, filters), scores, 0.0).astype(np.float32)
     return scores
 
 

@@ -91,7 +91,7 @@ def _dense(
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
     # Filtered: score only the admitted rows, so a filter never empties a list
     # that has matches further down (post-filtering a top-n would).
-    rows = _admitted(index, filters)
+    rows = np.flatnonzero(admitted(index, filters))
     if rows.size == 0:
         return []
     scores = index.vectors[rows] @ q
@@ -99,16 +99,17 @@ def _dense(
     return [(int(rows[t]), float(scores[t])) for t in top]
 
 
-def _admitted(index: Index, filters: Filters) -> NDArray[np.int64]:
-    key = ("filter", filters)
-    cache: dict[object, NDArray[np.int64]] = index.extras.setdefault("filter_cache", {})
-    if key not in cache:
+def admitted(index: Index, filters: Filters) -> NDArray[np.bool_]:
+    """Which rows the filters admit, cached per index: the dense and the keyword
+    rankings both filter inside the search with this one mask."""
+    cache: dict[Filters, NDArray[np.bool_]] = index.extras.setdefault("filter_masks", {})
+    mask = cache.get(filters)
+    if mask is None:
         if len(cache) > 256:
             cache.clear()
-        cache[key] = np.array(
-            [i for i, p in enumerate(index.passages) if filters.admits(p)], dtype=np.int64
-        )
-    return cache[key]
+        mask = np.fromiter((filters.admits(p) for p in index.passages), bool, len(index.passages))
+        cache[filters] = mask
+    return mask
 
 
 def best_sentence(index: Index, i: int, q: NDArray[np.float32]) -> tuple[int, float]:
@@ -150,17 +151,14 @@ def search(
         ranked = ranked_ids(index, query, q, pool, filters, mode, _dense)
     hits: list[Hit] = []
     for i, score in ranked:
-        j, s_score = best_sentence(index, i, q)
-        hit = Hit(index.passages[i], score, j, row=i, extra={"sentence_score": s_score})
+        j, _ = best_sentence(index, i, q)
+        hit = Hit(index.passages[i], score, j, row=i)
         if any(_same_moment(hit, h) for h in hits):
             continue
         hits.append(hit)
         if len(hits) == k:
             break
-    return [
-        Hit(h.passage, h.score, h.best_sentence, row=h.row, rank=r + 1, extra=h.extra)
-        for r, h in enumerate(hits)
-    ]
+    return [replace(h, rank=r + 1) for r, h in enumerate(hits)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,8 +87,10 @@ def _hidden(rel: Path) -> bool:
 def parse(path: Path, doc_id: str | None = None, catalog: Catalog | None = None) -> Document:
     """Parse one document.  Raises DocumentError when it cannot be read at all."""
     text, sha = read_text(path)
-    doc_id = doc_id or path.name
-    catalog = catalog or Catalog()
+    return _parse(path, doc_id or path.name, text, sha, catalog or Catalog())
+
+
+def _parse(path: Path, doc_id: str, text: str, sha: str, catalog: Catalog) -> Document:
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return wiki.parse_text(path, doc_id, text, sha, catalog)
@@ -97,8 +99,7 @@ def parse(path: Path, doc_id: str | None = None, catalog: Catalog | None = None)
     if suffix in TRANSCRIPT_SUFFIXES:
         from ingest.transcript import parse_transcript
 
-        doc = parse_transcript(path, doc_id, text, catalog)
-        return doc
+        return parse_transcript(path, doc_id, text, catalog)
     raise UnsupportedDocument(str(path), 0, f"unsupported file type {path.suffix!r}")
 
 
@@ -106,33 +107,30 @@ def load(paths: Iterable[Path]) -> Loaded:
     """Read catalogs (CSV files and wiki channel pages) first, then every document."""
     out = Loaded()
     sources, out.errors = discover(paths)
-    documents: list[Source] = []
+    documents: list[tuple[Source, str, str]] = []  # each file is read once
     for src in sources:
         suffix = src.path.suffix.lower()
         try:
             if suffix in CATALOG_SUFFIXES:
                 out.catalog.merge(catalogs.read_csv(src.path))
                 out.catalog_files.append(src.path)
-            elif suffix in {".md", ".markdown"} and _channel_page(src.path):
-                text, _ = read_text(src.path)
+                continue
+            text, sha = read_text(src.path)
+            if suffix in {".md", ".markdown"} and _channel_page(text):
                 out.catalog.merge(catalogs.read_channel_page(src.path, text))
                 out.catalog_files.append(src.path)
             else:
-                documents.append(src)
+                documents.append((src, text, sha))
         except DocumentError as exc:
             out.errors.append(exc)
-    for src in documents:
+    for src, text, sha in documents:
         try:
-            out.documents.append(parse(src.path, src.doc_id, out.catalog))
+            out.documents.append(_parse(src.path, src.doc_id, text, sha, out.catalog))
         except DocumentError as exc:
             out.errors.append(exc)
     return out
 
 
-def _channel_page(path: Path) -> bool:
-    try:
-        text, _ = read_text(path)
-    except DocumentError:
-        return False
+def _channel_page(text: str) -> bool:
     meta, _ = wiki.front_matter(text)
     return "videoId" not in meta and catalogs.is_channel_page(text)

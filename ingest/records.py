@@ -8,7 +8,7 @@ groups of sentences, so regrouping them never moves a citation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Kind = Literal["wiki", "transcript"]
@@ -211,7 +211,6 @@ class Hit:
     row: int = -1  # the passage's row in its index (vectors, sentence vectors)
     rank: int = 0
     weak: bool = False  # below the answer threshold: shown, but marked as a weak match
-    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def sentence(self) -> Sentence:

@@ -13,9 +13,38 @@ from collections.abc import Iterator
 # Abbreviations after which a period does not end a sentence.
 _ABBREVIATIONS = frozenset(
     [
-    "al", "e.g", "i.e", "etc", "vs", "cf", "dr", "mr", "mrs", "ms", "prof", "st", "jr", "sr",
-    "no", "fig", "approx", "ca", "inc", "ltd", "co", "mt", "ft", "u.s", "u.k", "ph.d", "m.d",
-    "b.s", "dept", "est", "min", "max",
+        "al",
+        "e.g",
+        "i.e",
+        "etc",
+        "vs",
+        "cf",
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "prof",
+        "st",
+        "jr",
+        "sr",
+        "no",
+        "fig",
+        "approx",
+        "ca",
+        "inc",
+        "ltd",
+        "co",
+        "mt",
+        "ft",
+        "u.s",
+        "u.k",
+        "ph.d",
+        "m.d",
+        "b.s",
+        "dept",
+        "est",
+        "min",
+        "max",
     ]
 )
 
@@ -49,9 +78,7 @@ def _ends_with_abbreviation(text: str, dot: int) -> bool:
     return len(word) == 1 and text[start].isupper()
 
 
-def split(
-    text: str, offset: int = 0, trailer: str | None = None
-) -> Iterator[tuple[int, int]]:
+def split(text: str, offset: int = 0, trailer: str | None = None) -> Iterator[tuple[int, int]]:
     """Yield ``(start, end)`` of each sentence of ``text``, shifted by ``offset``.
 
     Spans are stripped of surrounding whitespace; the text between spans is

@@ -58,7 +58,7 @@ def _is_heading(line: str) -> bool:
     return (
         0 < len(words) <= 12
         and len(s) <= 100
-        and s[-1] not in ".!?:;,\"”’)]"
+        and s[-1] not in '.!?:;,"”’)]'
         and s[0].isupper()
         and not markup.CITE_TEXT.search(s)
     )

@@ -104,6 +104,17 @@ def run(
     return Outcome(query, hits, sentences, abstains(hits, threshold), took)
 
 
+def ask_response(out: Outcome) -> schemas.AskOut:
+    """/api/ask's body; `podcite ask --json` prints the same."""
+    return schemas.AskOut(
+        query=out.query,
+        took_ms=round(out.took_ms, 2),
+        answer=[schemas.answer_sentence(a) for a in out.answer],
+        abstained=out.abstained,
+        results=[schemas.result(h) for h in out.hits],
+    )
+
+
 def _error(field: str, message: str) -> JSONResponse:
     return JSONResponse(
         status_code=422,
@@ -160,6 +171,24 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             raise PodciteError("the index is not loaded")
         return idx
 
+    def answer_request(
+        request: Request,
+        q: str,
+        k: int | None,
+        kind: str | None,
+        episode: str | None,
+        after: str | None,
+        before: str | None,
+        mode: str | None,
+        with_answer: bool,
+    ) -> Outcome:
+        """The API's parameters, checked, into the one search path."""
+        filters = _filters(kind, episode, after, before)
+        k = settings.default_k if k is None else k
+        return run(
+            current(request), q, k, filters, with_answer, settings.abstain_below, _mode(mode)
+        )
+
     # The search endpoints are async on purpose: a query is ~10 ms of CPU work
     # (torch, FAISS), and running it on the event loop avoids the thread-pool
     # hop, which cost several ms per query with torch's own threads (measured
@@ -176,9 +205,7 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         mode: ModeParam = None,
     ) -> schemas.SearchOut:
         """Passages that answer the question, best first, each cited to its moment."""
-        filters = _filters(kind, episode, after, before)
-        k = settings.default_k if k is None else k
-        out = run(current(request), q, k, filters, False, settings.abstain_below, _mode(mode))
+        out = answer_request(request, q, k, kind, episode, after, before, mode, False)
         return schemas.SearchOut(
             query=out.query,
             took_ms=round(out.took_ms, 2),
@@ -197,16 +224,8 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         mode: ModeParam = None,
     ) -> schemas.AskOut:
         """The one to three source sentences that best answer the question, then the passages."""
-        filters = _filters(kind, episode, after, before)
-        k = settings.default_k if k is None else k
-        out = run(current(request), q, k, filters, True, settings.abstain_below, _mode(mode))
-        return schemas.AskOut(
-            query=out.query,
-            took_ms=round(out.took_ms, 2),
-            answer=[schemas.answer_sentence(a) for a in out.answer],
-            abstained=out.abstained,
-            results=[schemas.result(h) for h in out.hits],
-        )
+        out = answer_request(request, q, k, kind, episode, after, before, mode, True)
+        return ask_response(out)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(request: Request) -> dict[str, Any]:

@@ -160,9 +160,8 @@ def ask(
     json_out: Annotated[bool, typer.Option("--json", help="Print the /api/ask JSON.")] = False,
 ) -> None:
     """Answer a question in the terminal: cited sentences, then the passages."""
-    from index import SentenceTransformerEmbedder, open_index
-    from server import schemas
-    from server.app import _filters, run
+    from index import Filters, SentenceTransformerEmbedder, open_index
+    from server.app import ask_response, run
 
     settings = _settings(index)
 
@@ -170,19 +169,12 @@ def ask(
         idx = open_index(settings.index_dir, SentenceTransformerEmbedder(settings.model_dir))
         assert idx.embedder is not None
         idx.embedder.encode(["warm up"])  # load the model outside the timed search
-        return run(idx, question, k, _filters(None, None, None, None), True, settings.abstain_below)
+        return run(idx, question, k, Filters(), True, settings.abstain_below)
 
     out = _guard(go)
-    answer = [schemas.answer_sentence(a) for a in out.answer]
-    results = [schemas.result(h) for h in out.hits]
+    doc = ask_response(out)
+    answer, results = doc.answer, doc.results
     if json_out:
-        doc = schemas.AskOut(
-            query=out.query,
-            took_ms=round(out.took_ms, 2),
-            answer=answer,
-            abstained=out.abstained,
-            results=results,
-        )
         sys.stdout.write(doc.model_dump_json(indent=2) + "\n")
         return
     from rich.console import Console
