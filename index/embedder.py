@@ -98,7 +98,7 @@ class SentenceTransformerEmbedder:
     def encode(
         self,
         texts: Sequence[str],
-        batch_size: int = 64,
+        batch_size: int = 16,
         progress: Callable[[int], None] | None = None,
     ) -> NDArray[np.float32]:
         """Normalised vectors for ``texts``, in order.  ``progress(n)`` after each block."""
@@ -153,7 +153,7 @@ def encode_pooled(
     embedder: SentenceTransformerEmbedder,
     texts: Sequence[str],
     spans: Sequence[Sequence[tuple[int, int]]],
-    batch_size: int = 32,
+    batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[NDArray[np.float32], list[NDArray[np.float32]]]:
     """Embed texts and, from the same forward pass, each character span of each

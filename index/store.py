@@ -91,14 +91,26 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def load(path: Path, verify: bool = True, embedder: Embedder | None = None) -> Index:
-    """Open an index; with ``verify``, every file's checksum must match the manifest."""
-    import faiss
+def load(
+    path: Path,
+    verify: bool = True,
+    embedder: Embedder | None = None,
+    searchable: bool = True,
+) -> Index:
+    """Open an index; with ``verify``, every file's checksum must match the manifest.
 
-    # Queries come one at a time: OpenMP threads only add their wake-up cost
-    # (IndexFlatIP over 13,791 vectors: 15 ms p50 with 2 threads, 1 ms with 1;
-    # docs/retrieval.md).
-    faiss.omp_set_num_threads(1)
+    ``searchable=False`` skips the FAISS file (``Index.faiss`` is None): what a
+    rebuild needs to reuse vectors.  It also leaves OpenMP alone, see below."""
+    if searchable:
+        import faiss
+
+        # Queries come one at a time: OpenMP threads only add their wake-up cost
+        # (IndexFlatIP over 13,791 vectors: 15 ms p50 with 2 threads, 1 ms with 1;
+        # docs/retrieval.md).  faiss and torch share one OpenMP runtime, so this
+        # also makes torch single-threaded: right for one query at a time, half
+        # speed for embedding a corpus, which is why a rebuild loads its
+        # previous index with searchable=False.
+        faiss.omp_set_num_threads(1)
     path = Path(path)
     manifest = read_manifest(path)
     path = path.resolve()  # hold on to this build even if a newer one is swapped in
@@ -113,12 +125,14 @@ def load(path: Path, verify: bool = True, embedder: Embedder | None = None) -> I
         vectors = np.load(path / VECTORS)
         sentence_vectors = np.load(path / SENTENCES)
         keys = (path / KEYS).read_text(encoding="utf-8").split()
-        fidx = faiss.read_index(str(path / FAISS))
+        fidx = faiss.read_index(str(path / FAISS)) if searchable else None
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexFormatError(f"{path}: unreadable index: {exc}") from exc
     counts = [len(p.sentences) for p in passages]
     n = len(passages)
-    if not (vectors.shape[0] == n == len(keys) == fidx.ntotal == manifest["counts"]["passages"]):
+    if fidx is not None and fidx.ntotal != n:
+        raise IndexFormatError(f"{path}: the FAISS index does not match the passages")
+    if not (vectors.shape[0] == n == len(keys) == manifest["counts"]["passages"]):
         raise IndexFormatError(f"{path}: passage, vector and manifest counts disagree")
     if sentence_vectors.shape[0] != sum(counts):
         raise IndexFormatError(f"{path}: sentence vectors do not match the passages")
