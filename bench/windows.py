@@ -1,90 +1,102 @@
 """Transcript window length and overlap, measured.
 
-Builds a transcript-only index of a fixed set of episodes for each window
-choice and scores it with the real search on (a) the shared syn_test rows of
-those episodes (hit: a result of the right episode whose cited moment falls in
-the gold chapter) and (b) our moment questions on those episodes (hit: a cited
-moment no more than 30 s before the answer starts and not after it ends).
+Builds a transcript-only index of the shared transcripts (all 92 by default)
+for each window choice and scores it with the real search (default hybrid) on
+(a) the shared syn_test rows of those episodes (hit: a result of the right
+episode whose cited moment falls in the gold chapter) and (b) our moment
+questions (hit: a cited moment no more than 30 s before the answer starts and
+not after it ends).  Every choice is built into the same folder, so only the
+first embeds anything: windows are pooled from sentence vectors
+(index/vectors.py) and a new choice reuses them.
 
-    .venv/bin/python bench/windows.py [--episodes 20]
+``--fidelity N``: for N random windows of the default choice, the cosine
+between the pooled vector and the model's own vector of the window's text.
+
+    .venv/bin/python bench/windows.py [--episodes 92] [--fidelity 500]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
+import random
 import time
 from pathlib import Path
 
+import numpy as np
+
 from index import SentenceTransformerEmbedder, build, open_index, search
+from index.evaluate import Question, judge, read_questions
+from index.store import Index
 from ingest import load
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
-CHOICES = [(20.0, 20.0), (30.0, 30.0), (60.0, 60.0), (60.0, 30.0)]
+CHOICES = [(60.0, 30.0), (30.0, 15.0), (45.0, 15.0), (60.0, 60.0), (90.0, 30.0), (90.0, 45.0)]
+OUT = Path("/tmp/podcite-bench-windows")
 
 
-def seconds(value: str) -> float:
-    total = 0.0
-    for part in value.split(":"):
-        total = total * 60 + float(part)
-    return total
-
-
-def metrics(firsts: list[int | None]) -> str:
+def metrics(index: Index, questions: list[Question]) -> str:
+    firsts = []
+    for q in questions:
+        hits = search(index, q.text, 10)
+        firsts.append(next((i for i, h in enumerate(hits) if judge(q, h)[0]), None))
     n = len(firsts)
     h1 = sum(f == 0 for f in firsts) / n
     h5 = sum(f is not None and f < 5 for f in firsts) / n
-    mrr = sum(1 / (f + 1) for f in firsts if f is not None and f < 10) / n
-    return f"hit@1 {h1:.2f}  hit@5 {h5:.2f}  MRR@10 {mrr:.2f}"
+    mrr = sum(1 / (f + 1) for f in firsts if f is not None) / n
+    return f"{h1:.3f} | {h5:.3f} | {mrr:.3f}"
+
+
+def fidelity(index: Index, emb: SentenceTransformerEmbedder, n: int) -> None:
+    rows = [i for i, p in enumerate(index.passages) if p.kind == "transcript"]
+    rows = random.Random(0).sample(rows, min(n, len(rows)))
+    texts = [index.passages[i].embed_text() for i in rows]
+    own = emb.encode(texts)
+    cos = np.einsum("ij,ij->i", index.vectors[rows], own)
+    fits = np.array([len(emb._load().tokenizer(t)["input_ids"]) <= emb.max_tokens for t in texts])
+    print(
+        f"fidelity over {len(rows)} windows: mean {cos.mean():.3f}, 5th percentile "
+        f"{np.percentile(cos, 5):.3f}; windows the model reads whole ({fits.sum()}): "
+        f"mean {cos[fits].mean():.3f}"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--episodes", type=int, default=20)
+    ap.add_argument("--episodes", type=int, default=92)
+    ap.add_argument("--fidelity", type=int, default=0)
     args = ap.parse_args()
-    moments = [json.loads(x) for x in (ROOT / "eval" / "moment_questions.jsonl").open()]
-    episodes = sorted({m["video_id"] for m in moments})[: args.episodes]
-    files = {
-        r["youtube_id"]: r["file"]
-        for r in csv.DictReader((SHARED / "catalog" / "transcripts.csv").open())
-    }
-    syn = [json.loads(x) for x in (SHARED / "eval" / "syn_test.jsonl").open()]
-    syn = [r for r in syn if r["video_id"] in episodes]
-    moments = [m for m in moments if m["video_id"] in episodes]
+    with (SHARED / "catalog" / "transcripts.csv").open(encoding="utf-8") as fh:
+        files = {r["youtube_id"]: r["file"] for r in csv.DictReader(fh)}
+    episodes = sorted(files)[: args.episodes]
+    syn = [q for q in read_questions(SHARED / "eval" / "syn_test.jsonl") if q.video_id in episodes]
+    moments = [
+        q
+        for q in read_questions(ROOT / "eval" / "moment_questions.jsonl")
+        if q.video_id in episodes
+    ]
     paths = [SHARED / "transcripts" / files[e] for e in episodes]
     loaded = load([*paths, SHARED / "catalog" / "transcripts.csv"])
     emb = SentenceTransformerEmbedder()
     print(f"{len(episodes)} episodes, {len(syn)} syn_test rows, {len(moments)} moment questions")
+    print(
+        "| window | stride | windows | build s | syn_test hit@1 | hit@5 | MRR@10 "
+        "| moments hit@1 | hit@5 | MRR@10 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for window, stride in CHOICES:
-        out = Path(f"/tmp/podcite-bench-windows/{int(window)}-{int(stride)}")
         t0 = time.perf_counter()
-        report = build(loaded.documents, out, emb, window_s=window, stride_s=stride)
+        report = build(loaded.documents, OUT, emb, window_s=window, stride_s=stride)
         secs = time.perf_counter() - t0
-        idx = open_index(out, emb)
-
-        def first(question: str, video: str, lo: float, hi: float, idx=idx) -> int | None:  # type: ignore[no-untyped-def]
-            """Rank of the first result of ``video`` citing a moment in [lo, hi]."""
-            for i, h in enumerate(search(idx, question, 10)):
-                ep, t = h.passage.episode, h.time
-                if ep is not None and ep.id == video and t is not None and lo <= t.seconds <= hi:
-                    return i
-            return None
-
-        syn_f = [
-            first(r["question"], r["video_id"], seconds(r["time_start"]), seconds(r["time_end"]))
-            for r in syn
-        ]
-        mom_f = [
-            first(m["question"], m["video_id"], m["answer_start"] - 30, m["answer_end"])
-            for m in moments
-        ]
+        index = open_index(OUT, emb)
         print(
-            f"window {window:4.0f}s stride {stride:4.0f}s: {report.passages:5d} windows, "
-            f"build {secs:5.0f}s | syn_test {metrics(syn_f)} | moments {metrics(mom_f)}",
+            f"| {window:.0f} s | {stride:.0f} s | {report.passages} | {secs:.0f} "
+            f"| {metrics(index, syn)} | {metrics(index, moments)} |",
             flush=True,
         )
+        if args.fidelity and (window, stride) == CHOICES[0]:
+            fidelity(index, emb, args.fidelity)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,11 @@
 """Build an index directory from documents, aside, then publish it atomically.
 
-Unchanged passages are never embedded twice: each passage's embedded text is
-hashed (with the model name), and vectors whose key is in the previous build
-are copied from it.
+Unchanged passages are never embedded twice: index/vectors.py reuses the
+previous build's vectors wherever they still hold.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,9 +20,10 @@ import numpy as np
 
 from index import citecheck, store
 from index.embedder import Embedder
+from index.vectors import MODEL_WINDOWS, compute, passage_key, previous
 from ingest.chunking import STRIDE_S, WINDOW_S
 from ingest.chunking import passages as make_passages
-from ingest.errors import BuildError, DocumentError, PodciteError
+from ingest.errors import BuildError, DocumentError
 from ingest.records import Document, Passage
 
 if TYPE_CHECKING:
@@ -46,38 +45,8 @@ class BuildReport:
     seconds: float = 0.0
 
 
-def embed_input(p: Passage) -> tuple[str, list[tuple[int, int]]]:
-    """What the model reads for a passage (title and heading trail, then its
-    text), and where each sentence lies in it.  Sentence vectors are pooled
-    from the passage's own token vectors: in bench/best_sentence.py they find
-    the evidence sentence more often than embedding each sentence alone
-    (0.87 against 0.81) and cost nothing extra."""
-    text = p.embed_text()
-    spans: list[tuple[int, int]] = []
-    pos = len(text) - len(p.text)
-    for s in p.sentences:
-        spans.append((pos, pos + len(s.text)))
-        pos += len(s.text) + 1
-    return text, spans
-
-
-def embed_key(model: str, text: str) -> str:
-    return hashlib.sha1(f"{model}\x00{text}".encode()).hexdigest()
-
-
 def builds_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.builds"
-
-
-def _previous(out: Path, model: str) -> dict[str, tuple[NDArray[np.float32], NDArray[np.float16]]]:
-    """Vectors of the live build by embedding key, when it used the same model."""
-    try:
-        old = store.load(out, verify=False)
-    except PodciteError:
-        return {}
-    if old.model != model:
-        return {}
-    return {key: (old.vectors[i], old.sentence_vectors_of(i)) for i, key in enumerate(old.keys)}
 
 
 def build(
@@ -120,34 +89,11 @@ def build(
         raise BuildError("the documents hold no indexable text")
 
     model = embedder.name
-    inputs = [embed_input(p) for p in all_passages]
-    keys = [embed_key(model, text) for text, _ in inputs]
-    cache = _previous(out, model)
-    todo = [i for i, k in enumerate(keys) if k not in cache]
-    report.reused = len(keys) - len(todo)
-    report.embedded = len(todo)
-
-    dim = embedder.dimension
-    vectors = np.zeros((len(keys), dim), dtype=np.float32)
-    sent_rows: list[NDArray[Any]] = [np.zeros((0, dim), dtype=np.float16)] * len(keys)
-    for i, k in enumerate(keys):
-        if k in cache:
-            vectors[i], sent_rows[i] = cache[k]
-    if todo:
-        done = 0
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress(done, len(todo))
-
-        pvecs, svecs = embedder.encode_spans(
-            [inputs[i][0] for i in todo], [inputs[i][1] for i in todo], progress=tick
-        )
-        for j, i in enumerate(todo):
-            vectors[i] = pvecs[j]
-            sent_rows[i] = svecs[j].astype(np.float16)
+    docs = {d.id: d for d in documents}
+    keys = [passage_key(model, p, docs[p.document_id]) for p in all_passages]
+    vecs = compute(all_passages, docs, keys, embedder, previous(out, model), progress)
+    report.embedded, report.reused = vecs.embedded, vecs.reused
+    vectors, sent_rows = vecs.passages, vecs.sentences
     sentence_vectors = np.concatenate(sent_rows).astype(np.float16)
     # Wiki citations checked against transcripts of the same episode in this build.
     all_passages, citations = citecheck.verify(
@@ -160,7 +106,7 @@ def build(
     manifest: dict[str, Any] = {
         "format_version": store.FORMAT_VERSION,
         "model": {"name": model},
-        "dimension": dim,
+        "dimension": embedder.dimension,
         "similarity": "cosine (inner product of L2-normalised vectors)",
         "counts": {
             "documents": report.documents,
@@ -179,7 +125,11 @@ def build(
         },
         "catalogs": [str(p) for p in catalog_files],
         "citations_checked": dict(citations),
-        "transcript_windows": {"window_s": window_s, "stride_s": stride_s},
+        "transcript_windows": {
+            "window_s": window_s,
+            "stride_s": stride_s,
+            "model_windows": MODEL_WINDOWS,
+        },
         "warnings": report.warnings,
         "errors": report.errors,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),

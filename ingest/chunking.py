@@ -83,8 +83,10 @@ def _nearest_time(section: Section, group: Sequence[Sentence]) -> Time | None:
 
 
 # Transcript windows: chosen by measurement (bench/windows.py, docs/benchmarks.md).
+# Transcript windows searched and shown: chosen by measurement
+# (docs/benchmarks.md, "Transcript windows").
 WINDOW_S = 60.0
-STRIDE_S = 60.0
+STRIDE_S = 30.0
 
 
 def passages(

@@ -2,6 +2,16 @@
 
 A window is cut only at sentence ends, so every passage starts on a sentence
 with an exact cue time (its anchor) and regrouping never moves a citation.
+
+Two kinds of window are cut from one transcript:
+
+- ``transcript_passages``: what is searched and shown, ~60 s every 30 s by
+  default (docs/benchmarks.md, "Transcript windows");
+- ``model_windows``: what the model reads, back to back without overlap and
+  short enough for its 256 word pieces.  Every sentence lies in exactly one
+  of them, so one forward pass per sentence gives every sentence a vector, and
+  the index pools a searched window's vector from its sentences' vectors
+  (index/build.py): overlap and length then cost no extra embedding.
 """
 
 from __future__ import annotations
@@ -18,15 +28,25 @@ from ingest.records import Document, Passage, Sentence
 # the model reads it (see Passage.embed_text).  60 s of speech is ~1,100
 # characters, so on those files windows end up ~48 s long.
 MAX_WINDOW_CHARS = 880
+MODEL_WINDOW_S = 60.0
+
+
+def model_windows(doc: Document) -> list[Passage]:
+    """Back-to-back windows the model can read whole (see the module docstring)."""
+    return transcript_passages(doc, MODEL_WINDOW_S, MODEL_WINDOW_S, MAX_WINDOW_CHARS)
 
 
 def transcript_passages(
-    doc: Document, window_s: float = 60.0, stride_s: float = 30.0
+    doc: Document,
+    window_s: float = 60.0,
+    stride_s: float = 30.0,
+    max_chars: int | None = None,
 ) -> list[Passage]:
     """Windows of about ``window_s`` seconds starting every ``stride_s`` seconds.
 
     A window starts at a sentence and takes the following sentences until its
-    span reaches ``window_s`` (or the model's length limit); the next window starts at the
+    span reaches ``window_s`` (or ``max_chars``, title included, when given);
+    the next window starts at the
     first sentence beginning ``stride_s`` or more after this one's start, and
     never after the sentence following this window, so nothing is skipped.
     ``stride_s == window_s`` gives windows that neither overlap nor leave gaps.
@@ -36,7 +56,7 @@ def transcript_passages(
     if not 0 < stride_s <= window_s:
         raise ValueError(f"need 0 < stride_s <= window_s, got {stride_s} and {window_s}")
     timed = [s for s in doc.sentences if s.time is not None and s.end_time is not None]
-    budget = MAX_WINDOW_CHARS - len(doc.title) - 2
+    budget = max_chars - len(doc.title) - 2 if max_chars is not None else None
     size = [len(s.text) + 1 for s in timed]
     starts = [_start(s) for s in timed]
 
@@ -46,12 +66,12 @@ def transcript_passages(
         t0 = starts[i]
         j, used = i + 1, size[i]
         # Take sentence j while the window is still short, j starts inside it
-        # (so stride == window cannot repeat it) and the model can read it all.
+        # (so stride == window cannot repeat it) and it fits the character budget.
         while (
             j < len(timed)
             and _end(timed[j - 1]) - t0 < window_s
             and starts[j] - t0 < window_s
-            and used + size[j] <= budget
+            and (budget is None or used + size[j] <= budget)
         ):
             used += size[j]
             j += 1

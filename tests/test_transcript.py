@@ -18,7 +18,7 @@ from ingest.catalog import Catalog, file_key, read_csv
 from ingest.errors import DocumentError
 from ingest.records import Document, Episode, Section, Sentence, Time
 from ingest.transcript import MAX_ISSUES, MAX_SENTENCE_WORDS, parse_transcript
-from ingest.windows import MAX_WINDOW_CHARS, transcript_passages
+from ingest.windows import MAX_WINDOW_CHARS, model_windows, transcript_passages
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 NAME = "Cold Exposure ｜ Huberman Lab Podcast #66.mp3.vtt"
@@ -323,12 +323,15 @@ def test_windows_overlap_and_stride() -> None:
     assert [s for p in flat for s in p.sentences] == doc.sentences  # no overlap, no gap
 
 
-def test_windows_respect_the_model_limit() -> None:
+def test_model_windows_fit_the_model_and_partition_the_sentences() -> None:
     doc = timed_doc([(t, t + 1, "word " * 30 + ".") for t in range(120)])
-    ps = transcript_passages(doc)
-    assert all(len(p.embed_text()) <= MAX_WINDOW_CHARS for p in ps)
-    covered = {id(s) for p in ps for s in p.sentences}
-    assert covered == {id(s) for s in doc.sentences}  # cut early, nothing skipped
+    units = model_windows(doc)
+    assert all(len(p.embed_text()) <= MAX_WINDOW_CHARS for p in units)
+    # Every sentence in exactly one model window: each gets one vector to pool.
+    assert [id(s) for p in units for s in p.sentences] == [id(s) for s in doc.sentences]
+    searched = transcript_passages(doc)  # pooled, so not held to the model's limit
+    assert max(len(p.embed_text()) for p in searched) > MAX_WINDOW_CHARS
+    assert all(p.span is not None and p.span[1] - p.span[0] <= 61 for p in searched)
 
 
 # --- the shared Whisper transcripts ------------------------------------------------

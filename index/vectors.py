@@ -1,0 +1,181 @@
+"""Every passage's vectors for a build: embedded, pooled, or reused.
+
+- A wiki passage is embedded as it is: the model reads its title, heading
+  trail and text (``embed_input``), and its sentence vectors are pooled from
+  the same forward pass.
+- A transcript window is never embedded itself.  Its transcript is cut into
+  back-to-back model windows (``ingest.windows.model_windows``) that the model
+  reads whole, which gives every sentence one vector; a window's vector is the
+  length-weighted mean of its sentences' vectors (``pool``).  Overlapping and
+  long windows then cost no extra embedding, and a new window choice none at all.
+
+Nothing is embedded twice.  A wiki passage's vectors are reused from the
+previous build when its embedding key (model and text) is there; a
+transcript's sentence vectors when the previous build holds the same file
+(content hash) cut into the same model windows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index import store
+from index.embedder import Embedder
+from ingest.errors import PodciteError
+from ingest.records import Document, Passage
+from ingest.windows import MAX_WINDOW_CHARS, MODEL_WINDOW_S, model_windows
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+# Written to the manifest: a previous build's sentence vectors are reused only
+# when its transcripts were cut into the same model windows.
+MODEL_WINDOWS = {"seconds": MODEL_WINDOW_S, "max_chars": MAX_WINDOW_CHARS}
+
+SentenceKey = tuple[str, int]  # (file content hash, sentence start offset)
+
+
+def embed_input(p: Passage) -> tuple[str, list[tuple[int, int]]]:
+    """What the model reads for a passage (title and heading trail, then its
+    text), and where each sentence lies in it.  Sentence vectors are pooled
+    from the passage's own token vectors: in bench/best_sentence.py they find
+    the evidence sentence more often than embedding each sentence alone
+    (0.87 against 0.81) and cost nothing extra."""
+    text = p.embed_text()
+    spans: list[tuple[int, int]] = []
+    pos = len(text) - len(p.text)
+    for s in p.sentences:
+        spans.append((pos, pos + len(s.text)))
+        pos += len(s.text) + 1
+    return text, spans
+
+
+def embed_key(model: str, text: str) -> str:
+    return hashlib.sha1(f"{model}\x00{text}".encode()).hexdigest()
+
+
+def passage_key(model: str, p: Passage, doc: Document) -> str:
+    """The key written to embed_keys.txt: what the passage's vectors depend on
+    (a transcript window's: its file's content and its place in it)."""
+    if p.kind == "transcript":
+        return embed_key(model, f"pooled:{MODEL_WINDOWS}:{doc.sha256}:{p.start}:{p.end}")
+    return embed_key(model, embed_input(p)[0])
+
+
+def pool(vectors: NDArray[np.float32], weights: Sequence[float]) -> NDArray[np.float32]:
+    """A window's vector from its sentences' vectors, each weighted by its length
+    (characters, a proxy for the word pieces the model averages over).  It is
+    not the model's vector for the window's text (that one has the title and
+    only its own context; the cosine between them is 0.94 on average,
+    bench/windows.py --fidelity); what counts is that it retrieves as well
+    (docs/benchmarks.md, "Transcript windows")."""
+    w = np.asarray(weights, dtype=np.float32)[:, None]
+    v = (w * np.asarray(vectors, dtype=np.float32)).sum(axis=0)
+    out: NDArray[np.float32] = (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+    return out
+
+
+@dataclass
+class Previous:
+    """What a build may reuse from the build it replaces."""
+
+    passages: dict[str, tuple[NDArray[np.float32], NDArray[np.float16]]] = field(
+        default_factory=dict
+    )
+    sentences: dict[SentenceKey, NDArray[np.float16]] = field(default_factory=dict)
+
+
+def previous(out: Path, model: str) -> Previous:
+    """The live build's vectors, when it used the same model (else nothing)."""
+    try:
+        old = store.load(out, verify=False, searchable=False)
+    except PodciteError:
+        return Previous()
+    if old.model != model:
+        return Previous()
+    prev = Previous()
+    windows = old.manifest.get("transcript_windows", {}).get("model_windows")
+    shas = {d: str(info.get("sha256")) for d, info in old.manifest.get("documents", {}).items()}
+    for i, (p, key) in enumerate(zip(old.passages, old.keys, strict=True)):
+        vecs = old.sentence_vectors_of(i)
+        if p.kind != "transcript":
+            prev.passages[key] = (old.vectors[i], vecs)
+        elif windows == MODEL_WINDOWS and p.document_id in shas:
+            for s, v in zip(p.sentences, vecs, strict=True):
+                prev.sentences[(shas[p.document_id], s.start)] = v
+    return prev
+
+
+@dataclass
+class Vectors:
+    passages: NDArray[np.float32]  # one row per passage, normalised
+    sentences: list[NDArray[np.float16]]  # per passage, one row per sentence
+    embedded: int  # passages whose vectors needed the model
+    reused: int
+
+
+def compute(
+    passages: list[Passage],
+    docs: dict[str, Document],
+    keys: list[str],
+    embedder: Embedder,
+    prev: Previous,
+    progress: Callable[[int, int], None] | None = None,
+) -> Vectors:
+    """Vectors of every passage; ``progress(done, total)`` counts model inputs."""
+    dim = embedder.dimension
+    out = np.zeros((len(passages), dim), dtype=np.float32)
+    sents: list[NDArray[Any]] = [np.zeros((0, dim), dtype=np.float16)] * len(passages)
+    direct: list[int] = []
+    pooled: list[int] = []
+    for i, (p, key) in enumerate(zip(passages, keys, strict=True)):
+        if p.kind == "transcript":
+            pooled.append(i)
+        elif key in prev.passages:
+            out[i], sents[i] = prev.passages[key]
+        else:
+            direct.append(i)
+    said = prev.sentences
+    missing = dict.fromkeys(
+        passages[i].document_id
+        for i in pooled
+        if any(
+            (docs[passages[i].document_id].sha256, s.start) not in said
+            for s in passages[i].sentences
+        )
+    )
+    units = [u for d in missing for u in model_windows(docs[d])]
+    inputs = [embed_input(passages[i]) for i in direct] + [embed_input(u) for u in units]
+    if inputs:
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, len(inputs))
+
+        pvecs, svecs = embedder.encode_spans(
+            [text for text, _ in inputs], [spans for _, spans in inputs], progress=tick
+        )
+        for j, i in enumerate(direct):
+            out[i], sents[i] = pvecs[j], svecs[j].astype(np.float16)
+        said = dict(said)
+        for u, vecs in zip(units, svecs[len(direct) :], strict=True):
+            sha = docs[u.document_id].sha256
+            for s, v in zip(u.sentences, vecs, strict=True):
+                said[(sha, s.start)] = v.astype(np.float16)
+    for i in pooled:
+        p = passages[i]
+        sha = docs[p.document_id].sha256
+        rows = np.stack([said[(sha, s.start)] for s in p.sentences]).astype(np.float32)
+        out[i] = pool(rows, [len(s.text) for s in p.sentences])
+        sents[i] = rows.astype(np.float16)
+    embedded = len(direct) + sum(1 for i in pooled if passages[i].document_id in missing)
+    return Vectors(out, sents, embedded, len(passages) - embedded)
