@@ -35,7 +35,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from index.search import Mode, embed_query, search
+from index.search import ABSTAIN_BELOW, Filters, Mode, embed_query, search
 from index.store import Index
 from ingest.errors import PodciteError, QueryError
 from ingest.records import Hit
@@ -164,9 +164,14 @@ def retrieval_metrics(relevance: dict[str, Sequence[bool]], k: int = 10) -> dict
     return {name: round(float(scores[m]), 4) for name, m in names.items()}
 
 
-def calibrate(top: Sequence[float], in_scope: Sequence[bool]) -> dict[str, float]:
+def calibrate(
+    top: Sequence[float], in_scope: Sequence[bool], default: float = ABSTAIN_BELOW
+) -> dict[str, float]:
     """The top-score threshold that best separates in-scope from out-of-scope
-    questions (answer when score >= threshold), its accuracy, and the ROC AUC."""
+    questions (answer when score >= threshold), its accuracy, and the ROC AUC;
+    and what the default threshold does: the share of out-of-scope questions it
+    abstains on (recall), of in-scope ones, and of its abstentions that were
+    right (precision)."""
     pos = [s for s, y in zip(top, in_scope, strict=True) if y]
     neg = [s for s, y in zip(top, in_scope, strict=True) if not y]
     out: dict[str, float] = {"in_scope_mean": _mean(pos), "out_of_scope_mean": _mean(neg)}
@@ -177,10 +182,15 @@ def calibrate(top: Sequence[float], in_scope: Sequence[bool]) -> dict[str, float
         acc = (sum(s >= t for s in pos) + sum(s < t for s in neg)) / len(top)
         best = max(best, (acc, t))
     pairs = [(p > n) + 0.5 * (p == n) for p in pos for n in neg]
+    caught, wrong = sum(s < default for s in neg), sum(s < default for s in pos)
     out |= {
         "threshold": round(best[1], 4),
         "accuracy": round(best[0], 4),
         "auc": round(sum(pairs) / len(pairs), 4),
+        "default": default,
+        "default recall": round(caught / len(neg), 4),
+        "default in-scope abstained": round(wrong / len(pos), 4),
+        "default precision": round(caught / (caught + wrong), 4) if caught + wrong else 1.0,
     }
     return out
 
@@ -280,14 +290,18 @@ def evaluate(
     source: str = "",
     only_indexed: bool = True,
     limit: int | None = None,
+    kind: str | None = None,
 ) -> Report:
     """Search every question (the first ``limit`` whose gold is in the index) and
     score the results.  Latency is search() alone; the query embedding, the same
-    for every mode, is timed apart (embed_ms)."""
-    report = Report(mode=mode, source=source, k=k)
+    for every mode, is timed apart (embed_ms).  ``kind`` searches one kind of
+    source only (the API's kind= filter)."""
+    report = Report(mode=mode, source=source + (f" ({kind} only)" if kind else ""), k=k)
+    filters = Filters(kind=kind)
     if only_indexed:
-        episodes = {p.episode.id for p in index.passages if p.episode}
-        paths = list(dict.fromkeys(p.path for p in index.passages))
+        searched = [p for p in index.passages if filters.admits(p)]
+        episodes = {p.episode.id for p in searched if p.episode}
+        paths = list(dict.fromkeys(p.path for p in searched))
         kept = [q for q in questions if gold_in_index(q, episodes, paths)]
         report.skipped = len(questions) - len(kept)
         questions = kept
@@ -295,7 +309,7 @@ def evaluate(
     search_mode = _set_mode(index, mode)
     try:
         if questions:  # first-call costs (faiss threads, BM25 arrays) stay out of the timings
-            search(index, "warm up", k, mode=search_mode)
+            search(index, "warm up", k, filters=filters, mode=search_mode)
         for q in questions:
             # Embed afresh for every mode (search() keeps a query cache): each
             # search then runs right after a real embedding, as a user's does.
@@ -304,7 +318,7 @@ def evaluate(
             try:
                 embed_query(index, q.text.strip())
                 t1 = time.perf_counter()
-                hits = search(index, q.text, k, mode=search_mode)
+                hits = search(index, q.text, k, filters=filters, mode=search_mode)
             except QueryError:
                 report.skipped += 1
                 continue
@@ -352,12 +366,16 @@ def _summarise(report: Report) -> None:
 
 
 def run_eval(
-    index: Index, path: Path | Sequence[Path], mode: str = "dense", limit: int | None = None
+    index: Index,
+    path: Path | Sequence[Path],
+    mode: str = "dense",
+    limit: int | None = None,
+    kind: str | None = None,
 ) -> Report:
     """What ``podcite eval`` runs: the questions of one file (or several, e.g. an
     in-scope and an out-of-scope set to calibrate abstention) against ``index``."""
     paths = [path] if isinstance(path, Path) else [Path(p) for p in path]
     questions = [q for p in paths for q in read_questions(p)]
     return evaluate(
-        index, questions, mode=mode, source=", ".join(p.name for p in paths), limit=limit
+        index, questions, mode=mode, source=", ".join(p.name for p in paths), limit=limit, kind=kind
     )

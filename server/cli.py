@@ -225,6 +225,10 @@ def eval_(
         int | None,
         typer.Option(min=1, help="Only the first N questions whose answer is in the index."),
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="Search only this kind of source: wiki or transcript."),
+    ] = None,
 ) -> None:
     """Score retrieval on question files: hit@1, hit@5, MRR@10, nDCG@10, cited times, latency."""
     import json
@@ -235,13 +239,15 @@ def eval_(
     modes = list(ALL_MODES) if mode == "all" else [mode]
     if not set(modes) <= set(MODES):
         raise _fail(f"--mode must be one of {', '.join((*MODES, 'all'))}")
+    if kind not in (None, "wiki", "transcript"):
+        raise _fail("--kind must be wiki or transcript")
     settings = _settings(index)
 
     def go() -> list[Any]:
         idx = open_index(settings.index_dir, SentenceTransformerEmbedder(settings.model_dir))
         assert idx.embedder is not None
         idx.embedder.encode(["warm up"])  # load the model outside the timed searches
-        return [run_eval(idx, questions, m, limit) for m in modes]
+        return [run_eval(idx, questions, m, limit, kind) for m in modes]
 
     reports = _guard(go)
     if json_out:

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     default_k: int = Field(5, ge=1, le=50, description="Results per query when k is not given.")
     abstain_below: float = Field(
-        0.45, ge=-1, le=1, description="Best-passage cosine under which podcite says 'not covered'."
+        0.46, ge=-1, le=1, description="Best-passage cosine under which podcite says 'not covered'."
     )
     metrics: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
     verify_index: bool = Field(True, description="Check the index files' checksums when loading.")

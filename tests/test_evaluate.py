@@ -57,6 +57,11 @@ def test_calibrate_finds_the_separating_threshold() -> None:
     half = calibrate([0.5, 0.5], [True, False])
     assert half["auc"] == 0.5
     assert "threshold" not in calibrate([0.4], [True])  # one class: nothing to separate
+    # What the default does: abstains below it.
+    d = calibrate([0.9, 0.4, 0.3, 0.2, 0.5], [True, True, False, False, False], default=0.45)
+    assert d["default recall"] == pytest.approx(2 / 3, abs=1e-4)
+    assert d["default in-scope abstained"] == 0.5
+    assert d["default precision"] == pytest.approx(2 / 3, abs=1e-4)
 
 
 def test_parse_clock() -> None:
@@ -154,6 +159,11 @@ def test_run_eval_on_the_seed(seed_index, tmp_path: Path) -> None:  # type: igno
         json.dumps(r.to_dict(per_question=True))
         assert mode in r.table() and "hit@1" in r.table()
     assert run_eval(seed_index, path, "dense", limit=1).questions == 1
+    # One kind of source only: the seed is a wiki page, so a transcript-only
+    # search has no gold in reach and every question is counted as skipped.
+    assert run_eval(seed_index, path, "hybrid", kind="wiki").metrics["hit@5"] == 1.0
+    only = run_eval(seed_index, path, "hybrid", kind="transcript")
+    assert (only.questions, only.skipped) == (0, 3) and "transcript only" in only.source
 
 
 # -- the real question files ---------------------------------------------------------
