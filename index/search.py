@@ -7,8 +7,9 @@ evaluation all call ``search`` (and ``answer``) so they can never disagree.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 
@@ -27,6 +28,8 @@ MAX_K = 50
 # irrelevant_qs sets (bench: `podcite eval`, docs/benchmarks.md).
 ABSTAIN_BELOW = 0.46
 _QUERY_CACHE = 512
+_FILTER_VECTORS = 8  # a copy of the admitted rows' vectors each
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,21 +69,27 @@ def check_query(query: str, k: int) -> str:
     return query.strip()
 
 
+def _cached(index: Index, name: str, key: Hashable, size: int, make: Callable[[], T]) -> T:
+    """A small least-recently-used cache kept on the index (per loaded index,
+    so a swapped-in build never sees another build's entries)."""
+    cache: OrderedDict[Hashable, T] = index.extras.setdefault(name, OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = cache[key] = make()
+    if len(cache) > size:
+        cache.popitem(last=False)
+    return value
+
+
 def embed_query(index: Index, query: str) -> NDArray[np.float32]:
-    cache: OrderedDict[str, NDArray[np.float32]] = index.extras.setdefault(
-        "query_cache", OrderedDict()
-    )
-    vec = cache.get(query)
-    if vec is None:
+    def make() -> NDArray[np.float32]:
         if index.embedder is None:
             raise PodciteError("this index was opened without an embedder")
-        vec = index.embedder.encode([query])[0]
-        cache[query] = vec
-        if len(cache) > _QUERY_CACHE:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(query)
-    return vec
+        vec: NDArray[np.float32] = index.embedder.encode([query])[0]
+        return vec
+
+    return _cached(index, "query_cache", query, _QUERY_CACHE, make)
 
 
 def _dense(
@@ -102,17 +111,13 @@ def _dense(
 def admitted(index: Index, filters: Filters) -> NDArray[np.bool_]:
     """Which rows the filters admit, cached per index: the dense and the keyword
     rankings both filter inside the search with this one mask."""
-    cache: dict[Filters, NDArray[np.bool_]] = index.extras.setdefault("filter_masks", {})
-    mask = cache.get(filters)
-    if mask is None:
-        if len(cache) > 256:
-            cache.clear()
-        mask = np.fromiter((filters.admits(p) for p in index.passages), bool, len(index.passages))
-        cache[filters] = mask
-    return mask
-
-
-_FILTER_VECTORS = 8
+    return _cached(
+        index,
+        "filter_masks",
+        filters,
+        256,
+        lambda: np.fromiter((filters.admits(p) for p in index.passages), bool, len(index.passages)),
+    )
 
 
 def _admitted_vectors(
@@ -121,18 +126,12 @@ def _admitted_vectors(
     """The admitted rows and a contiguous copy of their vectors, for the last few
     filters used: gathering 18,000 transcript rows on every query doubled the
     time of a kind=transcript search."""
-    cache: OrderedDict[Filters, tuple[NDArray[np.intp], NDArray[np.float32]]]
-    cache = index.extras.setdefault("filter_vectors", OrderedDict())
-    hit = cache.get(filters)
-    if hit is None:
+
+    def make() -> tuple[NDArray[np.intp], NDArray[np.float32]]:
         rows = np.flatnonzero(admitted(index, filters))
-        hit = (rows, np.ascontiguousarray(index.vectors[rows]))
-        cache[filters] = hit
-        if len(cache) > _FILTER_VECTORS:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(filters)
-    return hit
+        return rows, np.ascontiguousarray(index.vectors[rows])
+
+    return _cached(index, "filter_vectors", filters, _FILTER_VECTORS, make)
 
 
 def best_sentence(index: Index, i: int, q: NDArray[np.float32]) -> tuple[int, float]:
