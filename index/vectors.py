@@ -73,7 +73,7 @@ def pool(vectors: NDArray[np.float32], weights: Sequence[float]) -> NDArray[np.f
     (characters, a proxy for the word pieces the model averages over).  It is
     not the model's vector for the window's text (that one has the title and
     only its own context; the cosine between them is 0.94 on average,
-    bench/windows.py --fidelity); what counts is that it retrieves as well
+    bench/windows.py --fidelity); what counts is that it retrieves better
     (docs/benchmarks.md, "Transcript windows")."""
     w = np.asarray(weights, dtype=np.float32)[:, None]
     v = (w * np.asarray(vectors, dtype=np.float32)).sum(axis=0)
