@@ -28,7 +28,7 @@ import numpy as np
 from index import SentenceTransformerEmbedder, open_index
 from index.evaluate import Question, judge, read_questions
 from index.hybrid import rank
-from index.search import Filters, _dense, _same_moment, best_sentence, embed_query
+from index.search import Filters, _dense, _same_moment, distinct, embed_query, hit_at
 from index.store import Index
 from ingest.records import Hit
 
@@ -41,11 +41,7 @@ Strategy = Callable[[Index, list[Hit], list[float]], list[Hit]]
 
 
 def collapse(index: Index, hits: list[Hit], fused: list[float]) -> list[Hit]:
-    kept: list[Hit] = []
-    for h in hits:
-        if not any(_same_moment(h, o) for o in kept):
-            kept.append(h)
-    return kept
+    return distinct(hits)
 
 
 def mmr(lam: float) -> Strategy:
@@ -89,10 +85,7 @@ STRATEGIES: dict[str, Strategy] = {
 def pool(index: Index, q: Question) -> tuple[list[Hit], list[float]]:
     v = embed_query(index, q.text)
     ranked = rank(index, q.text, v, POOL, Filters(), "hybrid", _dense)
-    hits = [
-        Hit(index.passages[r.row], r.cosine, best_sentence(index, r.row, v)[0], row=r.row)
-        for r in ranked
-    ]
+    hits = [hit_at(index, r.row, r.cosine, v) for r in ranked]
     return hits, [r.fused for r in ranked]
 
 

@@ -7,7 +7,7 @@ evaluation all call ``search`` (and ``answer``) so they can never disagree.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -171,16 +171,27 @@ def search(
         from index.hybrid import ranked_ids
 
         ranked = ranked_ids(index, query, q, pool, filters, mode, _dense)
-    hits: list[Hit] = []
-    for i, score in ranked:
-        j, _ = best_sentence(index, i, q)
-        hit = Hit(index.passages[i], score, j, row=i)
-        if any(_same_moment(hit, h) for h in hits):
-            continue
-        hits.append(hit)
-        if len(hits) == k:
-            break
+    # A generator: best sentences are found only for the rows looked at.
+    hits = distinct((hit_at(index, i, score, q) for i, score in ranked), k)
     return [replace(h, rank=r + 1) for r, h in enumerate(hits)]
+
+
+def hit_at(index: Index, row: int, score: float, q: NDArray[np.float32]) -> Hit:
+    """Row ``row`` as a result for query vector ``q``, with its best sentence."""
+    return Hit(index.passages[row], score, best_sentence(index, row, q)[0], row=row)
+
+
+def distinct(hits: Iterable[Hit], k: int | None = None) -> list[Hit]:
+    """The first ``k`` (or all) of ``hits``, in order, leaving out any that shows
+    the same moment as one kept before it."""
+    kept: list[Hit] = []
+    for hit in hits:
+        if any(_same_moment(hit, h) for h in kept):
+            continue
+        kept.append(hit)
+        if len(kept) == k:
+            break
+    return kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,7 +141,7 @@ def compute(
             out[i], sents[i] = prev.passages[key]
         else:
             direct.append(i)
-    said = prev.sentences
+    said = prev.sentences  # this build's own copy: extended below with what is embedded
     missing = dict.fromkeys(
         passages[i].document_id
         for i in pooled
@@ -166,7 +166,6 @@ def compute(
         )
         for j, i in enumerate(direct):
             out[i], sents[i] = pvecs[j], svecs[j].astype(np.float16)
-        said = dict(said)
         for u, vecs in zip(units, svecs[len(direct) :], strict=True):
             sha = docs[u.document_id].sha256
             for s, v in zip(u.sentences, vecs, strict=True):
