@@ -14,6 +14,7 @@ Usage: ``python eval/check_questions.py`` (exit status 0 when all checks pass).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import re
@@ -30,6 +31,9 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 WIKI_FILE = EVAL_DIR / "wiki_questions.jsonl"
 MOMENT_FILE = EVAL_DIR / "moment_questions.jsonl"
 OOS_FILE = EVAL_DIR / "out_of_scope.jsonl"
+AUDIT_FILE = EVAL_DIR / "scope_audit.jsonl"
+AUDIT_LABELS = frozenset({"answered", "partly", "not"})
+AUDIT_MAX_NOTE_WORDS = 20  # our own few words, never a quote
 
 QUESTION_TAGS = frozenset({"name", "number", "term", "paraphrase"})
 OOS_TAGS = frozenset({"off_topic", "lookalike"})
@@ -362,6 +366,53 @@ def check_out_of_scope(report: Report, have_data: bool) -> None:
                 report.error(where, f"checked term {term!r} occurs {hits} times in the library")
 
 
+def check_scope_audit(report: Report, have_data: bool) -> None:
+    """Each audited question names a line of a shared scope file by
+    ``<stem>:<line>``; the label decides ``in_scope`` (an out-of-scope question
+    the library answers is in scope; an in-scope one it does not cover is out),
+    and ``sha256`` must match the text on that line."""
+    rows: dict[str, tuple[str, str]] = {}
+    for where, obj in iter_jsonl(AUDIT_FILE, report):
+        qid, label, sha = obj.get("id"), obj.get("label"), obj.get("sha256")
+        if not isinstance(qid, str) or qid.rpartition(":")[0] not in (
+            "relevant_qs",
+            "irrelevant_qs",
+        ):
+            report.error(where, f"id {qid!r} is not relevant_qs:<line> or irrelevant_qs:<line>")
+            continue
+        if qid in rows:
+            report.error(where, f"duplicate id {qid}")
+        if label not in AUDIT_LABELS:
+            report.error(where, f"label {label!r} is not one of {sorted(AUDIT_LABELS)}")
+            continue
+        out_file = qid.startswith("irrelevant")
+        want = label == "answered" if out_file else label != "not"
+        if obj.get("in_scope") is not want:
+            report.error(where, f"in_scope must be {want} for a {label!r} {qid.split(':')[0]} row")
+        note = obj.get("note")
+        if not isinstance(note, str) or not 0 < len(note.split()) <= AUDIT_MAX_NOTE_WORDS:
+            report.error(where, f"note must be 1-{AUDIT_MAX_NOTE_WORDS} words of our own")
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{12}", sha):
+            report.error(where, "sha256 must be 12 hex digits")
+            continue
+        rows[qid] = (where, sha)
+    report.note(f"{AUDIT_FILE.name}: {len(rows)} audited questions")
+    if not have_data:
+        return
+    for stem in ("relevant_qs", "irrelevant_qs"):
+        lines = read_text(DATA_DIR / "eval" / f"{stem}.jsonl").splitlines()
+        for qid, (where, sha) in rows.items():
+            if not qid.startswith(stem + ":"):
+                continue
+            n = int(qid.rpartition(":")[2])
+            if not 1 <= n <= len(lines) or not lines[n - 1].strip():
+                report.error(where, f"{qid}: no question on that line")
+                continue
+            text = str(json.loads(lines[n - 1])["question"])
+            if hashlib.sha256(text.encode("utf-8")).hexdigest()[:12] != sha:
+                report.error(where, f"{qid}: the question on that line is not the one audited")
+
+
 def main() -> int:
     report = Report()
     have_data = DATA_DIR.is_dir()
@@ -370,6 +421,7 @@ def main() -> int:
     check_wiki(report, have_data)
     check_moments(report, have_data)
     check_out_of_scope(report, have_data)
+    check_scope_audit(report, have_data)
     for note in report.notes:
         print(note)
     for error in report.errors:

@@ -24,12 +24,13 @@ not ingested) cannot be hit by any ranker: they are counted and left out.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -104,6 +105,41 @@ def read_questions(path: Path) -> list[Question]:
                 except (ValueError, KeyError, TypeError) as exc:
                     raise PodciteError(f"{path}:{n}: not a question: {exc}") from exc
     return out
+
+
+def audit_scope(questions: Sequence[Question], path: Path) -> list[Question]:
+    """``questions`` with their in-scope labels as a hand audit gives them.
+
+    An audit file (JSON lines) names questions by id (``<file stem>:<line>`` for
+    files without ids), with ``"in_scope": true|false`` and ``"sha256"``, the
+    first 12 hex digits of the question text's SHA-256, so that an audit of an
+    edited file fails instead of relabelling other questions (the text itself
+    is not copied).  Other fields (label, note, where) are for people.  Rows for
+    files not given are ignored.  Used to measure abstention against shared sets
+    whose labels are wrong in places (eval/README.md)."""
+    by_id = {q.id: q for q in questions}
+    files = {qid.rpartition(":")[0] for qid in by_id}
+    verdicts: dict[str, bool] = {}
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                qid, in_scope, sha = str(row["id"]), bool(row["in_scope"]), str(row["sha256"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise PodciteError(f"{path}:{n}: not an audit row: {exc}") from exc
+            if qid.rpartition(":")[0] not in files:
+                continue
+            q = by_id.get(qid)
+            if q is None or text_sha(q.text) != sha:
+                raise PodciteError(f"{path}:{n}: question {qid} is not the one audited")
+            verdicts[qid] = in_scope
+    return [replace(q, in_scope=verdicts.get(q.id, q.in_scope)) for q in questions]
+
+
+def text_sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def _path_ends_with(path: str, tail: str) -> bool:
@@ -371,11 +407,13 @@ def run_eval(
     mode: str = "dense",
     limit: int | None = None,
     kind: str | None = None,
+    audit: Path | None = None,
 ) -> Report:
     """What ``podcite eval`` runs: the questions of one file (or several, e.g. an
     in-scope and an out-of-scope set to calibrate abstention) against ``index``."""
     paths = [path] if isinstance(path, Path) else [Path(p) for p in path]
     questions = [q for p in paths for q in read_questions(p)]
-    return evaluate(
-        index, questions, mode=mode, source=", ".join(p.name for p in paths), limit=limit, kind=kind
-    )
+    if audit is not None:
+        questions = audit_scope(questions, audit)
+    source = ", ".join(p.name for p in paths) + (f", audited by {audit.name}" if audit else "")
+    return evaluate(index, questions, mode=mode, source=source, limit=limit, kind=kind)

@@ -229,6 +229,15 @@ def eval_(
         str | None,
         typer.Option(help="Search only this kind of source: wiki or transcript."),
     ] = None,
+    scope_audit: Annotated[
+        Path | None,
+        typer.Option(
+            help="Hand-audited in/out-of-scope labels overriding the files' own "
+            "(eval/scope_audit.jsonl for the shared relevant/irrelevant sets).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Score retrieval on question files: hit@1, hit@5, MRR@10, nDCG@10, cited times, latency."""
     import json
@@ -247,7 +256,7 @@ def eval_(
         idx = open_index(settings.index_dir, SentenceTransformerEmbedder(settings.model_dir))
         assert idx.embedder is not None
         idx.embedder.encode(["warm up"])  # load the model outside the timed searches
-        return [run_eval(idx, questions, m, limit, kind) for m in modes]
+        return [run_eval(idx, questions, m, limit, kind, scope_audit) for m in modes]
 
     reports = _guard(go)
     if json_out:

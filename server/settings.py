@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.search import ABSTAIN_BELOW
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PODCITE_", env_file=None, extra="ignore")
@@ -25,7 +27,10 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     default_k: int = Field(5, ge=1, le=50, description="Results per query when k is not given.")
     abstain_below: float = Field(
-        0.46, ge=-1, le=1, description="Best-passage cosine under which podcite says 'not covered'."
+        ABSTAIN_BELOW,
+        ge=-1,
+        le=1,
+        description="Best-passage cosine under which podcite says 'not covered'.",
     )
     metrics: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
     verify_index: bool = Field(True, description="Check the index files' checksums when loading.")

@@ -11,12 +11,14 @@ import pytest
 
 from index.evaluate import (
     Question,
+    audit_scope,
     calibrate,
     judge,
     parse_clock,
     read_questions,
     retrieval_metrics,
     run_eval,
+    text_sha,
 )
 from ingest.errors import PodciteError
 from ingest.records import Episode, Hit, Passage, Sentence, Time
@@ -105,6 +107,31 @@ def test_readers_tell_the_formats_apart(tmp_path: Path) -> None:
     bad.write_text('{"no_question": 1}\n')
     with pytest.raises(PodciteError, match=r"bad\.jsonl:1"):
         read_questions(bad)
+
+
+def test_scope_audit_relabels_by_id_and_checks_the_text(tmp_path: Path) -> None:
+    inside = _jsonl(
+        tmp_path / "relevant_qs.jsonl", [{"question": "zeolite?"}, {"question": "sleep?"}]
+    )
+    outside = _jsonl(tmp_path / "irrelevant_qs.jsonl", [{"question": "kombucha?"}])
+    qs = read_questions(inside) + read_questions(outside)
+    rows = [
+        {"id": "relevant_qs:1", "sha256": text_sha("zeolite?"), "in_scope": False, "label": "not"},
+        {"id": "irrelevant_qs:1", "sha256": text_sha("kombucha?"), "in_scope": True},
+        {"id": "other_file:7", "sha256": "0" * 12, "in_scope": True},  # a file not given: ignored
+    ]
+    audited = audit_scope(qs, _jsonl(tmp_path / "audit.jsonl", rows))
+    assert [(q.id, q.in_scope) for q in audited] == [
+        ("relevant_qs:1", False),
+        ("relevant_qs:2", True),
+        ("irrelevant_qs:1", True),
+    ]
+    # An audit of another version of the file fails instead of relabelling.
+    edited = [{"id": "relevant_qs:2", "sha256": text_sha("zeolite?"), "in_scope": False}]
+    with pytest.raises(PodciteError, match=r"audit2\.jsonl:1: question relevant_qs:2"):
+        audit_scope(qs, _jsonl(tmp_path / "audit2.jsonl", edited))
+    with pytest.raises(PodciteError, match=r"audit3\.jsonl:1: not an audit row"):
+        audit_scope(qs, _jsonl(tmp_path / "audit3.jsonl", [{"id": "relevant_qs:1"}]))
 
 
 def _hit(time: Time | None, video: str = "V1", path: str = "/lib/wiki/x/b.md") -> Hit:
@@ -201,3 +228,31 @@ def test_shared_question_files_read(name: str, count: int, kind: str, in_scope: 
     assert all(q.kind == kind and q.in_scope == in_scope for q in qs)
     if kind == "chapter":
         assert all(q.start is not None and q.end is not None and q.start <= q.end for q in qs)
+
+
+@pytest.mark.shared
+def test_scope_audit_applies_to_the_shared_files() -> None:
+    if not SHARED_EVAL.is_dir():
+        pytest.skip("../shared/data is absent")
+    qs = read_questions(SHARED_EVAL / "relevant_qs.jsonl")
+    qs += read_questions(SHARED_EVAL / "irrelevant_qs.jsonl")
+    audited = audit_scope(qs, ROOT / "eval" / "scope_audit.jsonl")
+    flips = [(q.in_scope, a.in_scope) for q, a in zip(qs, audited, strict=True) if q != a]
+    # 78 "in-scope" questions the library does not cover, 28 "out-of-scope" ones it answers.
+    assert flips.count((True, False)) == 78 and flips.count((False, True)) == 28
+    assert sum(a.in_scope for a in audited) == 674 - 78 + 28
+
+
+def test_question_files_pass_their_checker() -> None:
+    """eval/check_questions.py (offsets, cues, term counts, the scope audit's
+    hashes against the shared files where they are present) must pass."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "eval" / "check_questions.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
