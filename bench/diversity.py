@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from index import SentenceTransformerEmbedder, open_index
-from index.evaluate import Question, judge, read_questions
 from index.hybrid import rank
+from index.questions import Question, judge, read_questions
 from index.search import Filters, _dense, _same_moment, distinct, embed_query, hit_at
 from index.store import Index
 from ingest.records import Hit

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from index import SentenceTransformerEmbedder, build, open_index, search
-from index.evaluate import Question, judge, read_questions
+from index.questions import Question, judge, read_questions
 from index.store import Index
 from ingest import load
 

@@ -1,5 +1,6 @@
-"""The evaluation: metrics against hand-computed values, the question readers,
-judging a hit, and an end-to-end run over the seed index."""
+"""The evaluation (index.evaluate, index.questions): metrics against hand-computed
+values, the question readers and the scope audit, judging a hit, and an
+end-to-end run over the seed index."""
 
 from __future__ import annotations
 
@@ -9,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from index.evaluate import (
+from index.evaluate import calibrate, retrieval_metrics, run_eval
+from index.questions import (
     Question,
     audit_scope,
-    calibrate,
     judge,
     parse_clock,
     read_questions,
-    retrieval_metrics,
-    run_eval,
     text_sha,
 )
 from ingest.errors import PodciteError

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from index import build, open_index
-from index.evaluate import evaluate, read_questions
+from index.evaluate import evaluate
+from index.questions import read_questions
 from ingest import load
 from tests.conftest import CORPUS, ROOT, SHARED
 
