@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from index import SentenceTransformerEmbedder, open_index
+from index.evaluate import retrieval_metrics
 from index.hybrid import rank
 from index.questions import Question, judge, read_questions
 from index.search import Filters, _dense, _same_moment, distinct, embed_query, hit_at
@@ -115,16 +116,15 @@ def main() -> None:
         print("| strategy | hit@1 | hit@5 | MRR@10 | top-5 lists with a repeated moment |")
         print("|---|---|---|---|---|")
         for label, strategy in STRATEGIES.items():
-            h1 = h5 = mrr_sum = dup = 0.0
+            flags: dict[str, list[bool]] = {}
+            dup = 0
             for q, (hits, fused) in zip(questions, pools, strict=True):
                 out = strategy(index, hits, fused)[:K]
-                ok = [judge(q, h)[0] for h in out]
-                h1 += ok[0] if ok else 0
-                h5 += any(ok[:5])
-                mrr_sum += next((1 / (i + 1) for i, x in enumerate(ok) if x), 0.0)
+                flags[q.id] = [judge(q, h)[0] for h in out]
                 dup += duplicated(out)
-            n = len(questions)
-            print(f"| {label} | {h1 / n:.3f} | {h5 / n:.3f} | {mrr_sum / n:.3f} | {dup / n:.2f} |")
+            m = retrieval_metrics(flags, K)
+            scores = " | ".join(f"{m[name]:.3f}" for name in ("hit@1", "hit@5", "mrr@10"))
+            print(f"| {label} | {scores} | {dup / len(questions):.2f} |")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from index import SentenceTransformerEmbedder, build, open_index, search
+from index.evaluate import retrieval_metrics
 from index.questions import Question, judge, read_questions
 from index.store import Index
 from ingest import load
@@ -37,15 +38,9 @@ OUT = Path("/tmp/podcite-bench-windows")
 
 
 def metrics(index: Index, questions: list[Question]) -> str:
-    firsts = []
-    for q in questions:
-        hits = search(index, q.text, 10)
-        firsts.append(next((i for i, h in enumerate(hits) if judge(q, h)[0]), None))
-    n = len(firsts)
-    h1 = sum(f == 0 for f in firsts) / n
-    h5 = sum(f is not None and f < 5 for f in firsts) / n
-    mrr = sum(1 / (f + 1) for f in firsts if f is not None) / n
-    return f"{h1:.3f} | {h5:.3f} | {mrr:.3f}"
+    flags = {q.id: [judge(q, h)[0] for h in search(index, q.text, 10)] for q in questions}
+    m = retrieval_metrics(flags)
+    return f"{m['hit@1']:.3f} | {m['hit@5']:.3f} | {m['mrr@10']:.3f}"
 
 
 def fidelity(index: Index, emb: SentenceTransformerEmbedder, n: int) -> None:

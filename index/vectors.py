@@ -141,7 +141,9 @@ def compute(
             out[i], sents[i] = prev.passages[key]
         else:
             direct.append(i)
-    said = prev.sentences  # this build's own copy: extended below with what is embedded
+    # Extended in place with what this build embeds: ``prev`` is this build's
+    # own (previous() makes a fresh one per build), so nothing else sees it.
+    said = prev.sentences
     missing = dict.fromkeys(
         passages[i].document_id
         for i in pooled

@@ -82,9 +82,8 @@ def _nearest_time(section: Section, group: Sequence[Sentence]) -> Time | None:
     return Time(best.time.seconds, exact=False)
 
 
-# Transcript windows: chosen by measurement (bench/windows.py, docs/benchmarks.md).
-# Transcript windows searched and shown: chosen by measurement
-# (docs/benchmarks.md, "Transcript windows").
+# Transcript windows searched and shown: chosen by measurement (bench/windows.py,
+# docs/benchmarks.md, "Transcript windows").
 WINDOW_S = 60.0
 STRIDE_S = 30.0
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Kind = Literal["wiki", "transcript"]
+KINDS: tuple[Kind, ...] = ("wiki", "transcript")  # for checking input at the edges
 
 
 def format_seconds(seconds: float) -> str:

@@ -9,9 +9,9 @@ Two kinds of window are cut from one transcript:
   default (docs/benchmarks.md, "Transcript windows");
 - ``model_windows``: what the model reads, back to back without overlap and
   short enough for its 256 word pieces.  Every sentence lies in exactly one
-  of them, so one forward pass per sentence gives every sentence a vector, and
-  the index pools a searched window's vector from its sentences' vectors
-  (index/build.py): overlap and length then cost no extra embedding.
+  of them, so one forward pass per model window gives every sentence a vector,
+  and the index pools a searched window's vector from its sentences' vectors
+  (index/vectors.py): overlap and length then cost no extra embedding.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def transcript_passages(
 
     A window starts at a sentence and takes the following sentences until its
     span reaches ``window_s`` (or ``max_chars``, title included, when given);
-    the next window starts at the
-    first sentence beginning ``stride_s`` or more after this one's start, and
-    never after the sentence following this window, so nothing is skipped.
+    the next window starts at the first sentence beginning ``stride_s`` or more
+    after this one's start, and never after the sentence following this window,
+    so nothing is skipped.
     ``stride_s == window_s`` gives windows that neither overlap nor leave gaps.
     """
     if doc.kind != "transcript":

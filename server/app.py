@@ -30,7 +30,7 @@ from index.search import (
     mark_weak,
 )
 from ingest.errors import PodciteError, QueryError
-from ingest.records import Hit
+from ingest.records import KINDS, Hit
 from server import schemas
 from server.settings import Settings
 
@@ -66,7 +66,7 @@ class Outcome:
 def _filters(
     kind: str | None, episode: str | None, after: str | None, before: str | None
 ) -> Filters:
-    if kind not in (None, "", "wiki", "transcript"):
+    if kind and kind not in KINDS:
         raise QueryError("kind", "kind must be 'wiki' or 'transcript'")
     for name, value in (("after", after), ("before", before)):
         if value and not _is_date(value):

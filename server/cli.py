@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from ingest.errors import PodciteError
+from ingest.records import KINDS
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -248,8 +249,8 @@ def eval_(
     modes = list(ALL_MODES) if mode == "all" else [mode]
     if not set(modes) <= set(MODES):
         raise _fail(f"--mode must be one of {', '.join((*MODES, 'all'))}")
-    if kind not in (None, "wiki", "transcript"):
-        raise _fail("--kind must be wiki or transcript")
+    if kind is not None and kind not in KINDS:
+        raise _fail(f"--kind must be {' or '.join(KINDS)}")
     settings = _settings(index)
 
     def go() -> list[Any]:
