@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index import citecheck, open_index
+from index import citecheck, store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--index", type=Path, required=True)
     ap.add_argument("--grid", action="store_true", help="sweep thresholds")
     args = ap.parse_args()
-    idx = open_index(args.index, verify=False)
+    idx = store.load(args.index, verify=False, searchable=False)
     vecs = [idx.sentence_vectors_of(i).astype(np.float32) for i in range(len(idx.passages))]
     tls = citecheck.timelines(idx.passages, vecs)
     labels = [json.loads(x) for x in (ROOT / "eval" / "citation_labels.jsonl").open()]

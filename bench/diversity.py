@@ -25,13 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from index import SentenceTransformerEmbedder, open_index
+from index import Hit, Index, SentenceTransformerEmbedder, open_index
 from index.evaluate import retrieval_metrics
-from index.hybrid import rank
 from index.questions import Question, judge, read_questions
-from index.search import Filters, _dense, _same_moment, distinct, embed_query, hit_at
-from index.store import Index
-from ingest.records import Hit
+from index.rank import rank
+from index.search import distinct, hit_at, same_moment
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -47,7 +45,7 @@ def collapse(index: Index, hits: list[Hit], fused: list[float]) -> list[Hit]:
 
 def mmr(lam: float) -> Strategy:
     def order(index: Index, hits: list[Hit], fused: list[float]) -> list[Hit]:
-        vecs = index.vectors[[h.row for h in hits]]
+        vecs = index.backend.vectors[[h.row for h in hits]]  # type: ignore[attr-defined]
         rel = np.array(fused, dtype=np.float32)
         sim = vecs @ vecs.T
         taken: list[int] = []
@@ -84,15 +82,15 @@ STRATEGIES: dict[str, Strategy] = {
 
 
 def pool(index: Index, q: Question) -> tuple[list[Hit], list[float]]:
-    v = embed_query(index, q.text)
-    ranked = rank(index, q.text, v, POOL, Filters(), "hybrid", _dense)
+    v = index.embed(q.text)
+    ranked = rank(index, q.text, v, POOL, mode="hybrid")
     hits = [hit_at(index, r.row, r.cosine, v) for r in ranked]
     return hits, [r.fused for r in ranked]
 
 
 def duplicated(hits: list[Hit]) -> bool:
     top = hits[:5]
-    return any(_same_moment(a, b) for i, a in enumerate(top) for b in top[i + 1 :])
+    return any(same_moment(a, b) for i, a in enumerate(top) for b in top[i + 1 :])
 
 
 def main() -> None:
@@ -100,7 +98,7 @@ def main() -> None:
     ap.add_argument("--index", type=Path, required=True)
     args = ap.parse_args()
     index = open_index(args.index, SentenceTransformerEmbedder())
-    episodes = {p.episode.id for p in index.passages if p.episode and p.kind == "transcript"}
+    episodes = {d["episode"] for d in index.documents.values() if d["kind"] == "transcript"}
     sets = {
         "syn_test (transcript episodes)": [
             q for q in read_questions(SHARED / "eval" / "syn_test.jsonl") if q.video_id in episodes

@@ -25,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index import SentenceTransformerEmbedder, build, open_index, search
+from index import Index, SentenceTransformerEmbedder, build, open_index, search
 from index.evaluate import retrieval_metrics
 from index.questions import Question, judge, read_questions
-from index.store import Index
 from ingest import load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +43,12 @@ def metrics(index: Index, questions: list[Question]) -> str:
 
 
 def fidelity(index: Index, emb: SentenceTransformerEmbedder, n: int) -> None:
-    rows = [i for i, p in enumerate(index.passages) if p.kind == "transcript"]
+    passages = index.backend.passages()  # type: ignore[attr-defined]
+    rows = [i for i, p in enumerate(passages) if p.kind == "transcript"]
     rows = random.Random(0).sample(rows, min(n, len(rows)))
-    texts = [index.passages[i].embed_text() for i in rows]
+    texts = [passages[i].embed_text() for i in rows]
     own = emb.encode(texts)
-    cos = np.einsum("ij,ij->i", index.vectors[rows], own)
+    cos = np.einsum("ij,ij->i", index.backend.vectors[rows], own)  # type: ignore[attr-defined]
     fits = np.array([len(emb._load().tokenizer(t)["input_ids"]) <= emb.max_tokens for t in texts])
     print(
         f"fidelity over {len(rows)} windows: mean {cos.mean():.3f}, 5th percentile "

@@ -1,31 +1,27 @@
-"""index: passages -> embeddings -> an index directory; queries -> Hits.
+"""index: passages -> embeddings -> an index; questions -> Hits and answers.
 
-Public surface: ``build``, ``open_index``, ``search``, ``answer``, ``Filters``.
+Public surface: ``build``, ``open_index``, ``search``, ``answer``, ``Filters``,
+``Index`` (a loaded index over a ``SearchBackend``), and the embedder.  None of
+these imports torch or FAISS until a model or an index is actually opened.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from index.backend import Index, SearchBackend
 from index.build import BuildReport, build
 from index.embedder import Embedder, SentenceTransformerEmbedder
-from index.search import AnswerSentence, Filters, answer, search
-from index.store import Index
-
-
-def open_index(path: Path, embedder: Embedder | None = None, verify: bool = True) -> Index:
-    """Load an index and attach the embedder that encodes its queries."""
-    from index import store
-
-    return store.load(Path(path), verify=verify, embedder=embedder)
-
+from index.open import open_index
+from index.records import AnswerSentence, Filters, Hit
+from index.search import answer, search
 
 __all__ = [
     "AnswerSentence",
     "BuildReport",
     "Embedder",
     "Filters",
+    "Hit",
     "Index",
+    "SearchBackend",
     "SentenceTransformerEmbedder",
     "answer",
     "build",

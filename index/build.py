@@ -1,14 +1,12 @@
-"""Build an index directory from documents, aside, then publish it atomically.
+"""Build an index from documents: passages, vectors, citation checks, manifest.
 
-Unchanged passages are never embedded twice: index/vectors.py reuses the
-previous build's vectors wherever they still hold.
+This module only computes; ``index.store`` writes the result aside, verifies
+it and publishes it atomically.  Unchanged passages are never embedded twice:
+index/vectors.py reuses the previous build's vectors wherever they still hold.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,17 +18,15 @@ import numpy as np
 
 from index import citecheck, store
 from index.embedder import Embedder
+from index.errors import BuildError
 from index.vectors import MODEL_WINDOWS, compute, passage_key, previous
-from ingest.chunking import STRIDE_S, WINDOW_S
 from ingest.chunking import passages as make_passages
-from ingest.errors import BuildError, DocumentError
+from ingest.errors import DocumentError
 from ingest.records import Document, Passage
+from ingest.windows import STRIDE_S, WINDOW_S
 
 if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
-KEEP_BUILDS = 2  # the live build and the one before it
-
+    pass
 
 @dataclass
 class BuildReport:
@@ -43,10 +39,6 @@ class BuildReport:
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def builds_dir(out: Path) -> Path:
-    return out.parent / f".{out.name}.builds"
 
 
 def build(
@@ -76,7 +68,7 @@ def build(
         raise BuildError(
             "no documents to index" + (f"; first error: {report.errors[0]}" if errors else "")
         )
-    if out.exists() and not out.is_symlink() and not (out / store.MANIFEST).exists():
+    if store.is_foreign(out):
         raise BuildError(f"{out} exists and is not a podcite index; choose another --index")
 
     all_passages: list[Passage] = []
@@ -119,6 +111,7 @@ def build(
                 "sha256": d.sha256,
                 "kind": d.kind,
                 "title": d.title,
+                "episode": d.episode.id if d.episode else None,
                 "passages": per_doc[d.id],
             }
             for d in documents
@@ -136,74 +129,5 @@ def build(
     }
     report.seconds = time.perf_counter() - t0
     manifest["build_seconds"] = round(report.seconds, 2)
-    _publish(out, all_passages, vectors, sentence_vectors, keys, manifest)
+    store.publish(out, store.Stored(manifest, all_passages, vectors, sentence_vectors, keys))
     return report
-
-
-def _publish(
-    out: Path,
-    passages: list[Passage],
-    vectors: NDArray[np.float32],
-    sentence_vectors: NDArray[np.float16],
-    keys: list[str],
-    manifest: dict[str, Any],
-) -> None:
-    import faiss
-
-    root = builds_dir(out)
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    tmp = root / f"{stamp}-{os.getpid()}.partial"
-    tmp.mkdir()
-    try:
-        with (tmp / store.PASSAGES).open("w", encoding="utf-8") as fh:
-            for p in passages:
-                fh.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
-        np.save(tmp / store.VECTORS, vectors)
-        np.save(tmp / store.SENTENCES, sentence_vectors)
-        (tmp / store.KEYS).write_text("\n".join(keys) + "\n", encoding="utf-8")
-        fidx = faiss.IndexFlatIP(vectors.shape[1])
-        fidx.add(vectors)
-        faiss.write_index(fidx, str(tmp / store.FAISS))
-        from index.keyword import DIRNAME, write_keyword_index
-
-        write_keyword_index(tmp / DIRNAME, passages)
-        # The keyword files too: a corrupt BM25 file must fail load(verify=True) like any other.
-        keyword_files = sorted(f"{DIRNAME}/{f.name}" for f in (tmp / DIRNAME).iterdir())
-        names = [*store.DATA_FILES, *keyword_files]
-        manifest["checksums"] = {n: store.file_sha256(tmp / n) for n in names}
-        # The manifest is written last: a directory without one is never an index.
-        (tmp / store.MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        final = tmp.with_suffix("")
-        tmp.rename(final)
-        _swap(out, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _prune(root, keep=os.readlink(out) if out.is_symlink() else None)
-
-
-def _swap(out: Path, build_dir: Path) -> None:
-    """Point ``out`` at ``build_dir`` in one step (rename of a symlink over a symlink)."""
-    target = os.path.relpath(build_dir, out.parent)
-    if out.exists() and not out.is_symlink():
-        # A plain directory from an older layout: move it aside once.
-        out.rename(builds_dir(out) / f"legacy-{os.getpid()}")
-    link = out.parent / f".{out.name}.link-{os.getpid()}"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    os.symlink(target, link)
-    os.replace(link, out)
-
-
-def _prune(root: Path, keep: str | None) -> None:
-    builds = sorted(
-        (p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
-    )
-    live = (root.parent / keep).resolve() if keep else None
-    kept = 0
-    for p in builds:
-        if p.resolve() == live or (kept < KEEP_BUILDS and not p.name.endswith(".partial")):
-            kept += 1
-            continue
-        shutil.rmtree(p, ignore_errors=True)

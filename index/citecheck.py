@@ -21,7 +21,6 @@ The weights and thresholds were chosen on hand-checked citations
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -29,115 +28,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.embedder import normalise
+from index.keyword import STOPWORDS, words
 from ingest.records import Passage, Sentence, Time, Verdict
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "of",
-        "to",
-        "in",
-        "on",
-        "for",
-        "with",
-        "by",
-        "at",
-        "from",
-        "as",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "it",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "which",
-        "who",
-        "whom",
-        "what",
-        "when",
-        "where",
-        "how",
-        "why",
-        "can",
-        "could",
-        "may",
-        "might",
-        "will",
-        "would",
-        "should",
-        "do",
-        "does",
-        "did",
-        "has",
-        "have",
-        "had",
-        "not",
-        "no",
-        "such",
-        "than",
-        "then",
-        "there",
-        "their",
-        "they",
-        "them",
-        "he",
-        "she",
-        "his",
-        "her",
-        "we",
-        "our",
-        "you",
-        "your",
-        "i",
-        "me",
-        "my",
-        "about",
-        "into",
-        "over",
-        "under",
-        "also",
-        "more",
-        "most",
-        "very",
-        "other",
-        "some",
-        "any",
-        "each",
-        "both",
-        "often",
-        "like",
-        "through",
-        "during",
-        "while",
-        "because",
-        "so",
-        "if",
-        "one",
-        "two",
-    ]
-)
-
-
 def content_words(text: str) -> set[str]:
     """Crude stems of a text's content words (the first five letters catch
     most inflections: receptor/receptors, dissociate/dissociation)."""
-    return {w[:5] for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
+    return {w[:5] for w in words(text) if w not in STOPWORDS and len(w) > 2}
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from index.backend import Index
+from index.query import check_question
 from index.questions import (
     Question,
     QuestionKind,
@@ -30,13 +32,13 @@ from index.questions import (
     judge,
     read_questions,
 )
-from index.search import ABSTAIN_BELOW, Filters, Mode, embed_query, search
-from index.store import Index
-from ingest.errors import PodciteError, QueryError
-from ingest.records import Hit
+from index.records import ABSTAIN_BELOW, FUSIONS, MODES, Filters, FusionSettings, Hit, Mode
+from index.search import search
+from ingest.errors import PodciteError
 
-MODES = ("dense", "bm25", "hybrid", "hybrid-rrf", "hybrid-weighted")
-ALL_MODES = ("dense", "bm25", "hybrid-rrf", "hybrid-weighted")
+# Evaluation modes: the search modes, and hybrid with each fusion by name.
+EVAL_MODES: tuple[str, ...] = (*MODES, *(f"hybrid-{f}" for f in FUSIONS))
+ALL_MODES: tuple[str, ...] = ("dense", "bm25", *(f"hybrid-{f}" for f in FUSIONS))
 
 
 def retrieval_metrics(relevance: dict[str, Sequence[bool]], k: int = 10) -> dict[str, float]:
@@ -44,8 +46,13 @@ def retrieval_metrics(relevance: dict[str, Sequence[bool]], k: int = 10) -> dict
     (True where a result hits the question's single gold)."""
     if not relevance:
         return {}
-    from ranx import Qrels, Run
-    from ranx import evaluate as ranx_evaluate
+    try:
+        from ranx import Qrels, Run
+        from ranx import evaluate as ranx_evaluate
+    except ImportError as exc:  # an optional extra: only evaluation needs it
+        raise PodciteError(
+            "evaluation needs ranx: install it with `pip install 'podcite[eval]'`"
+        ) from exc
 
     names = {
         "hit@1": "hit_rate@1",
@@ -174,16 +181,27 @@ def _offset(q: Question, hits: Sequence[Hit], episode_hits: Sequence[bool]) -> f
     return None
 
 
-def _set_mode(index: Index, mode: str) -> Mode:
-    """Modes "hybrid-rrf"/"hybrid-weighted" pick the fusion through the index's
-    override (search() itself takes only dense|bm25|hybrid)."""
-    if mode not in MODES:
-        raise PodciteError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
-    index.extras.pop("fusion", None)
+def eval_mode(mode: str) -> tuple[Mode, FusionSettings]:
+    """An evaluation mode -> the search mode and fusion it runs with."""
+    if mode not in EVAL_MODES:
+        raise PodciteError(f"unknown mode {mode!r}: one of {', '.join(EVAL_MODES)}")
     if mode.startswith("hybrid-"):
-        index.extras["fusion"] = mode.split("-", 1)[1]
-        return "hybrid"
-    return cast(Mode, mode)
+        method = next(f for f in FUSIONS if mode == f"hybrid-{f}")
+        return "hybrid", FusionSettings(method=method)
+    return cast(Mode, mode), FusionSettings()
+
+
+def _indexed(index: Index, kind: str | None) -> tuple[set[str], list[str]]:
+    """Episode ids and document paths of the index (of one kind of source)."""
+    docs = [d for d in index.documents.values() if kind is None or d.get("kind") == kind]
+    if all("episode" in d for d in docs):
+        return {d["episode"] for d in docs if d["episode"]}, [str(d["path"]) for d in docs]
+    # An index built before the manifest listed episodes: read its passages.
+    f = Filters(kind=kind)
+    rows = (index.backend.passage(r) for r in range(index.backend.count()))
+    searched = [p for p in rows if f.admits(p)]
+    episodes = {p.episode.id for p in searched if p.episode}
+    return episodes, list(dict.fromkeys(p.path for p in searched))
 
 
 def evaluate(
@@ -203,40 +221,41 @@ def evaluate(
     report = Report(mode=mode, source=source + (f" ({kind} only)" if kind else ""), k=k)
     filters = Filters(kind=kind)
     if only_indexed:
-        searched = [p for p in index.passages if filters.admits(p)]
-        episodes = {p.episode.id for p in searched if p.episode}
-        paths = list(dict.fromkeys(p.path for p in searched))
+        episodes, paths = _indexed(index, kind)
         kept = [q for q in questions if gold_in_index(q, episodes, paths)]
         report.skipped = len(questions) - len(kept)
         questions = kept
     questions = questions[:limit] if limit is not None else questions
-    search_mode = _set_mode(index, mode)
-    try:
-        if questions:  # first-call costs (faiss threads, BM25 arrays) stay out of the timings
-            search(index, "warm up", k, filters=filters, mode=search_mode)
-        for q in questions:
-            # Embed afresh for every mode (search() keeps a query cache): each
-            # search then runs right after a real embedding, as a user's does.
-            index.extras.get("query_cache", {}).pop(q.text.strip(), None)
-            t0 = time.perf_counter()
-            try:
-                embed_query(index, q.text.strip())
-                t1 = time.perf_counter()
-                hits = search(index, q.text, k, filters=filters, mode=search_mode)
-            except QueryError:
-                report.skipped += 1
-                continue
-            ms = ((time.perf_counter() - t1) * 1000, (t1 - t0) * 1000)
-            judged = [judge(q, h) for h in hits]
-            eps = [e for _, e in judged]
-            top = max((h.score for h in hits), default=None)  # cosines; hybrid order differs
-            hit = [h for h, _ in judged]
-            offset = _offset(q, hits, eps)
-            report.outcomes.append(
-                Outcome(q.id, q.kind, q.video_id, hit, eps, top, offset, *ms, q.in_scope)
-            )
-    finally:
-        index.extras.pop("fusion", None)
+    search_mode, fusion = eval_mode(mode)
+    if index.embedder is None:
+        raise PodciteError("evaluation needs an index opened with its embedder")
+    embedder = index.embedder
+    if questions:  # first-call costs (faiss threads, BM25 arrays) stay out of the timings
+        search(index, "warm up", k, filters=filters, mode=search_mode, fusion=fusion)
+    for q in questions:
+        try:
+            text = check_question(q.text)
+        except ValueError:  # an empty or overlong question: not searchable
+            report.skipped += 1
+            continue
+        # Embedded afresh for every mode, bypassing the index's question cache
+        # (which evaluating must not change): each search then runs right after
+        # a real embedding, as a user's does.
+        t0 = time.perf_counter()
+        vector = embedder.encode([text])[0]
+        t1 = time.perf_counter()
+        hits = search(
+            index, text, k, filters=filters, mode=search_mode, fusion=fusion, vector=vector
+        )
+        ms = ((time.perf_counter() - t1) * 1000, (t1 - t0) * 1000)
+        judged = [judge(q, h) for h in hits]
+        eps = [e for _, e in judged]
+        top = max((h.score for h in hits), default=None)  # cosines; hybrid order differs
+        hit = [h for h, _ in judged]
+        offset = _offset(q, hits, eps)
+        report.outcomes.append(
+            Outcome(q.id, q.kind, q.video_id, hit, eps, top, offset, *ms, q.in_scope)
+        )
     _summarise(report)
     return report
 

@@ -7,11 +7,15 @@ works when a document and a question that write the same thing differently
 ("5HT2A", "5-HT2A", "5 HT2A"; "10 mg", "10mg", "10 milligrams") end up with the
 same tokens, so both go through ``normalise_tokens`` and nothing else.
 
-Files (plain bm25s files, in the index directory's ``bm25/`` folder):
-``data/indices/indptr.csc.index.npy``, ``vocab.index.json``, ``params.index.json``
-and ``podcite.json``, which names the tokenizer version: an index written by
-another version of ``normalise_tokens`` would silently mismatch query tokens, so
-it is treated as absent (rebuild with ``podcite ingest``).
+``KeywordIndex.save`` writes bm25s's own plain files into the folder that
+``index.store`` gives it (``bm25/`` of the index directory; the store's
+docstring lists them), plus ``podcite.json``, which names the tokenizer
+version: an index written by another version of ``normalise_tokens`` would
+silently mismatch query tokens, so it is treated as absent (rebuild with
+``podcite ingest``).
+
+``STOPWORDS`` and ``words`` are podcite's one stop-word list and word
+tokenizer: the citation check reads content words with them too.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +46,12 @@ TOKENIZER_VERSION = 1
 # "omega 3" after a letter, "type 2"); "s" and "t" stay stopwords (possessives
 # and contractions leave them behind).
 STOPWORDS = frozenset(STOPWORDS_EN_PLUS) - {"d", "m", "o", "y"}
+_WORDS = re.compile(r"[^\W_]+")
+
+
+def words(text: str) -> list[str]:
+    """The lowercased runs of letters and digits of ``text``, NFKC-normalised."""
+    return _WORDS.findall(unicodedata.normalize("NFKC", text).lower())
 
 # Unit spellings -> one canonical unit, used only right after a number, so
 # "10 mg", "10mg", "10-mg" and "10 milligrams" all give the token "10mg"
@@ -215,7 +226,7 @@ def passage_text(p: Passage) -> str:
 class KeywordIndex:
     bm25: Any  # bm25s.BM25
     size: int  # passages, in index row order
-    _ceiling: NDArray[np.float32] | None = None
+    _term_max: dict[int, float] = field(default_factory=dict)
     _last: tuple[str, list[int]] = ("", [])  # hybrid search asks twice per query
 
     def query_ids(self, query: str) -> list[int]:
@@ -242,32 +253,38 @@ class KeywordIndex:
         of the best score each term gives any passage.  Dividing by it puts BM25
         on [0, 1] with a meaning that holds across questions (how much of the
         question's rare vocabulary a passage has), unlike dividing by the top
-        hit's score, which makes the best of a poor set of matches look perfect."""
-        if self._ceiling is None:
-            data, indptr = self.bm25.scores["data"], self.bm25.scores["indptr"]
-            # Column maxima; the padding keeps reduceat in range for empty last columns.
-            top = np.maximum.reduceat(np.append(data, 0).astype(np.float32), indptr[:-1])
-            top[indptr[1:] == indptr[:-1]] = 0.0
-            self._ceiling = top
-        ids = self.query_ids(query)
-        return float(self._ceiling[ids].sum()) if ids else 0.0
+        hit's score, which makes the best of a poor set of matches look perfect.
+        bm25s has no per-term maximum, so each term's is taken from its public
+        ``get_scores_from_ids`` once and kept (a pass over one posting list)."""
+        total = 0.0
+        for t in self.query_ids(query):
+            if t not in self._term_max:
+                self._term_max[t] = float(self.bm25.get_scores_from_ids([t]).max(initial=0.0))
+            total += self._term_max[t]
+        return total
+
+    def save(self, directory: Path) -> None:
+        """bm25s's own plain files, and ours naming the tokenizer version."""
+        import bm25s
+
+        directory.mkdir(parents=True, exist_ok=True)
+        self.bm25.save(str(directory), show_progress=False)
+        meta = {"tokenizer": TOKENIZER_VERSION, "passages": self.size, "bm25s": bm25s.__version__}
+        (directory / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
-def write_keyword_index(directory: Path, passages: list[Passage]) -> None:
-    """Write the keyword index for ``passages`` (in index row order) into ``directory``."""
+def build_keyword_index(passages: Sequence[Passage]) -> KeywordIndex:
+    """The keyword index of ``passages``, in index row order."""
     import bm25s
 
-    directory.mkdir(parents=True, exist_ok=True)
     corpus = [normalise_tokens(passage_text(p)) or [""] for p in passages]
     retriever = bm25s.BM25()
     retriever.index(corpus, show_progress=False)
-    retriever.save(str(directory), show_progress=False)
-    meta = {"tokenizer": TOKENIZER_VERSION, "passages": len(passages), "bm25s": bm25s.__version__}
-    (directory / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return KeywordIndex(retriever, len(passages))
 
 
 def load_keyword_index(directory: Path) -> KeywordIndex | None:
-    """Load what write_keyword_index wrote; None when absent or written by another
+    """Load what ``KeywordIndex.save`` wrote; None when absent or written by another
     tokenizer version (its tokens would not match today's queries)."""
     meta_file = directory / META
     if not meta_file.is_file():

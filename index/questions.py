@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from index.records import Hit
+from ingest.clock import parse_clock
 from ingest.errors import PodciteError
-from ingest.records import Hit
 
 QuestionKind = Literal["chapter", "moment", "evidence", "scope"]
 MOMENT_SLACK = 30.0
@@ -42,16 +43,6 @@ class Question:
     end: float | None = None
     evidence: tuple[tuple[str, int], ...] = ()  # (path under its root, char offset)
     in_scope: bool = True
-
-
-def parse_clock(value: str | float) -> float:
-    """Seconds of "M:SS", "H:MM:SS" (or a number already)."""
-    if isinstance(value, int | float):
-        return float(value)
-    seconds = 0.0
-    for part in value.strip().split(":"):
-        seconds = seconds * 60 + float(part)
-    return seconds
 
 
 def _source_path(source: str) -> str:

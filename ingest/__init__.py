@@ -6,12 +6,11 @@ The public surface: ``parse(path) -> Document``, ``passages(doc) -> list[Passage
 
 from ingest.chunking import passages
 from ingest.loader import Loaded, load, parse
-from ingest.records import Document, Episode, Hit, ParseIssue, Passage, Section, Sentence, Time
+from ingest.records import Document, Episode, ParseIssue, Passage, Section, Sentence, Time
 
 __all__ = [
     "Document",
     "Episode",
-    "Hit",
     "Loaded",
     "ParseIssue",
     "Passage",

@@ -9,12 +9,12 @@ see docs/benchmarks.md.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import Literal
 
-from ingest.records import Document, Passage, Section, Sentence, Time
+from ingest.records import Document, Passage, Section, Sentence, Time, passage_id
+from ingest.windows import STRIDE_S, WINDOW_S, transcript_passages
 
 # all-MiniLM-L6-v2 reads 256 word pieces and silently drops the rest; English
 # prose runs about 1.3 pieces a word, and the embedded text adds the title and
@@ -22,10 +22,6 @@ from ingest.records import Document, Passage, Section, Sentence, Time
 MAX_WORDS = 150
 
 Rule = Literal["paragraph", "sentence", "window3"]
-
-
-def passage_id(document_id: str, start: int, end: int) -> str:
-    return hashlib.sha1(f"{document_id}:{start}:{end}".encode()).hexdigest()[:16]
 
 
 def _words(s: Sentence) -> int:
@@ -82,12 +78,6 @@ def _nearest_time(section: Section, group: Sequence[Sentence]) -> Time | None:
     return Time(best.time.seconds, exact=False)
 
 
-# Transcript windows searched and shown: chosen by measurement (bench/windows.py,
-# docs/benchmarks.md, "Transcript windows").
-WINDOW_S = 60.0
-STRIDE_S = 30.0
-
-
 def passages(
     doc: Document,
     rule: Rule = "paragraph",
@@ -96,8 +86,6 @@ def passages(
     stride_s: float = STRIDE_S,
 ) -> list[Passage]:
     if doc.kind == "transcript":
-        from ingest.windows import transcript_passages
-
         return transcript_passages(doc, window_s, stride_s)
     out: list[Passage] = []
     for section in doc.sections:

@@ -1,7 +1,9 @@
-"""Every domain error podcite raises, in one place.
+"""Domain errors: the base class, and the errors of reading documents.
 
-The edges translate them: the CLI into a one-line message and an exit code,
-the server into a 4xx/5xx with a message.  Nothing in here knows about HTTP.
+The document side's errors, and the base class of every domain error (the
+index and query side's are in ``index/errors.py``).  The edges translate
+them: the CLI into a one-line message and an exit code, the server into a
+4xx/5xx with a message.  Nothing in here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -23,24 +25,3 @@ class DocumentError(PodciteError):
 
 class UnsupportedDocument(DocumentError):
     """A file whose kind podcite does not ingest."""
-
-
-class IndexMissingError(PodciteError):
-    """No index at the given directory."""
-
-
-class IndexFormatError(PodciteError):
-    """An index directory that is incomplete, corrupt, or of another format version."""
-
-
-class BuildError(PodciteError):
-    """An index build that could not finish; the previous index is left in place."""
-
-
-class QueryError(PodciteError):
-    """A bad search request.  ``field`` names the parameter at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ingest.clock import parse_hms
+
 # Citations in the plain-text export: [HH:MM:SS], [H:MM:SS], [MM:SS] (and junk
 # like [1:2] or [99:99:99], which is reported, not trusted).
 CITE_TEXT = re.compile(r"\[(?P<t>[\d:]{1,12}|HH:MM:SS)\]")
@@ -46,23 +48,6 @@ _CALLOUT = re.compile(r"\[![a-zA-Z]+\][+-]?\s*")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?)])")
 _SPACES = re.compile(r"\s+")
 
-_HMS = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})$")
-_MS = re.compile(r"^(\d{1,2}):(\d{2})$")
-
-
-def parse_timecode(value: str) -> int | None:
-    """Seconds for ``HH:MM:SS``, ``H:MM:SS`` or ``MM:SS``; None when malformed or impossible."""
-    m = _HMS.match(value.strip())
-    if m:
-        h, mi, s = (int(g) for g in m.groups())
-        return h * 3600 + mi * 60 + s if mi < 60 and s < 60 and h < 24 else None
-    m = _MS.match(value.strip())
-    if m:
-        mi, s = (int(g) for g in m.groups())
-        return mi * 60 + s if mi < 60 and s < 60 else None
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class Citation:
     offset: int  # in the sentence's raw text
@@ -85,7 +70,7 @@ def _tidy(text: str) -> str:
 
 def clean_plain(raw: str) -> Cleaned:
     citations = tuple(
-        Citation(m.start(), m.group(0), parse_timecode(m["t"])) for m in CITE_TEXT.finditer(raw)
+        Citation(m.start(), m.group(0), parse_hms(m["t"])) for m in CITE_TEXT.finditer(raw)
     )
     text = CITE_TEXT.sub(" ", raw)
     links: list[str] = []
@@ -103,7 +88,7 @@ def clean_markdown(raw: str) -> Cleaned:
 
     def _cite(m: re.Match[str]) -> str:
         good = m["close"] == ">" and m["unclosed"] is None
-        seconds = parse_timecode(m["t"]) if good else None
+        seconds = parse_hms(m["t"]) if good else None
         citations.append(Citation(m.start(), m.group(0), seconds))
         return " "
 

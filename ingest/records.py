@@ -8,19 +8,19 @@ groups of sentences, so regrouping them never moves a citation.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+from ingest.clock import format_hms
 
 Kind = Literal["wiki", "transcript"]
 KINDS: tuple[Kind, ...] = ("wiki", "transcript")  # for checking input at the edges
 
 
-def format_seconds(seconds: float) -> str:
-    """``H:MM:SS`` (hours always shown, as the wiki citations write them)."""
-    total = int(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
+def passage_id(document_id: str, start: int, end: int) -> str:
+    """A passage's stable id: its document and the offsets of its verbatim text."""
+    return hashlib.sha1(f"{document_id}:{start}:{end}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ class Time:
 
     @property
     def label(self) -> str:
-        return format_seconds(self.seconds)
+        return format_hms(self.seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,101 +149,3 @@ class Passage:
         The rule was chosen by measurement, see docs/benchmarks.md."""
         context = " > ".join((self.document_title, *self.section))
         return f"{context}: {self.text}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "document_id": self.document_id,
-            "document_title": self.document_title,
-            "kind": self.kind,
-            "channel": self.channel,
-            "episode": _episode_dict(self.episode),
-            "section": list(self.section),
-            "path": self.path,
-            "links": list(self.links),
-            "anchor": _time_dict(self.anchor),
-            "sentences": [
-                {
-                    "start": s.start,
-                    "end": s.end,
-                    "text": s.text,
-                    "time": _time_dict(s.time),
-                    "end_time": s.end_time,
-                    "links": list(s.links),
-                    "line": s.line,
-                }
-                for s in self.sentences
-            ],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Passage:
-        return cls(
-            id=d["id"],
-            document_id=d["document_id"],
-            document_title=d["document_title"],
-            kind=d["kind"],
-            channel=d["channel"],
-            episode=Episode(**d["episode"]) if d["episode"] else None,
-            section=tuple(d["section"]),
-            path=d.get("path", ""),
-            links=tuple(d["links"]),
-            anchor=_time_from(d["anchor"]),
-            sentences=tuple(
-                Sentence(
-                    start=s["start"],
-                    end=s["end"],
-                    text=s["text"],
-                    time=_time_from(s["time"]),
-                    end_time=s.get("end_time"),
-                    links=tuple(s.get("links", ())),
-                    line=s.get("line", 0),
-                )
-                for s in d["sentences"]
-            ),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    passage: Passage
-    score: float
-    best_sentence: int  # index into passage.sentences
-    row: int = -1  # the passage's row in its index (vectors, sentence vectors)
-    rank: int = 0
-    weak: bool = False  # below the answer threshold: shown, but marked as a weak match
-
-    @property
-    def sentence(self) -> Sentence:
-        return self.passage.sentences[self.best_sentence]
-
-    @property
-    def time(self) -> Time | None:
-        """The moment to cite: the best sentence's own time when it has one
-        (a transcript: the cue where the answer starts), else the passage anchor."""
-        own = self.sentence.time
-        if own is not None:
-            return own
-        return self.passage.anchor
-
-
-def _episode_dict(e: Episode | None) -> dict[str, Any] | None:
-    if e is None:
-        return None
-    return {"id": e.id, "title": e.title, "date": e.date, "channel": e.channel, "number": e.number}
-
-
-def _time_dict(t: Time | None) -> dict[str, Any] | None:
-    if t is None:
-        return None
-    d: dict[str, Any] = {"seconds": t.seconds, "exact": t.exact}
-    if t.verified is not None:
-        d["verified"] = t.verified
-        d["said_at"] = t.said_at
-    return d
-
-
-def _time_from(d: dict[str, Any] | None) -> Time | None:
-    if d is None:
-        return None
-    return Time(d["seconds"], d["exact"], d.get("verified"), d.get("said_at"))

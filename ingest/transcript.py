@@ -21,12 +21,13 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import accumulate
 from pathlib import Path
 
 from ingest import sentences as splitter
 from ingest.catalog import Catalog
+from ingest.clock import cue_seconds, format_cue
 from ingest.errors import DocumentError, UnsupportedDocument
+from ingest.lines import LineIndex, split_lines
 from ingest.records import Document, ParseIssue, Section, Sentence, Time
 
 # Whisper runs sentences on for minutes without a period; a citation into such
@@ -41,7 +42,6 @@ MAX_ISSUES = 20
 # ``H:MM:SS.mmm`` after it (the spec wants two hour digits); SRT uses a comma.
 _TS = r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{3})"
 _TIMING = re.compile(rf"^\s*{_TS}[ \t]+-->[ \t]+{_TS}(?:[ \t].*)?$")
-_LINE_END = re.compile(r"\r\n|\r|\n")  # the WebVTT line terminators; newline="" keeps them
 _VTT_HEADER = re.compile(r"^\ufeff?WEBVTT(?:[ \t].*)?$")
 _VTT_OTHER = re.compile(r"^(?:NOTE|STYLE|REGION)(?:[ \t]|$)")  # blocks that are not cues
 _VTT_MARKUP = re.compile(r"<[^>]*>|&(?:[A-Za-z]+|#\d+|#[xX][0-9A-Fa-f]+);")
@@ -80,7 +80,7 @@ def parse_transcript(path: Path, doc_id: str, text: str, catalog: Catalog) -> Do
     issues: list[ParseIssue] = []
     if episode is None:
         issues.append(ParseIssue(where, 1, "no catalog entry: indexed without episode link"))
-    starts, lines = _split_lines(text)
+    starts, lines = split_lines(text)
     read = _read_cues(where, lines, kind == ".srt", issues)
     cues = _repair(where, read, issues)
     joined, pieces = _join(cues, starts, lines, _SRT_MARKUP if kind == ".srt" else _VTT_MARKUP)
@@ -110,20 +110,6 @@ def _title_from_name(path: Path) -> str:
     return _TITLE_NOISE.sub("", stem).strip() or path.stem
 
 
-def _split_lines(text: str) -> tuple[list[int], list[str]]:
-    """Each line's start offset and content (without its terminator)."""
-    if "\r" not in text:  # the common case, and three times faster
-        lines = text.split("\n")
-        if lines[-1] == "":
-            lines.pop()
-        return [0, *accumulate(len(line) + 1 for line in lines)][: len(lines)], lines
-    starts = [0, *(m.end() for m in _LINE_END.finditer(text))]
-    if starts[-1] == len(text):
-        starts.pop()
-    ends = [*starts[1:], len(text)]
-    return starts, [text[a:b].rstrip("\r\n") for a, b in zip(starts, ends, strict=True)]
-
-
 def _blocks(lines: list[str]) -> list[list[int]]:
     """Runs of non-blank lines, as line indexes (a plain loop: twice groupby's speed)."""
     blocks: list[list[int]] = []
@@ -137,13 +123,6 @@ def _blocks(lines: list[str]) -> list[list[int]]:
     if block:
         blocks.append(block)
     return blocks
-
-
-def _seconds(hours: str | None, minutes: str, secs: str, millis: str) -> float | None:
-    m, s = int(minutes), int(secs)
-    if m >= 60 or s >= 60:
-        return None
-    return round((int(hours) * 3600 if hours else 0) + m * 60 + s + int(millis) / 1000, 3)
 
 
 def _read_cues(where: str, lines: list[str], is_srt: bool, issues: list[ParseIssue]) -> list[_Cue]:
@@ -180,8 +159,8 @@ def _read_cues(where: str, lines: list[str], is_srt: bool, issues: list[ParseIss
             continue
         timing = block[at]
         m = _TIMING.match(lines[timing])
-        start = _seconds(*m.groups()[:4]) if m else None
-        end = _seconds(*m.groups()[4:]) if m else None
+        start = cue_seconds(*m.groups()[:4]) if m else None
+        end = cue_seconds(*m.groups()[4:]) if m else None
         if start is None or end is None:
             bad = f"unparsable cue timing {lines[timing].strip()!r}: cue dropped"
             issues.append(ParseIssue(where, timing + 1, bad))
@@ -200,11 +179,13 @@ def _repair(where: str, cues: list[_Cue], issues: list[ParseIssue]) -> list[_Cue
         if cue.end < cue.start:
             problem = f"cue ends before it starts ({cue.timing}): cue dropped"
         elif prev is not None and cue.start < prev.start:
-            problem = f"time goes backwards ({cue.timing} after {_clock(prev.start)}): cue dropped"
+            after = format_cue(prev.start)
+            problem = f"time goes backwards ({cue.timing} after {after}): cue dropped"
         elif prev is not None and cue.start < prev.end:
             problem = (
-                f"cue overlaps the previous one ({cue.timing}, previous ends {_clock(prev.end)}): "
-                f"previous cue's end clamped to {_clock(cue.start)}"
+                f"cue overlaps the previous one ({cue.timing}, "
+                f"previous ends {format_cue(prev.end)}): "
+                f"previous cue's end clamped to {format_cue(cue.start)}"
             )
             prev.end = cue.start
             kept.append(cue)
@@ -213,13 +194,6 @@ def _repair(where: str, cues: list[_Cue], issues: list[ParseIssue]) -> list[_Cue
             continue
         issues.append(ParseIssue(where, cue.line, problem))
     return kept
-
-
-def _clock(seconds: float) -> str:
-    whole, millis = divmod(round(seconds * 1000), 1000)
-    minutes, secs = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}.{millis:03d}"
 
 
 # A piece of the joined string: (joined start, raw start, joined length, raw length).
@@ -294,6 +268,7 @@ def _sentences(
 ) -> list[Sentence]:
     piece_at = [p[0] for p in pieces]
     cue_at = [c.text_from for c in cues]
+    lines = LineIndex(starts=line_starts)
 
     def raw_offset(j: int, last: bool) -> int:
         jstart, raw, jlen, rlen = pieces[bisect_right(piece_at, j) - 1]
@@ -315,7 +290,7 @@ def _sentences(
             text=" ".join(joined[a:b].split()),
             time=Time(cues[bisect_right(cue_at, a) - 1].start, exact=True),
             end_time=cues[bisect_right(cue_at, b - 1) - 1].end,
-            line=bisect_right(line_starts, start),
+            line=lines.line(start),
         )
 
     out: list[Sentence] = []

@@ -7,15 +7,15 @@ readable text, its links and, when a citation follows it, its exact time.
 
 from __future__ import annotations
 
-import bisect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingest import markup, sentences
 from ingest.catalog import Catalog
 from ingest.errors import DocumentError
+from ingest.lines import LineIndex, line_spans
 from ingest.records import Document, Episode, ParseIssue, Section, Sentence, Time
 
 
@@ -26,27 +26,6 @@ class Block:
     end: int
     level: int = 0  # heading depth (Markdown: number of #; plain text: 1)
 
-
-class LineIndex:
-    """Offset -> 1-based line number, for messages that say file:line."""
-
-    def __init__(self, text: str) -> None:
-        self._starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
-
-    def line(self, offset: int) -> int:
-        return bisect.bisect_right(self._starts, offset)
-
-
-def _lines(text: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of each line, without its line break."""
-    for m in re.finditer(r"[^\r\n]*(?:\r\n|\r|\n|$)", text):
-        if m.start() == len(text) and not m.group(0):
-            break
-        line = m.group(0).rstrip("\r\n")
-        yield m.start(), m.start() + len(line)
-
-
-# ---------------------------------------------------------------- plain text
 
 _FROM = re.compile(r"^From:\s*(?:\[\[)?(?P<channel>[^\]<\s]+)")
 
@@ -67,7 +46,7 @@ def _is_heading(line: str) -> bool:
 def text_blocks(text: str) -> tuple[str | None, list[Block]]:
     channel = None
     blocks: list[Block] = []
-    for i, (start, end) in enumerate(_lines(text)):
+    for i, (start, end) in enumerate(line_spans(text)):
         line = text[start:end]
         if not line.strip():
             continue
@@ -112,7 +91,7 @@ def markdown_blocks(text: str, body: int) -> tuple[str | None, list[Block]]:
             blocks.append(Block("paragraph", para[0][0], para[-1][1]))
             para.clear()
 
-    for start, end in _lines(text[body:]):
+    for start, end in line_spans(text[body:]):
         start, end = start + body, end + body
         line = text[start:end]
         if not line.strip() or _RULE.match(line):

@@ -16,9 +16,7 @@ Two kinds of window are cut from one transcript:
 
 from __future__ import annotations
 
-import hashlib
-
-from ingest.records import Document, Passage, Sentence
+from ingest.records import Document, Passage, Sentence, passage_id
 
 # all-MiniLM-L6-v2 reads 256 word pieces and silently drops the rest.  Counted
 # in characters, the steadiest proxy for word pieces on the shared transcripts
@@ -29,6 +27,10 @@ from ingest.records import Document, Passage, Sentence
 # characters, so on those files windows end up ~48 s long.
 MAX_WINDOW_CHARS = 880
 MODEL_WINDOW_S = 60.0
+# Transcript windows searched and shown: chosen by measurement (bench/windows.py,
+# docs/benchmarks.md, "Transcript windows").
+WINDOW_S = 60.0
+STRIDE_S = 30.0
 
 
 def model_windows(doc: Document) -> list[Passage]:
@@ -38,8 +40,8 @@ def model_windows(doc: Document) -> list[Passage]:
 
 def transcript_passages(
     doc: Document,
-    window_s: float = 60.0,
-    stride_s: float = 30.0,
+    window_s: float = WINDOW_S,
+    stride_s: float = STRIDE_S,
     max_chars: int | None = None,
 ) -> list[Passage]:
     """Windows of about ``window_s`` seconds starting every ``stride_s`` seconds.
@@ -98,7 +100,7 @@ def _end(s: Sentence) -> float:
 def _passage(doc: Document, sentences: tuple[Sentence, ...]) -> Passage:
     start, end = sentences[0].start, sentences[-1].end
     return Passage(
-        id=hashlib.sha1(f"{doc.id}:{start}:{end}".encode()).hexdigest()[:16],
+        id=passage_id(doc.id, start, end),
         document_id=doc.id,
         document_title=doc.title,
         kind="transcript",

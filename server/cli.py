@@ -50,11 +50,11 @@ def _guard(fn: Callable[[], T]) -> T:
         raise _fail(str(exc)) from None
 
 
-def _settings(index: Path | None) -> Settings:
-    s = Settings()
-    if index is not None:
-        s.index_dir = index
-    return s
+def _settings(index: Path | None = None, **overrides: Any) -> Settings:
+    """The settings, read once, with the command line's overrides (a copy: the
+    settings object itself is never changed)."""
+    update = {k: v for k, v in {"index_dir": index, **overrides}.items() if v is not None}
+    return Settings().model_copy(update=update)
 
 
 def do_ingest(
@@ -63,14 +63,15 @@ def do_ingest(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from index import SentenceTransformerEmbedder, build
+    from index import build
     from ingest import load
+    from server.runtime import embedder as make_embedder
 
     console = Console(stderr=True, quiet=quiet)
     t0 = time.perf_counter()
     with console.status("reading documents"):
         loaded = load(paths)
-    embedder = SentenceTransformerEmbedder(settings.model_dir)
+    embedder = make_embedder(settings)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -136,11 +137,7 @@ def serve(
 
     from server.app import create_app
 
-    settings = _settings(index)
-    if host:
-        settings.host = host
-    if port:
-        settings.port = port
+    settings = _settings(index, host=host, port=port)
     if not settings.index_dir.exists():
         typer.echo(
             f"no index at {settings.index_dir}; building one from {settings.corpus_dir}", err=True
@@ -161,18 +158,13 @@ def ask(
     json_out: Annotated[bool, typer.Option("--json", help="Print the /api/ask JSON.")] = False,
 ) -> None:
     """Answer a question in the terminal: cited sentences, then the passages."""
-    from index import Filters, SentenceTransformerEmbedder, open_index
-    from server.app import ask_response, run
+    from index.query import parse, run
+    from server.runtime import open_for_queries
+    from server.schemas import ask_response
 
     settings = _settings(index)
-
-    def go() -> Any:
-        idx = open_index(settings.index_dir, SentenceTransformerEmbedder(settings.model_dir))
-        assert idx.embedder is not None
-        idx.embedder.encode(["warm up"])  # load the model outside the timed search
-        return run(idx, question, k, Filters(), True, settings.abstain_below)
-
-    out = _guard(go)
+    params = _guard(lambda: parse({"q": question, "k": k}))  # checked before the model loads
+    out = _guard(lambda: run(open_for_queries(settings), params, True, settings.query_options()))
     doc = ask_response(out)
     answer, results = doc.answer, doc.results
     if json_out:
@@ -243,20 +235,18 @@ def eval_(
     """Score retrieval on question files: hit@1, hit@5, MRR@10, nDCG@10, cited times, latency."""
     import json
 
-    from index import SentenceTransformerEmbedder, open_index
-    from index.evaluate import ALL_MODES, MODES, run_eval, table
+    from index.evaluate import ALL_MODES, EVAL_MODES, run_eval, table
+    from server.runtime import open_for_queries
 
     modes = list(ALL_MODES) if mode == "all" else [mode]
-    if not set(modes) <= set(MODES):
-        raise _fail(f"--mode must be one of {', '.join((*MODES, 'all'))}")
+    if not set(modes) <= set(EVAL_MODES):
+        raise _fail(f"--mode must be one of {', '.join((*EVAL_MODES, 'all'))}")
     if kind is not None and kind not in KINDS:
         raise _fail(f"--kind must be {' or '.join(KINDS)}")
     settings = _settings(index)
 
     def go() -> list[Any]:
-        idx = open_index(settings.index_dir, SentenceTransformerEmbedder(settings.model_dir))
-        assert idx.embedder is not None
-        idx.embedder.encode(["warm up"])  # load the model outside the timed searches
+        idx = open_for_queries(settings)  # the model loads outside the timed searches
         return [run_eval(idx, questions, m, limit, kind, scope_audit) for m in modes]
 
     reports = _guard(go)

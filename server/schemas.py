@@ -1,11 +1,14 @@
-"""The JSON API's response shapes, and the one function that turns a Hit into one."""
+"""The JSON API's response shapes, and the functions that turn the query path's
+records into them (``podcite ask --json`` prints the same bodies)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from index.search import AnswerSentence
-from ingest.records import Hit, Time, format_seconds
+from index.query import Outcome
+from index.records import AnswerSentence, Hit
+from ingest.clock import format_hms
+from ingest.records import Time
 
 
 class TimestampOut(BaseModel):
@@ -97,7 +100,7 @@ def timestamp(t: Time | None) -> TimestampOut | None:
         exact=t.exact,
         verified=t.verified,
         said_at=t.said_at,
-        said_at_label=format_seconds(t.said_at) if t.said_at is not None else None,
+        said_at_label=format_hms(t.said_at) if t.said_at is not None else None,
     )
 
 
@@ -112,7 +115,7 @@ def result(h: Hit) -> ResultOut:
         weak=h.weak,
         kind=p.kind,
         span=SpanOut(
-            start=span[0], end=span[1], label=f"{format_seconds(span[0])}–{format_seconds(span[1])}"
+            start=span[0], end=span[1], label=f"{format_hms(span[0])}–{format_hms(span[1])}"
         )
         if span
         else None,
@@ -134,16 +137,27 @@ def result(h: Hit) -> ResultOut:
 
 
 def answer_sentence(a: AnswerSentence) -> AnswerOut:
-    s = a.hit.passage.sentences[a.sentence]
-    t = s.time or a.hit.passage.anchor
-    if s.time is None and t is not None and t.exact:
-        # The passage's citation belongs to another of its sentences: for this
-        # sentence alone it is only approximate (and its check is not this one's).
-        t = Time(t.seconds, exact=False)
+    t = a.time  # the rule for a sentence without its own time lives with the record
     ep = a.hit.passage.episode
     return AnswerOut(
-        text=s.text,
+        text=a.text,
         timestamp=timestamp(t),
         url=ep.url_at(t.seconds) if ep and t else None,
         result_id=a.hit.passage.id,
+    )
+
+
+def search_response(out: Outcome) -> SearchOut:
+    return SearchOut(
+        query=out.query, took_ms=round(out.took_ms, 2), results=[result(h) for h in out.hits]
+    )
+
+
+def ask_response(out: Outcome) -> AskOut:
+    return AskOut(
+        query=out.query,
+        took_ms=round(out.took_ms, 2),
+        answer=[answer_sentence(a) for a in out.answer],
+        abstained=out.abstained,
+        results=[result(h) for h in out.hits],
     )

@@ -1,17 +1,26 @@
-"""One settings object for the whole app, read from PODCITE_* environment variables."""
+"""One settings object for the whole app, read from PODCITE_* environment variables.
+
+Built once at the edge (the CLI command, ``create_app``) and never changed:
+an override is a copy, ``settings.model_copy(update={...})``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.search import ABSTAIN_BELOW
+from index.records import ABSTAIN_BELOW
+
+if TYPE_CHECKING:
+    from index.query import Options as QueryOptions
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PODCITE_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PODCITE_", env_file=None, extra="ignore", frozen=True
+    )
 
     index_dir: Path = Field(
         Path("data/index"), description="The index directory to serve and build."
@@ -34,3 +43,9 @@ class Settings(BaseSettings):
     )
     metrics: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
     verify_index: bool = Field(True, description="Check the index files' checksums when loading.")
+
+    def query_options(self) -> QueryOptions:
+        """What these settings decide about every query (index.query.run)."""
+        from index.query import Options
+
+        return Options(default_k=self.default_k, abstain_below=self.abstain_below)

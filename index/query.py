@@ -1,0 +1,206 @@
+"""The one query path: parameters checked once, then search, answer, abstain.
+
+The page, ``/api/search``, ``/api/ask`` and ``podcite ask`` are short adapters
+over ``SearchParams`` (the one parameter parser: the API declares it as its
+query model, the page and the CLI validate their raw values with it) and
+``run``.  The same bad value gets the same message everywhere, and the
+OpenAPI schema states the same constraints the parser enforces.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import model_validator as _model_validator
+from pydantic_core import PydanticCustomError
+
+from index.backend import Index
+from index.errors import QueryError
+from index.records import (
+    ABSTAIN_BELOW,
+    MAX_K,
+    MAX_QUERY_CHARS,
+    MODES,
+    AnswerSentence,
+    Filters,
+    FusionSettings,
+    Hit,
+    Mode,
+)
+from index.search import abstains, answer, mark_weak, search
+from ingest.records import KINDS, Kind
+
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "５"
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _bad(message: str) -> PydanticCustomError:
+    return PydanticCustomError("value_error", message)
+
+
+def check_question(q: object) -> str:
+    """The question, stripped; the one definition of a valid one."""
+    if not isinstance(q, str) or not q.strip():
+        raise _bad("the question is empty")
+    if len(q) > MAX_QUERY_CHARS:
+        raise _bad(f"the question is longer than {MAX_QUERY_CHARS} characters")
+    return q.strip()
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+class SearchParams(BaseModel):
+    """A search request's parameters, as the API, the page and the CLI take them."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    q: str = Field(
+        min_length=1, max_length=MAX_QUERY_CHARS, description="The question, 1-1000 characters."
+    )
+    k: int | None = Field(None, ge=1, le=MAX_K, description="How many results, 1-50 (default 5).")
+    kind: Kind | None = Field(None, description="Only 'wiki' or 'transcript' results.")
+    episode: str | None = Field(
+        None, max_length=200, description="Only this episode (its id: a YouTube id)."
+    )
+    after: str | None = Field(
+        None, pattern=DATE_PATTERN, description="Episodes on or after this date, YYYY-MM-DD."
+    )
+    before: str | None = Field(
+        None, pattern=DATE_PATTERN, description="Episodes on or before this date, YYYY-MM-DD."
+    )
+    mode: Mode | None = Field(None, description="Ranking: hybrid (default), dense or bm25.")
+
+    @field_validator("q", mode="before")
+    @classmethod
+    def _q(cls, value: object) -> str:
+        return check_question(value)
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k(cls, value: object) -> int | None:
+        if _blank(value):
+            return None
+        if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+            value = int(value.strip())
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _bad("k must be a whole number")
+        if not 1 <= value <= MAX_K:
+            raise _bad(f"k must be between 1 and {MAX_K}")
+        return value
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, value: object) -> object:
+        if _blank(value):
+            return None
+        if value not in KINDS:
+            raise _bad(f"kind must be {' or '.join(repr(k) for k in KINDS)}")
+        return value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: object) -> object:
+        if _blank(value):
+            return None
+        if value not in MODES:
+            raise _bad(f"mode must be {', '.join(repr(m) for m in MODES)}")
+        return value
+
+    @field_validator("episode", mode="before")
+    @classmethod
+    def _episode(cls, value: object) -> object:
+        return None if _blank(value) else value.strip() if isinstance(value, str) else value
+
+    @field_validator("after", "before", mode="before")
+    @classmethod
+    def _date(cls, value: object, info: Any) -> object:
+        if _blank(value):
+            return None
+        if not isinstance(value, str) or not _is_date(value.strip()):
+            raise _bad(f"{info.field_name} must be a date written YYYY-MM-DD")
+        return value.strip()
+
+    @_model_validator(mode="after")
+    def _order(self) -> SearchParams:
+        if self.after and self.before and self.after > self.before:
+            raise _bad(f"after ({self.after}) is later than before ({self.before})")
+        return self
+
+    @property
+    def filters(self) -> Filters:
+        return Filters(kind=self.kind, episode=self.episode, after=self.after, before=self.before)
+
+
+def _is_date(value: str) -> bool:
+    if not _DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def first_error(errors: Sequence[Mapping[str, Any]]) -> QueryError:
+    """The first problem of a validation error (pydantic's or FastAPI's list of
+    errors), as the QueryError every edge shows."""
+    if not errors:
+        return QueryError("q", "invalid request")
+    err = errors[0]
+    loc = [str(x) for x in err.get("loc", ())]
+    name = loc[-1] if loc and loc[-1] != "query" else ""
+    if err.get("type") == "missing":
+        return QueryError(name, "the question is empty" if name == "q" else f"{name} is required")
+    if not name:  # a rule over several fields (after/before)
+        name = "after"
+    return QueryError(name, str(err.get("msg", "invalid value")))
+
+
+def parse(raw: Mapping[str, Any]) -> SearchParams:
+    """Raw values (a page's query string, the CLI's arguments) -> checked parameters."""
+    try:
+        return SearchParams.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise first_error(exc.errors()) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    query: str
+    hits: list[Hit]
+    answer: list[AnswerSentence]
+    abstained: bool
+    took_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the edges' settings decide about every query."""
+
+    default_k: int = 5
+    abstain_below: float = ABSTAIN_BELOW
+    fusion: FusionSettings = FusionSettings()
+
+
+def run(
+    index: Index, params: SearchParams, with_answer: bool, options: Options = Options()
+) -> Outcome:
+    """The one search path behind the page, /api/search, /api/ask and the CLI."""
+    t0 = time.perf_counter()
+    k = options.default_k if params.k is None else params.k
+    found = search(
+        index, params.q, k, filters=params.filters, mode=params.mode, fusion=options.fusion
+    )
+    hits = mark_weak(found, options.abstain_below)
+    sentences = answer(index, params.q, hits, options.abstain_below) if with_answer else []
+    took = (time.perf_counter() - t0) * 1000
+    return Outcome(params.q, hits, sentences, abstains(hits, options.abstain_below), took)

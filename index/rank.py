@@ -1,0 +1,60 @@
+"""Ranking: a question and its vector -> rows of the index in the order of a mode.
+
+The one place that asks the search backend for ranked lists: the dense list,
+the keyword list, and for hybrid the scores each candidate has on the other
+side; then ``index.fusion.fuse`` orders them without ever seeing the backend.
+Every ``Ranked`` carries the dense cosine, whatever the order: thresholds
+(weak matches, abstention, which passages may give answer sentences) are
+calibrated on cosines, and fused or BM25 scores live on other scales.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from index.backend import Index, rows_of
+from index.errors import IndexFormatError
+from index.fusion import Ranked, candidates, fuse
+from index.records import Filters, FusionSettings, Mode
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+
+def default_mode(index: Index) -> Mode:
+    """Hybrid wherever the index has a keyword index (docs/retrieval.md), else dense."""
+    return "hybrid" if index.backend.has_keyword else "dense"
+
+
+def rank(
+    index: Index,
+    query: str,
+    q: NDArray[np.float32],
+    n: int,
+    filters: Filters = Filters(),
+    mode: Mode = "hybrid",
+    fusion: FusionSettings = FusionSettings(),
+) -> list[Ranked]:
+    """The top ``n`` rows of ``mode`` with all their scores."""
+    backend = index.backend
+    if mode == "dense":
+        return [Ranked(r, s, 0.0, s) for r, s in backend.dense(q, n, filters)]
+    if not backend.has_keyword:
+        where = f"{index.path}: " if index.path else ""
+        raise IndexFormatError(
+            f"{where}this index has no keyword index (or one from an older podcite); "
+            "rebuild it with `podcite ingest` to use bm25 or hybrid search"
+        )
+    if mode == "bm25":
+        kw = backend.keyword(query, n, filters)
+        cos = backend.cosines(q, rows_of(kw))
+        return [Ranked(r, float(c), s, s) for (r, s), c in zip(kw, cos, strict=True)]
+    depth = max(n, fusion.depth)
+    dense = rows_of(backend.dense(q, depth, filters))
+    keyword = rows_of(backend.keyword(query, depth, filters))
+    rows = candidates(dense, keyword)
+    cos = backend.cosines(q, rows)
+    bm = backend.keyword_scores(query, rows)
+    ceiling = backend.keyword_ceiling(query) if fusion.method == "weighted" else None
+    return fuse(dense, keyword, cos, bm, n, fusion, bm25_ceiling=ceiling)

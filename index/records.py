@@ -1,0 +1,115 @@
+"""The records of the search side: what a question is searched with and what it returns.
+
+``ingest.records`` holds what sources reduce to (documents, sentences, passages);
+this module holds what the search hands back (``Hit``, ``AnswerSentence``) and
+the vocabulary every edge shares: the ranking modes, the fusions, the filters
+and the limits on a question.  It imports nothing heavy, so settings, the CLI's
+argument checks and pure tests can use it without NumPy or a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from ingest.records import Passage, Sentence, Time
+
+Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[Mode, ...] = get_args(Mode)  # the first is the default where a keyword index exists
+Fusion = Literal["weighted", "rrf"]
+FUSIONS: tuple[Fusion, ...] = get_args(Fusion)  # the first is the default (docs/retrieval.md)
+
+MAX_QUERY_CHARS = 1000
+MAX_K = 50
+# Below this cosine, the best passage does not answer the question: podcite
+# abstains and marks the results weak.  Calibrated on the shared relevant_qs /
+# irrelevant_qs sets with their labels audited by hand (eval/scope_audit.jsonl:
+# a fifth of the disputed ones were wrong for this library), `podcite eval`,
+# docs/benchmarks.md.
+ABSTAIN_BELOW = 0.51
+
+
+@dataclass(frozen=True, slots=True)
+class FusionSettings:
+    """How hybrid search fuses its two ranked lists (index/fusion.py says why)."""
+
+    method: Fusion = FUSIONS[0]
+    dense_weight: float = 0.7  # weighted: share of the cosine (0.5-0.8 measured)
+    rrf_k: int = 60  # rrf: the usual constant; ranks 1 and 10 differ by ~13%
+    depth: int = 100  # candidates from each list before fusing (20, 40, 100 measured alike)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What a search may return.  Applied inside the ranking, never after it,
+    so a filter cannot empty a list that has matches further down."""
+
+    kind: str | None = None  # "wiki" | "transcript"
+    episode: str | None = None  # episode id (YouTube id)
+    after: str | None = None  # ISO dates, inclusive, on the episode's date
+    before: str | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.kind, self.episode, self.after, self.before))
+
+    def admits(self, p: Passage) -> bool:
+        if self.kind and p.kind != self.kind:
+            return False
+        if self.episode and (p.episode is None or p.episode.id != self.episode):
+            return False
+        if self.after or self.before:
+            date = p.episode.date if p.episode else None
+            if date is None:
+                return False
+            if self.after and date < self.after:
+                return False
+            if self.before and date > self.before:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    passage: Passage
+    score: float  # the dense cosine, whatever the order: thresholds are calibrated on it
+    best_sentence: int  # index into passage.sentences
+    row: int = -1  # the passage's row in its backend
+    rank: int = 0
+    weak: bool = False  # below the answer threshold: shown, but marked as a weak match
+
+    @property
+    def sentence(self) -> Sentence:
+        return self.passage.sentences[self.best_sentence]
+
+    @property
+    def time(self) -> Time | None:
+        """The moment to cite: the best sentence's own time when it has one
+        (a transcript: the cue where the answer starts), else the passage anchor."""
+        own = self.sentence.time
+        if own is not None:
+            return own
+        return self.passage.anchor
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSentence:
+    hit: Hit  # the result it comes from (its passage gives document and episode)
+    sentence: int  # index into hit.passage.sentences
+    score: float
+
+    @property
+    def text(self) -> str:
+        return self.hit.passage.sentences[self.sentence].text
+
+    @property
+    def time(self) -> Time | None:
+        """The sentence's own time; without one, its passage's anchor, and then
+        only approximate: the passage's citation belongs to another of its
+        sentences (and that citation's check is not this sentence's)."""
+        s = self.hit.passage.sentences[self.sentence]
+        if s.time is not None:
+            return s.time
+        anchor = self.hit.passage.anchor
+        if anchor is None:
+            return None
+        return Time(anchor.seconds, exact=False) if anchor.exact else anchor

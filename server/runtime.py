@@ -1,0 +1,34 @@
+"""Opening the index for questions, as the settings say: one helper for the
+server, ``podcite ask`` and ``podcite eval``.
+
+Imports of the model and FAISS happen inside, so importing this module costs
+nothing (``podcite --help`` stays fast)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    from index.backend import Index
+    from index.embedder import SentenceTransformerEmbedder
+
+
+def embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    """The model the settings name (the packaged all-MiniLM-L6-v2 by default)."""
+    from index.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(settings.model_dir)
+
+
+def open_for_queries(settings: Settings, warm: bool = True) -> Index:
+    """The index the settings name, checked as they say (``verify_index``), with
+    its question embedder; warmed so the first question pays no start-up cost."""
+    from index.open import open_index
+    from index.open import warm as warm_up
+
+    index = open_index(settings.index_dir, embedder(settings), verify=settings.verify_index)
+    if warm:
+        warm_up(index)
+    return index
