@@ -1,0 +1,234 @@
+"""The search side's decisions on small hand-made vectors, without the model.
+
+As sentence-transformers tests ``semantic_search`` against brute force: the
+embedded backend's rankings against NumPy, and fusion, collapse of same
+moments, answer selection, citation-check verdicts and parameter parsing
+on inputs small enough to check by hand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index import citecheck
+from index.backend import Index
+from index.embedded import EmbeddedBackend
+from index.errors import QueryError
+from index.fusion import candidates, fuse
+from index.query import parse
+from index.records import AnswerSentence, Filters, FusionSettings, Hit
+from index.search import choose_answer, distinct, search
+from index.store import Stored
+from ingest.records import Episode, Passage, Sentence, Time
+
+RNG = np.random.default_rng(7)
+DIM = 8
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _passage(
+    i: int,
+    text: str,
+    *,
+    doc: str = "d",
+    kind: str = "wiki",
+    episode: str | None = "E1",
+    date: str | None = "2021-01-01",
+    times: tuple[float | None, ...] = (None,),
+    span: tuple[float, float] | None = None,
+) -> Passage:
+    words = text.split(". ")
+    sentences = []
+    for j, w in enumerate(words):
+        t = times[j] if j < len(times) else None
+        sentences.append(
+            Sentence(
+                start=100 * i + 10 * j,
+                end=100 * i + 10 * j + 9,
+                text=w,
+                time=Time(t, exact=True) if t is not None else None,
+                end_time=span[1] if span and j == len(words) - 1 else None,
+            )
+        )
+    if span:
+        sentences[0] = Sentence(
+            sentences[0].start,
+            sentences[0].end,
+            sentences[0].text,
+            Time(span[0], True),
+            end_time=span[1] if len(sentences) == 1 else None,
+        )
+    ep = Episode(episode, f"Episode {episode}", date) if episode else None
+    anchor = next((s.time for s in sentences if s.time is not None), None)
+    return Passage(
+        f"p{i}", doc, "Doc", kind, None, ep, (), tuple(sentences), anchor  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module")
+def toy() -> Index:
+    texts = [
+        "serotonin receptor 5-HT2A. psilocybin binds it",
+        "caffeine adenosine. a dose of 200 mg",
+        "sleep light morning. sunlight in the eyes",
+        "dopamine motivation. cold water raises dopamine",
+        "ketamine dissociation. one to three hertz rhythm",
+        "breathing stress. the physiological sigh",
+    ]
+    passages = [
+        _passage(
+            i,
+            t,
+            kind="transcript" if i % 2 else "wiki",
+            episode="E1" if i < 3 else "E2",
+            date="2021-01-01" if i < 3 else "2022-06-01",
+        )
+        for i, t in enumerate(texts)
+    ]
+    vectors = _unit(RNG.normal(size=(len(texts), DIM)))
+    sentences = _unit(RNG.normal(size=(sum(len(p.sentences) for p in passages), DIM)))
+    stored = Stored(
+        {"model": {"name": "toy"}, "dimension": DIM, "counts": {"documents": 1}},
+        passages,
+        vectors,
+        sentences.astype(np.float16),
+        [f"k{i}" for i in range(len(texts))],
+    )
+    stored.faiss = None  # brute-force dense path; _changed() builds FAISS on edits
+    from index.keyword import build_keyword_index
+
+    stored.keyword = build_keyword_index(passages)
+    return Index(EmbeddedBackend(stored), stored.manifest)
+
+
+def test_dense_is_numpy_brute_force_with_and_without_filters(toy: Index) -> None:
+    backend = toy.backend
+    q = _unit(RNG.normal(size=DIM))
+    vectors = backend.vectors  # type: ignore[attr-defined]
+    brute = vectors @ q
+    assert [r for r, _ in backend.dense(q, 6, Filters())] == list(np.argsort(-brute))
+    f = Filters(kind="transcript", after="2022-01-01")
+    admitted = [i for i in range(len(toy)) if f.admits(backend.passage(i))]
+    expected = sorted(admitted, key=lambda i: -brute[i])
+    got = backend.dense(q, 6, f)
+    assert [r for r, _ in got] == expected
+    assert [s for _, s in got] == pytest.approx([float(brute[i]) for i in expected])
+
+
+def test_keyword_ranks_only_admitted_matches(toy: Index) -> None:
+    backend = toy.backend
+    assert next(r for r, _ in backend.keyword("200 mg caffeine", 5, Filters())) == 1
+    assert backend.keyword("200 mg caffeine", 5, Filters(episode="E2")) == []
+    assert backend.keyword("zebra", 5, Filters()) == []
+    scores = backend.keyword_scores("200 mg caffeine", [0, 1])
+    assert scores[0] == 0 and scores[1] > 0
+    assert backend.keyword_ceiling("200 mg caffeine") >= scores[1]
+
+
+def test_add_and_drop_document_keep_rows_consistent() -> None:
+    p1, p2 = _passage(0, "alpha beta", doc="a"), _passage(1, "gamma delta. more", doc="b")
+    v = _unit(RNG.normal(size=(2, DIM)))
+    s = _unit(RNG.normal(size=(3, DIM))).astype(np.float16)
+    backend = EmbeddedBackend(Stored({}, [p1, p2], v, s, ["a", "b"]))
+    extra = _passage(2, "epsilon zeta", doc="c")
+    backend.add([extra], _unit(RNG.normal(size=(1, DIM))), [_unit(RNG.normal(size=(1, DIM)))])
+    assert backend.count() == 3 and backend.keyword("epsilon", 3, Filters())[0][0] == 2
+    assert backend.drop_document("b") == 1 and backend.count() == 2
+    assert [backend.passage(r).document_id for r in range(2)] == ["a", "c"]
+    assert backend.sentence_vectors(1).shape == (1, DIM)
+    assert backend.dense(v[0], 1, Filters())[0][0] == 0
+    assert backend.drop_document("nope") == 0
+
+
+def test_fuse_orders_by_fused_score_and_breaks_ties_on_the_cosine() -> None:
+    dense, keyword = [5, 6], [7, 5]
+    rows = candidates(dense, keyword)
+    assert rows == [5, 6, 7]
+    cos = np.array([0.5, 0.6, 0.1], dtype=np.float32)
+    bm = np.array([2.0, 0.0, 4.0], dtype=np.float32)
+    out = fuse(dense, keyword, cos, bm, 3, FusionSettings("weighted", dense_weight=0.5))
+    # fused: 5 -> .25+.25, 6 -> .3, 7 -> .05+.5
+    assert [r.row for r in out] == [7, 5, 6]
+    tie = fuse([1, 2], [], np.array([0.2, 0.9], np.float32), np.zeros(2, np.float32), 2,
+               FusionSettings("rrf"))  # fmt: skip
+    assert [r.row for r in tie] == [1, 2]  # rank 1 beats rank 2 under RRF
+    assert fuse([], [], np.zeros(0, np.float32), np.zeros(0, np.float32), 3) == []
+
+
+def test_distinct_collapses_same_moment() -> None:
+    a = _passage(0, "x", doc="t", kind="transcript", span=(0.0, 60.0))
+    b = _passage(1, "y", doc="t", kind="transcript", span=(30.0, 90.0))  # overlaps a
+    c = _passage(2, "z", doc="t", kind="transcript", span=(90.0, 150.0))
+    d = _passage(3, "w", doc="other", kind="transcript", span=(30.0, 90.0))
+    hits = [Hit(p, 0.9 - 0.1 * i, 0, row=i) for i, p in enumerate((a, b, c, d))]
+    assert [h.row for h in distinct(hits)] == [0, 2, 3]
+    assert [h.row for h in distinct(hits, 2)] == [0, 2]
+    same_sentence = Hit(a, 0.5, 0, row=9)
+    assert [h.row for h in distinct([hits[0], same_sentence])] == [0]
+
+
+def test_choose_answer_ranks_sentences_across_passages() -> None:
+    p = _passage(0, "first. second. third", times=(10.0, None, None))
+    q = _passage(1, "other. more")
+    hits = [Hit(p, 0.70, 0, row=0), Hit(q, 0.65, 0, row=1)]
+    sims = [np.array([0.2, 0.9, 0.3], np.float32), np.array([0.85, 0.1], np.float32)]
+    chosen = choose_answer(hits, sims, threshold=0.5)
+    # scores: 0.6*s + 0.4*passage -> second .82, other .77, third .46 (too far from best)
+    assert [(c.hit.row, c.sentence) for c in chosen] == [(0, 1), (1, 0)]
+    assert choose_answer(hits, sims, threshold=0.8) == []  # the best passage is too weak
+    assert choose_answer([], [], threshold=0.1) == []
+
+
+def test_answer_sentence_without_own_time_shows_anchor_approximately() -> None:
+    p = _passage(0, "cited. uncited", times=(42.0, None))
+    own = AnswerSentence(Hit(p, 0.9, 0), 0, 0.9)
+    other = AnswerSentence(Hit(p, 0.9, 0), 1, 0.9)
+    assert own.time == Time(42.0, True)
+    assert other.time == Time(42.0, False)
+    bare = AnswerSentence(Hit(_passage(1, "none"), 0.9, 0), 0, 0.9)
+    assert bare.time is None
+
+
+def test_citation_check_verdicts() -> None:
+    e = np.eye(DIM, dtype=np.float32)
+    tl = citecheck.timeline(
+        [(t, f"said {i}", e[i]) for i, t in enumerate((0.0, 100.0, 200.0, 900.0))]
+    )
+    no_words = citecheck.Params(overlap_weight=0.0)
+    near = citecheck.check(tl, 110.0, "x", e[1], no_words)
+    assert near.verdict == "confirmed" and near.said_at == 100.0
+    far = citecheck.check(tl, 100.0, "x", e[3], no_words)
+    assert far.verdict == "corrected" and far.said_at == 900.0
+    weak = citecheck.check(tl, 100.0, "x", e[6], no_words)  # said nowhere
+    assert weak.verdict == "unverified" and weak.said_at is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        ({"q": "ok", "k": "５"}, "k", "whole number"),
+        ({"q": "ok", "k": "2.5"}, "k", "whole number"),
+        ({"q": "ok", "after": "2021-W34-1"}, "after", "YYYY-MM-DD"),
+        ({"q": "ok", "after": "2022-01-01", "before": "2021-01-01"}, "after", "later"),
+        ({"q": "ok", "mode": "fuzzy"}, "mode", "mode must be"),
+        ({}, "q", "empty"),
+    ],
+)
+def test_parameters_are_checked_once_the_same_way(
+    raw: dict[str, object], field: str, message: str
+) -> None:
+    with pytest.raises(QueryError) as err:
+        parse(raw)
+    assert err.value.field == field and message in err.value.message
+
+
+def test_blank_filters_mean_none_and_search_uses_them(toy: Index) -> None:
+    params = parse({"q": " caffeine ", "k": "3", "kind": "", "episode": "", "mode": "bm25"})
+    assert params.q == "caffeine" and params.k == 3 and params.filters == Filters()
+    q = _unit(RNG.normal(size=DIM))
+    hits = search(toy, params.q, 3, mode="bm25", vector=q)
+    assert hits and hits[0].passage.id == "p1"
