@@ -56,6 +56,9 @@ class SearchBackend(Protocol):
     def sentence_vectors(self, row: int) -> NDArray[np.float32]:
         """One normalised vector per sentence of ``row``'s passage."""
 
+    def document_rows(self, document_id: str) -> list[int]:
+        """The rows of one document's passages, in document order (context around a hit)."""
+
     def dense(self, q: NDArray[np.float32], n: int, filters: Filters) -> Ranking:
         """The ``n`` admitted rows nearest ``q`` by inner product (cosine), best first."""
 

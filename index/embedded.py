@@ -45,6 +45,7 @@ class EmbeddedBackend:
             _FILTER_VECTORS
         )
         self._last_bm25: tuple[str, NDArray[np.float32]] | None = None
+        self._by_document: dict[str, list[int]] | None = None
 
     # -- what it holds ---------------------------------------------------------
 
@@ -61,6 +62,16 @@ class EmbeddedBackend:
     def passages(self) -> list[Passage]:
         """Every passage in row order (the embedded backend holds them all)."""
         return self._passages
+
+    def document_rows(self, document_id: str) -> list[int]:
+        if self._by_document is None:
+            by: dict[str, list[int]] = {}
+            for row, p in enumerate(self._passages):
+                by.setdefault(p.document_id, []).append(row)
+            for rows in by.values():
+                rows.sort(key=lambda r: self._passages[r].start)
+            self._by_document = by
+        return list(self._by_document.get(document_id, ()))
 
     @property
     def vectors(self) -> NDArray[np.float32]:
@@ -206,3 +217,4 @@ class EmbeddedBackend:
         self._masks.clear()
         self._filtered.clear()
         self._last_bm25 = None
+        self._by_document = None

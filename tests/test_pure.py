@@ -142,6 +142,7 @@ def test_add_and_drop_document_keep_rows_consistent() -> None:
     assert backend.sentence_vectors(1).shape == (1, DIM)
     assert backend.dense(v[0], 1, Filters())[0][0] == 0
     assert backend.drop_document("nope") == 0
+    assert backend.document_rows("c") == [1] and backend.document_rows("b") == []
 
 
 def test_fuse_orders_by_fused_score_and_breaks_ties_on_the_cosine() -> None:
