@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -128,6 +129,15 @@ class Index:
     def built_at(self) -> str | None:
         value = self.manifest.get("built_at")
         return str(value) if value is not None else None
+
+    @cached_property
+    def transcribed_episodes(self) -> frozenset[str]:
+        """Episodes with a transcript in this index."""
+        return frozenset(
+            str(d["episode"])
+            for d in self.documents.values()
+            if d.get("kind") == "transcript" and d.get("episode")
+        )
 
     @property
     def documents(self) -> dict[str, dict[str, Any]]:

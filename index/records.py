@@ -76,19 +76,25 @@ class Hit:
     row: int = -1  # the passage's row in its backend
     rank: int = 0
     weak: bool = False  # below the answer threshold: shown, but marked as a weak match
+    # A wiki result whose episode's transcript is in the index: the second the
+    # transcript says it (index/moment.py), exact for the transcript's text.
+    moment: Time | None = None
 
     @property
     def sentence(self) -> Sentence:
         return self.passage.sentences[self.best_sentence]
 
     @property
+    def source_time(self) -> Time | None:
+        """The source's own time for the best sentence: its own when it has one
+        (a transcript: the cue where the answer starts), else the passage's
+        anchor, approximate (``Passage.time_of``)."""
+        return self.passage.time_of(self.best_sentence)
+
+    @property
     def time(self) -> Time | None:
-        """The moment to cite: the best sentence's own time when it has one
-        (a transcript: the cue where the answer starts), else the passage anchor."""
-        own = self.sentence.time
-        if own is not None:
-            return own
-        return self.passage.anchor
+        """The moment to cite: the transcript's where one was found, else the source's."""
+        return self.moment if self.moment is not None else self.source_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +109,6 @@ class AnswerSentence:
 
     @property
     def time(self) -> Time | None:
-        """The sentence's own time; without one, its passage's anchor, and then
-        only approximate: the passage's citation belongs to another of its
-        sentences (and that citation's check is not this sentence's)."""
-        s = self.hit.passage.sentences[self.sentence]
-        if s.time is not None:
-            return s.time
-        anchor = self.hit.passage.anchor
-        if anchor is None:
-            return None
-        return Time(anchor.seconds, exact=False) if anchor.exact else anchor
+        """The sentence's own time, else its passage's anchor, approximate
+        (``Passage.time_of``: the same rule as a result card's)."""
+        return self.hit.passage.time_of(self.sentence)

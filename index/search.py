@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.backend import Index
+from index.moment import with_moments
 from index.rank import default_mode, rank
 from index.records import ABSTAIN_BELOW, AnswerSentence, Filters, FusionSettings, Hit, Mode
 
@@ -73,15 +74,20 @@ def search(
     mode: Mode | None = None,
     fusion: FusionSettings = FusionSettings(),
     vector: NDArray[np.float32] | None = None,
+    moments: bool = True,
 ) -> list[Hit]:
     """The ``k`` best passages for a checked question, one per moment.
-    ``vector``: the question's embedding when the caller has it already."""
+    ``vector``: the question's embedding when the caller has it already;
+    ``moments``: cite wiki results at their transcript's moment where the
+    index has the episode's transcript (index/moment.py)."""
     query = query.strip()
     q = index.embed(query) if vector is None else vector
     pool = max(4 * k, 20)  # room to collapse duplicates and still return k
     ranked = rank(index, query, q, pool, filters, mode or default_mode(index), fusion)
     # A generator: best sentences are found only for the rows looked at.
     hits = distinct((hit_at(index, r.row, r.cosine, q) for r in ranked), k)
+    if moments:
+        hits = with_moments(index, hits, q)
     return [replace(h, rank=r + 1) for r, h in enumerate(hits)]
 
 

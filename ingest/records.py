@@ -143,6 +143,19 @@ class Passage:
             return None
         return (first.seconds, last.end_time)
 
+    def time_of(self, j: int) -> Time | None:
+        """The moment to cite for sentence ``j``: its own time when the source
+        gives one; else the passage's anchor, and then only approximate (the
+        anchor belongs to another sentence, and its check is not this one's).
+        One rule, so a sentence shows the same time wherever it appears."""
+        own = self.sentences[j].time
+        if own is not None:
+            return own
+        a = self.anchor
+        if a is None:
+            return None
+        return Time(a.seconds, exact=False) if a.exact else a
+
     def embed_text(self) -> str:
         """What the model reads: the title and heading trail give context the
         sentences lack ("It primarily targets 5HT2A" does not say what "it" is).

@@ -62,6 +62,10 @@ class ResultOut(BaseModel):
     timestamp: TimestampOut | None
     url: str | None
     said_at_url: str | None = None  # a corrected citation: the moment the transcript says it
+    # "transcript": a wiki result cited at the moment its episode's transcript
+    # says it (index/moment.py); the wiki's own time is then source_timestamp.
+    moment: str = "source"
+    source_timestamp: TimestampOut | None = None
     links: list[str]
     source: SourceOut
 
@@ -132,6 +136,8 @@ def result(h: Hit) -> ResultOut:
         if p.episode and t and t.said_at is not None
         else None,
         links=list(p.links),
+        moment="transcript" if h.moment is not None else "source",
+        source_timestamp=timestamp(h.source_time) if h.moment is not None else None,
         source=SourceOut(path=p.path, start=p.start, end=p.end, line=p.sentences[0].line),
     )
 

@@ -233,3 +233,17 @@ def test_blank_filters_mean_none_and_search_uses_them(toy: Index) -> None:
     q = _unit(RNG.normal(size=DIM))
     hits = search(toy, params.q, 3, mode="bm25", vector=q)
     assert hits and hits[0].passage.id == "p1"
+
+
+def test_moment_pick_prefers_matches_near_the_citation() -> None:
+    from index.moment import MomentRule, pick
+
+    times = np.array([100.0, 700.0, 5000.0])
+    to_sentence = np.array([0.60, 0.62, 0.90], np.float32)
+    to_question = np.array([0.50, 0.50, 0.90], np.float32)
+    rule = MomentRule(question_weight=0.0, min_score=0.45, near_s=600.0, far_penalty=0.1)
+    assert pick(times, to_sentence, to_question, cited=150.0, rule=rule) == 0  # 5000 s is out
+    assert pick(times, to_sentence, to_question, cited=None, rule=rule) == 2
+    weak = np.array([0.1, 0.2, 0.3], np.float32)
+    assert pick(times, weak, weak, cited=None, rule=rule) is None
+    assert pick(np.zeros(0), weak[:0], weak[:0], cited=None) is None

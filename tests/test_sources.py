@@ -102,3 +102,18 @@ def test_transcript_without_catalog_entry(tmp_path: Path, embedder) -> None:  # 
     idx = open_index(tmp_path / "idx", embedder)
     (hit,) = search(idx, "does cold water raise dopamine", 1)
     assert hit.time is not None and hit.time.seconds == 0.0 and hit.passage.episode is None
+
+
+def test_wiki_result_cites_the_transcripts_moment(mixed, shared: Path) -> None:  # type: ignore[no-untyped-def]
+    """With the episode's transcript in the index, a wiki result cites the second
+    the transcript says it (an exact cue start), and keeps the wiki's own time."""
+    hits = search(mixed, "Which serotonin receptor does psilocybin act on?", 10)
+    wiki = [h for h in hits if h.passage.kind == "wiki"]
+    assert wiki and any(h.moment is not None for h in wiki)
+    starts = _cue_starts(shared / "transcripts" / DEPRESSION)
+    for h in wiki:
+        if h.moment is not None:
+            assert h.moment.exact and round(h.moment.seconds, 3) in starts
+            assert h.time == h.moment  # source_time may be None: a wiki passage without a citation
+    plain = search(mixed, "Which serotonin receptor does psilocybin act on?", 10, moments=False)
+    assert all(h.moment is None for h in plain)
