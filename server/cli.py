@@ -28,6 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup ate the "[default: ...]" texts and showed <bool> on flags.
+    rich_markup_mode=None,
 )
 
 T = TypeVar("T")
