@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.settings import Settings
+from tests.conftest import CORPUS
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,8 @@ def test_result_source_offsets_slice_back(client: TestClient) -> None:
     r = client.get("/api/search", params={"q": "ketamine dissociation", "k": 5}).json()
     for res in r["results"]:
         src = res["source"]
-        with open(src["path"], newline="", encoding="utf-8") as fh:
+        assert not Path(src["path"]).is_absolute()  # relative to the ingested folder
+        with open(CORPUS / src["path"], newline="", encoding="utf-8") as fh:
             raw = fh.read()
         verbatim = raw[src["start"] : src["end"]]
         assert res["text"].split()[0] in verbatim
