@@ -101,3 +101,68 @@ def live_server(seed_index_dir: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def ui_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed page plus two written transcripts (tests/ui_corpus.py)."""
+    from tests import ui_corpus as uc
+
+    return uc.make(tmp_path_factory.mktemp("ui") / "corpus")
+
+
+@pytest.fixture(scope="session")
+def ui_index_dir(ui_corpus: Path, embedder) -> Path:  # type: ignore[no-untyped-def]
+    from index import build
+    from ingest import load
+
+    out = ui_corpus.parent / "index"
+    loaded = load([ui_corpus])
+    build(loaded.documents, out, embedder, catalog_files=loaded.catalog_files)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ui_index(ui_index_dir: Path, embedder):  # type: ignore[no-untyped-def]
+    from index import open_index
+
+    return open_index(ui_index_dir, embedder)
+
+
+@pytest.fixture(scope="session")
+def ui_live_server(ui_index_dir: Path) -> Iterator[str]:
+    """A real `podcite serve` over the page tests' library."""
+    yield from _serve(ui_index_dir)
+
+
+def _serve(index_dir: Path) -> Iterator[str]:
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PODCITE_INDEX_DIR": str(index_dir), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).json().get("status") == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("podcite serve did not start")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
