@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from index.library import Library, episode_entries
+from index.library import EpisodeInfo, Library
 from index.records import Hit
 from index.timeline import Mark, chapters, episodes_of, extent, marks, within
 from ingest.records import Episode, Passage, Sentence, Time
@@ -89,28 +89,11 @@ def test_citation_text_and_relevance() -> None:
 
 
 def test_episode_field_takes_id_title_or_number() -> None:
-    lib = Library(episode_entries_infos(), 1, 0, 1, 60.0, None, None, None)
+    info = EpisodeInfo("abc", "An episode", "2021-01-02", 7, 60.0, True)
+    lib = Library([info], 1, 0, 1, 60.0, None, None, None)
     for typed in ("abc", "An episode", "#7", "7", "#7 An episode (2021-01-02)"):
         assert resolve_episode(typed, lib) == "abc"
     assert resolve_episode("nope", lib) == "nope" and resolve_episode("", lib) == ""
-
-
-def episode_entries_infos() -> list[Any]:
-    from index.library import _info
-
-    return [
-        _info(e)
-        for e in [
-            {
-                "id": "abc",
-                "title": "An episode",
-                "date": "2021-01-02",
-                "number": 7,
-                "duration": 60.0,
-                "transcript": True,
-            }
-        ]
-    ]
 
 
 @pytest.fixture(scope="module")
