@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,3 +167,32 @@ def _serve(index_dir: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# The browser tests' chromium (test_browser.py, test_browser_ui.py): Playwright drives
+# Debian's chromium; skips where either is missing (a user's machine), CI installs both.
+CHROMIUM = os.environ.get("PODCITE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Flags for a root user on a machine with no network (see the machine notes).
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    required = os.environ.get("PODCITE_REQUIRE_BROWSER") == "1"  # set by .ci/run
+    if not Path(CHROMIUM).exists():
+        if required:
+            pytest.fail(f"chromium not found at {CHROMIUM}")
+        pytest.skip("Debian's chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()

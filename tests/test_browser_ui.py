@@ -10,9 +10,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests import test_browser, ui_corpus
-
-_browser_fixture = test_browser.browser  # the `browser` fixture: one launch per module
+from tests import ui_corpus
 
 pytestmark = pytest.mark.browser
 Q = "/?q=ketamine+dissociation&k=10"
@@ -131,3 +129,13 @@ def test_the_page_with_javascript_off(browser: Any, ui_live_server: str) -> None
     page.goto(ui_live_server + Q + "&group=episode")
     assert page.locator("section.group").count() == 2
     context.close()
+
+
+def test_api_docs_render_offline(browser: Any, ui_live_server: str) -> None:
+    page = browser.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(ui_live_server + "/docs")
+    page.wait_for_selector('.opblock-summary-path[data-path="/api/timeline"]')
+    assert all(u.startswith(ui_live_server) for u in requests), requests
+    page.close()

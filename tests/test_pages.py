@@ -179,7 +179,29 @@ def test_page_weight_for_ten_results(client: TestClient) -> None:
 
 def test_docs_work_offline(client: TestClient) -> None:
     html = client.get("/docs").text
-    assert "cdn" not in html.lower()
+    assert "cdn" not in html.lower() and "<script>" not in html  # no inline script
     for url in re.findall(r'(?:src|href)="(/[^"]+)"', html):
         assert client.get(url).status_code == 200, url
     assert client.get("/favicon.ico").headers["content-type"].startswith("image/svg")
+
+
+def test_a_result_with_feed_audio_gets_an_audio_element(client: TestClient, ui_index) -> None:  # type: ignore[no-untyped-def]
+    """The feeds branch's Episode.audio_url reaches the page as ResultOut.audio_url."""
+    from fastapi.templating import Jinja2Templates
+
+    from server import pages, schemas
+
+    class WithAudio:  # an episode record that has the field
+        audio_url = "/audio/ep.mp3"
+
+    assert schemas._audio_url(WithAudio()) == "/audio/ep.mp3" and schemas._audio_url(None) is None
+    options = Settings().query_options()
+    _, context = pages.page(ui_index, {"q": "ketamine dissociation"}, options, client.app)  # type: ignore[arg-type]
+    first = context["results"][0]
+    first.r.audio_url = "/audio/ep.mp3"
+    env = Jinja2Templates(directory=str(Path(pages.__file__).parent / "templates")).env
+    html = env.get_template("index.html").render(context | {"url_for": lambda *a, **k: "/s"})
+    audio = (
+        f'<audio class="play-audio" controls preload="none" src="/audio/ep.mp3#t={first.start}">'
+    )
+    assert audio in html and html.count("<audio") == 1
