@@ -1,9 +1,11 @@
 """Where a topic comes up: per episode among the results, every moment that scores.
 
 For a question, ``strips`` takes the top few episodes of its results and, for
-each, scores every passage of that episode (one filtered dense ranking: the
-backend's ``dense`` with ``Filters(episode=...)``), keeping those at or above
-the weak threshold as marks at their best sentence's moment.  The decisions
+each, scores every passage of that episode, keeping those at or above the
+weak threshold as marks at their best sentence's moment.  The episode's rows
+come from its documents (``document_rows``) and are scored with ``cosines``:
+the same numbers as ``dense`` with ``Filters(episode=...)``, without building
+a filter mask over every passage of the library for each new episode.  The decisions
 (``episodes_of``, ``marks``, ``chapters``, ``extent``) are pure functions of
 records, tested on hand-made ones.
 """
@@ -117,12 +119,21 @@ def strips(
 ) -> list[Strip]:
     """The timeline of a question: one strip per top episode of ``hits``."""
     out = []
+    backend = index.backend
     for ep in episodes_of(hits, most):
-        ranking = index.backend.dense(q, index.backend.count(), Filters(kind=kind, episode=ep.id))
-        passing = [hit_at(index, row, score, q) for row, score in ranking if score >= threshold]
+        docs = [d for d, meta in index.documents.items() if meta.get("episode") == ep.id]
+        rows = [r for d in docs for r in backend.document_rows(d)]
+        passages = [backend.passage(r) for r in rows]
+        admitted = Filters(kind=kind, episode=ep.id)
+        rows = [r for r, p in zip(rows, passages, strict=True) if admitted.admits(p)]
+        scores = backend.cosines(q, rows).tolist() if rows else []
+        passing = [
+            hit_at(index, row, score, q)
+            for row, score in zip(rows, scores, strict=True)
+            if score >= threshold
+        ]
         found = marks(passing, threshold)
-        rows = [row for row, _ in ranking]
         length, known = extent(durations.get(ep.id), found)
-        titles = chapters([index.backend.passage(r) for r in rows])
+        titles = chapters(passages)
         out.append(Strip(ep, length, known, within(found, length, known), titles))
     return out
