@@ -246,7 +246,9 @@ def page(
     context |= {"k": raw.get("k") or str(options.default_k), "error": None, "outcome": None}
     context |= {"answer": [], "results": [], "groups": [], "strips": []}
     context |= {"library": lib, "hours": hours(lib.transcript_seconds), "hms": format_hms}
-    context["episodes"] = [(e.id, episode_label(e)) for e in lib.episodes]
+    # The picker offers labels only (the field takes a label, a title, #N or an id):
+    # a value and a label per option would double its weight on every page.
+    context["episodes"] = [episode_label(e) for e in lib.episodes]
     context["grouped"] = raw.get("group") == "episode"
     if raw.get("q") is None:
         return 200, context
