@@ -264,6 +264,7 @@ def page(
     context["answer"] = [schemas.answer_sentence(a) for a in out.answer]
     context["results"] = items
     context["groups"] = grouped(items, lib) if context["grouped"] else []
-    found = timeline(idx, params, out.hits, options, lib)
-    context["strips"] = [(s, strip_svg(s, options.abstain_below)) for s in found]
+    # Nothing to place when the library does not answer: every result is weak.
+    found = [] if out.abstained else timeline(idx, params, out.hits, options, lib)
+    context["strips"] = [(s, strip_svg(s, options.abstain_below)) for s in found if s.marks]
     return 200, context

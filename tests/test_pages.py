@@ -205,3 +205,8 @@ def test_a_result_with_feed_audio_gets_an_audio_element(client: TestClient, ui_i
         f'<audio class="play-audio" controls preload="none" src="/audio/ep.mp3#t={first.start}">'
     )
     assert audio in html and html.count("<audio") == 1
+
+
+def test_no_timeline_when_the_library_does_not_answer(client: TestClient) -> None:
+    html = client.get("/", params={"q": "How do I file my taxes this year?"}).text
+    assert "Not covered" in html and '<svg class="strip"' not in html
