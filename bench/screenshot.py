@@ -1,6 +1,9 @@
-"""Refresh docs/screenshot.png: the page for one question, in Debian's chromium.
+"""Refresh the page's screenshots in docs/, in Debian's chromium: the answer with
+its timeline (screenshot.png), a result's context opened (screenshot-context.png),
+results grouped by episode (screenshot-grouped.png) and the home page
+(screenshot-home.png).
 
-.venv/bin/python bench/screenshot.py --index /tmp/podcite-full
+.venv/bin/python bench/screenshot.py --index /work/lib/index
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 
@@ -44,10 +49,17 @@ def main() -> None:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
             page = browser.new_page(viewport={"width": 900, "height": 1200})
             page.goto(base + "/")
+            page.screenshot(path=str(DOCS / "screenshot-home.png"))
             page.fill("#q", args.q)
             page.keyboard.press("Enter")
             page.wait_for_selector("article.result")
-            page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
+            page.screenshot(path=str(DOCS / "screenshot.png"))
+            transcript = page.locator("article.result:has(details.around)").first
+            transcript.locator("details.around summary").click()
+            transcript.scroll_into_view_if_needed()
+            transcript.screenshot(path=str(DOCS / "screenshot-context.png"))
+            page.goto(base + "/?" + urlencode({"q": args.q, "k": 8, "group": "episode"}))
+            page.locator("section.results").screenshot(path=str(DOCS / "screenshot-grouped.png"))
             browser.close()
     finally:
         proc.terminate()

@@ -19,6 +19,7 @@ import numpy as np
 from index import citecheck, store
 from index.embedder import Embedder
 from index.errors import BuildError
+from index.library import episode_entries
 from index.vectors import MODEL_WINDOWS, compute, passage_key, previous
 from ingest.chunking import passages as make_passages
 from ingest.errors import DocumentError
@@ -116,6 +117,7 @@ def build(
             }
             for d in documents
         },
+        "episodes": episode_entries(documents),  # index/library.py: the page's episode list
         "catalogs": [str(p) for p in catalog_files],
         "citations_checked": dict(citations),
         "transcript_windows": {

@@ -22,14 +22,15 @@ from fastapi.templating import Jinja2Templates
 
 from index.backend import Index
 from index.errors import QueryError
-from index.query import SearchParams, first_error, parse, run
+from index.query import SearchParams, first_error, run
 from ingest.errors import PodciteError
-from server import schemas
+from server import docs, pages, schemas
 from server.settings import Settings
 
 HERE = Path(__file__).parent
 Params = Annotated[SearchParams, Query()]
 PAGE_FIELDS = ("q", "k", "kind", "episode", "after", "before", "mode")
+PAGE_CHOICES = ("group",)  # how the page lays results out, not search parameters
 
 
 def _error(exc: QueryError) -> JSONResponse:
@@ -58,11 +59,14 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         summary="Ask a podcast library; get passages cited to the moment of the episode.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # server/docs.py serves /docs with local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.index = index
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    docs.mount(app)
 
     if settings.metrics:
         from prometheus_fastapi_instrumentator import Instrumentator
@@ -114,23 +118,25 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             "built_at": idx.built_at,
         }
 
+    @app.get("/api/timeline", response_model=schemas.TimelineOut, tags=["api"])
+    async def api_timeline(request: Request, params: Params) -> schemas.TimelineOut:
+        """Where the question comes up: per top episode of its results, its length
+        and every moment scoring above the weak threshold."""
+        idx = current(request)
+        out = run(idx, params, False, options)
+        strips = pages.timeline(idx, params, out.hits, options, pages.library_of(request.app))
+        return schemas.timeline_response(out.query, options.abstain_below, strips)
+
+    @app.get("/api/episodes", response_model=schemas.EpisodesOut, tags=["api"])
+    def api_episodes(request: Request) -> schemas.EpisodesOut:
+        """Every episode of the library (title, date, number, length) and its totals."""
+        current(request)
+        return schemas.episodes_response(pages.library_of(request.app))
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request) -> HTMLResponse:
-        raw = {f: request.query_params.get(f) for f in PAGE_FIELDS}
-        context: dict[str, Any] = {f: raw[f] or "" for f in PAGE_FIELDS}
-        context |= {"k": raw["k"] or str(settings.default_k), "error": None, "outcome": None}
-        context |= {"answer": [], "results": []}
-        status = 200
-        if raw["q"] is not None:
-            try:
-                out = run(current(request), parse(raw), True, options)
-            except QueryError as exc:
-                context["error"] = exc
-                status = 422
-            else:
-                context["outcome"] = out
-                context["answer"] = [schemas.answer_sentence(a) for a in out.answer]
-                context["results"] = [(h, schemas.result(h)) for h in out.hits]
+        raw = {f: request.query_params.get(f) for f in (*PAGE_FIELDS, *PAGE_CHOICES)}
+        status, context = pages.page(current(request), raw, options, request.app)
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 
     return app

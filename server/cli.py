@@ -28,6 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup ate the "[default: ...]" texts and showed <bool> on flags.
+    rich_markup_mode=None,
 )
 
 T = TypeVar("T")
@@ -155,46 +157,75 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question, in plain words.")],
     index: IndexOpt = None,
     k: Annotated[int, typer.Option("-k", help="How many passages to show.")] = 5,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the /api/ask JSON.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the /api/ask JSON.", metavar="")
+    ] = False,
+    open_first: Annotated[
+        bool,
+        typer.Option("--open", help="Open the first cited moment in the web browser.", metavar=""),
+    ] = False,
 ) -> None:
     """Answer a question in the terminal: cited sentences, then the passages."""
-    from index.query import parse, run
-    from server.runtime import open_for_queries
-    from server.schemas import ask_response
+    from index.query import parse
 
     settings = _settings(index)
     params = _guard(lambda: parse({"q": question, "k": k}))  # checked before the model loads
+
+    from index.query import run
+    from server.runtime import open_for_queries
+    from server.schemas import ask_response
+
     out = _guard(lambda: run(open_for_queries(settings), params, True, settings.query_options()))
     doc = ask_response(out)
-    answer, results = doc.answer, doc.results
     if json_out:
         sys.stdout.write(doc.model_dump_json(indent=2) + "\n")
-        return
+    else:
+        _print_answer(doc, out.abstained)
+    if open_first:
+        _open_first(doc)
+
+
+def _print_answer(doc: Any, abstained: bool) -> None:
+    """The answer for a person: sentences as terminal hyperlinks to their moment
+    (where the terminal supports them; the URL is printed beside them too)."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(highlight=False)
-    console.print(f"[bold]{out.query}[/bold]")
-    if out.abstained:
+    answer, results = doc.answer, doc.results
+    console.print(f"[bold]{escape(doc.query)}[/bold]")
+    if abstained:
         console.print(
             "\nNothing in the library answers this; the nearest passages are weak matches."
         )
     if answer:
         console.print("\n[bold]Answer[/bold] (from the sources, word for word)")
         for a in answer:
-            when = _when(a.timestamp)
-            console.print(f"  • {a.text} [cyan]{when}[/cyan] {a.url or ''}")
-    console.print(f"\n[bold]{len(results)} passages[/bold] ({out.took_ms:.0f} ms)")
+            text = f"[link={a.url}]{escape(a.text)}[/link]" if a.url else escape(a.text)
+            console.print(f"  • {text} [cyan]{_when(a.timestamp)}[/cyan] {a.url or ''}")
+    console.print(f"\n[bold]{len(results)} passages[/bold] ({doc.took_ms:.0f} ms)")
     for r in results:
-        ep = r.episode.title if r.episode else "episode unknown"
-        trail = " › ".join([r.document.title, *r.section])
-        console.print(
-            f"\n[bold]{r.rank}.[/bold] [cyan]{_when(r.timestamp)}[/cyan] {ep}  [dim]{trail}[/dim]"
-        )
-        console.print(f"   {r.text}")
+        ep = escape(r.episode.title if r.episode else "episode unknown")
+        trail = escape(" › ".join([r.document.title, *r.section]))
+        when = f"[link={r.url}]{_when(r.timestamp)}[/link]" if r.url else _when(r.timestamp)
+        console.print(f"\n[bold]{r.rank}.[/bold] [cyan]{when}[/cyan] {ep}  [dim]{trail}[/dim]")
+        console.print(f"   {escape(r.text)}")
         if r.url:
             console.print(f"   [blue]{r.url}[/blue]")
         if r.links:
-            console.print(f"   [dim]related: {', '.join(r.links)}[/dim]")
+            console.print(f"   [dim]related: {escape(', '.join(r.links))}[/dim]")
+
+
+def _open_first(doc: Any) -> None:
+    """``--open``: the first answer sentence's moment, else the first result's."""
+    import webbrowser
+
+    urls = [a.url for a in doc.answer] + [r.url for r in doc.results]
+    first = next((u for u in urls if u), None)
+    if first is None:
+        raise _fail("--open: no result has a moment to open")
+    if not webbrowser.open(first):
+        raise _fail(f"--open: no web browser could open {first}")
 
 
 @app.command("eval")

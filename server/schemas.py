@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from index.library import Library
 from index.query import Outcome
 from index.records import AnswerSentence, Hit
+from index.timeline import Strip
 from ingest.clock import format_hms
 from ingest.records import Time
 
@@ -35,7 +37,7 @@ class EpisodeOut(BaseModel):
 class SourceOut(BaseModel):
     """Where the passage's verbatim text lies, so any citation can be checked."""
 
-    path: str
+    path: str  # relative to the folder that was ingested (the document's id), never the server's
     start: int
     end: int
     line: int
@@ -68,6 +70,9 @@ class ResultOut(BaseModel):
     source_timestamp: TimestampOut | None = None
     links: list[str]
     source: SourceOut
+    # Feed audio of the episode where the catalog has it (the feeds branch's
+    # Episode.audio_url): the page plays it from the cited second.
+    audio_url: str | None = None
 
 
 class SearchOut(BaseModel):
@@ -138,8 +143,16 @@ def result(h: Hit) -> ResultOut:
         links=list(p.links),
         moment="transcript" if h.moment is not None else "source",
         source_timestamp=timestamp(h.source_time) if h.moment is not None else None,
-        source=SourceOut(path=p.path, start=p.start, end=p.end, line=p.sentences[0].line),
+        source=SourceOut(path=p.document_id, start=p.start, end=p.end, line=p.sentences[0].line),
+        audio_url=_audio_url(p.episode),
     )
+
+
+def _audio_url(ep: object) -> str | None:
+    """The episode's audio, where its record has one (an Episode without the
+    field, as before feeds, has none)."""
+    url = getattr(ep, "audio_url", None)
+    return url if isinstance(url, str) and url else None
 
 
 def answer_sentence(a: AnswerSentence) -> AnswerOut:
@@ -166,4 +179,104 @@ def ask_response(out: Outcome) -> AskOut:
         answer=[answer_sentence(a) for a in out.answer],
         abstained=out.abstained,
         results=[result(h) for h in out.hits],
+    )
+
+
+class MarkOut(BaseModel):
+    seconds: float
+    label: str
+    score: float  # the dense cosine, at or above the weak threshold
+    exact: bool
+    url: str
+
+
+class ChapterOut(BaseModel):
+    title: str
+    seconds: float
+    label: str
+
+
+class StripOut(BaseModel):
+    episode: EpisodeOut
+    number: int | None
+    duration: float  # seconds: the strip's length
+    duration_known: bool  # false: the index knows no length; the last mark stands in
+    marks: list[MarkOut]
+    chapters: list[ChapterOut]
+
+
+class TimelineOut(BaseModel):
+    query: str
+    threshold: float
+    episodes: list[StripOut]
+
+
+class EpisodeInfoOut(BaseModel):
+    id: str
+    title: str
+    date: str | None
+    number: int | None
+    duration: float | None  # seconds (its transcript's end); null: no transcript
+    transcript: bool
+
+
+class EpisodesOut(BaseModel):
+    episodes: list[EpisodeInfoOut]
+    wiki_pages: int
+    transcripts: int
+    transcript_hours: float
+    first_date: str | None
+    last_date: str | None
+    built_at: str | None
+
+
+def timeline_response(query: str, threshold: float, strips: list[Strip]) -> TimelineOut:
+    return TimelineOut(
+        query=query,
+        threshold=threshold,
+        episodes=[
+            StripOut(
+                episode=EpisodeOut(id=s.episode.id, title=s.episode.title, date=s.episode.date),
+                number=s.episode.number,
+                duration=round(s.duration, 3),
+                duration_known=s.duration_known,
+                marks=[
+                    MarkOut(
+                        seconds=m.seconds,
+                        label=format_hms(m.seconds),
+                        score=round(m.score, 4),
+                        exact=m.exact,
+                        url=s.episode.url_at(m.seconds),
+                    )
+                    for m in s.marks
+                ],
+                chapters=[
+                    ChapterOut(title=c.title, seconds=c.seconds, label=format_hms(c.seconds))
+                    for c in s.chapters
+                ],
+            )
+            for s in strips
+        ],
+    )
+
+
+def episodes_response(lib: Library) -> EpisodesOut:
+    return EpisodesOut(
+        episodes=[
+            EpisodeInfoOut(
+                id=e.id,
+                title=e.title,
+                date=e.date,
+                number=e.number,
+                duration=e.duration,
+                transcript=e.transcript,
+            )
+            for e in lib.episodes
+        ],
+        wiki_pages=lib.wiki_pages,
+        transcripts=lib.transcripts,
+        transcript_hours=round(lib.transcript_seconds / 3600, 2),
+        first_date=lib.first_date,
+        last_date=lib.last_date,
+        built_at=lib.built_at,
     )

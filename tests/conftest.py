@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +102,97 @@ def live_server(seed_index_dir: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def ui_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed page plus two written transcripts (tests/ui_corpus.py)."""
+    from tests import ui_corpus as uc
+
+    return uc.make(tmp_path_factory.mktemp("ui") / "corpus")
+
+
+@pytest.fixture(scope="session")
+def ui_index_dir(ui_corpus: Path, embedder) -> Path:  # type: ignore[no-untyped-def]
+    from index import build
+    from ingest import load
+
+    out = ui_corpus.parent / "index"
+    loaded = load([ui_corpus])
+    build(loaded.documents, out, embedder, catalog_files=loaded.catalog_files)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ui_index(ui_index_dir: Path, embedder):  # type: ignore[no-untyped-def]
+    from index import open_index
+
+    return open_index(ui_index_dir, embedder)
+
+
+@pytest.fixture(scope="session")
+def ui_live_server(ui_index_dir: Path) -> Iterator[str]:
+    """A real `podcite serve` over the page tests' library."""
+    yield from _serve(ui_index_dir)
+
+
+def _serve(index_dir: Path) -> Iterator[str]:
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PODCITE_INDEX_DIR": str(index_dir), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).json().get("status") == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("podcite serve did not start")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# The browser tests' chromium (test_browser.py, test_browser_ui.py): Playwright drives
+# Debian's chromium; skips where either is missing (a user's machine), CI installs both.
+CHROMIUM = os.environ.get("PODCITE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Flags for a root user on a machine with no network (see the machine notes).
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    required = os.environ.get("PODCITE_REQUIRE_BROWSER") == "1"  # set by .ci/run
+    if not Path(CHROMIUM).exists():
+        if required:
+            pytest.fail(f"chromium not found at {CHROMIUM}")
+        pytest.skip("Debian's chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()

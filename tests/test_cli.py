@@ -66,3 +66,61 @@ def test_errors_are_one_line_with_exit_code(tmp_path: Path) -> None:
     r = podcite("ingest", str(CORPUS), str(bad), "--index", str(tmp_path / "idx"), "--strict")
     assert r.returncode == 1 and "--strict" in r.stderr
     assert not (tmp_path / "idx").exists()
+
+
+def test_help_shows_defaults_and_no_type_noise() -> None:
+    for command in ("ask", "serve", "ingest"):
+        r = podcite(command, "--help")
+        text = " ".join(r.stdout.split())  # click wraps at 80 columns
+        assert r.returncode == 0
+        assert "<bool>" not in text and "Index directory ." not in text
+        assert "[default: PODCITE_INDEX_DIR or data/index]" in text
+    assert "[default: 8000]" in podcite("serve", "--help").stdout
+
+
+def test_empty_question_fails_before_anything_heavy_loads(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "server.cli", "ask", " ", "--index", "x"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert r.returncode == 1 and "the question is empty" in r.stderr
+    imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert "torch" not in imported and "faiss" not in imported
+
+
+def test_ask_open_opens_the_first_moment(seed_index_dir: Path, tmp_path: Path) -> None:
+    opened = tmp_path / "opened.txt"
+    # webbrowser runs $BROWSER with the URL in place of %s: a fake browser that writes it down
+    fake = f"{sys.executable} -c \"import sys; open(r'{opened}', 'w').write(sys.argv[1])\" %s"
+    r = podcite(
+        "ask",
+        "Who found a one to three hertz rhythm under ketamine?",
+        "--index",
+        str(seed_index_dir),
+        "--open",
+        env={"BROWSER": fake},
+    )
+    assert r.returncode == 0, r.stderr
+    assert opened.read_text() == "https://www.youtube.com/watch?v=Xu1FMCxoEFc&t=4984s"
+    assert "Vesuna" in r.stdout
+
+
+def test_ask_links_are_terminal_hyperlinks_where_supported(seed_index_dir: Path) -> None:
+    r = podcite(
+        "ask",
+        "Who found a one to three hertz rhythm under ketamine?",
+        "--index",
+        str(seed_index_dir),
+        env={"FORCE_COLOR": "1", "TERM": "xterm-256color", "COLUMNS": "200"},
+    )
+    assert r.returncode == 0, r.stderr
+    # OSC 8: ESC ] 8 ; params ; URL ESC \  text  ESC ] 8 ; ; ESC \
+    assert (
+        "\x1b]8;" in r.stdout
+        and "https://www.youtube.com/watch?v=Xu1FMCxoEFc&t=4984s\x1b\\" in r.stdout
+    )
+    plain = podcite("ask", "psilocybin", "--index", str(seed_index_dir), "-k", "1")
+    assert "\x1b]8;" not in plain.stdout  # not a terminal: plain text and the URL

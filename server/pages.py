@@ -1,0 +1,270 @@
+"""What the search page shows, built from the query path's records: one result's
+citation, play control and surrounding sentences; the timeline's SVG; the
+episode groups; the library's summary.  The template only lays these out.
+
+Context around a moment is computed for the shown results only, after the
+search, from the backend's ``document_rows`` and ``passage`` (never on the API's
+hot path).  The timeline is drawn here as a few SVG rectangles rather than with
+a chart library: the page fetches nothing and runs no script to show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+from fastapi import FastAPI
+from markupsafe import Markup
+
+from index.backend import Index
+from index.errors import QueryError
+from index.library import EpisodeInfo, Library, library
+from index.query import Options, SearchParams, parse, run
+from index.records import Hit
+from index.timeline import Strip, strips
+from ingest.clock import format_hms
+from ingest.records import Episode, Sentence
+from server import schemas
+from server.schemas import ResultOut
+
+AROUND_S = 60.0  # the context of a transcript moment: this much before and after
+YOUTUBE_WATCH = "https://www.youtube.com/watch?v="
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One sentence of a result's context, with its own time link."""
+
+    text: str
+    label: str | None  # "1:02:03", "≈1:02:03", or None (no time)
+    url: str | None
+    cited: bool
+
+
+@dataclass(slots=True)
+class Shown:
+    """One result as the page shows it."""
+
+    hit: Hit
+    r: ResultOut
+    name: str  # the document's name (its path relative to the ingested folder)
+    relevance: int  # 0-100: the cosine as a share, never negative
+    citation: str
+    youtube: str | None = None  # video id: the page can embed it from r.timestamp
+    start: int = 0  # the second the player starts at
+    context: list[Line] = field(default_factory=list)
+
+
+def relevance(score: float) -> int:
+    """A cosine as a readable 0-100 (negative and fused scores never shown)."""
+    return round(min(max(score, 0.0), 1.0) * 100)
+
+
+def time_label(seconds: float, exact: bool) -> str:
+    return ("" if exact else "≈") + format_hms(seconds)
+
+
+def citation(r: ResultOut) -> str:
+    """``"<sentence>" — <episode title> (<date>), <h:mm:ss>, <link>`` (parts the
+    result lacks are left out, never invented)."""
+    source = r.episode.title if r.episode else r.document.title
+    if r.episode and r.episode.date:
+        source += f" ({r.episode.date})"
+    parts = [f"\u201c{r.sentence}\u201d \u2014 {source}"]
+    if r.timestamp:
+        parts.append(("" if r.timestamp.exact else "≈") + r.timestamp.label)
+    if r.url:
+        parts.append(r.url)
+    return ", ".join(parts)
+
+
+def _line(s: Sentence, ep: Episode | None, cited: bool) -> Line:
+    t = s.time
+    label = time_label(t.seconds, t.exact) if t else None
+    return Line(s.text, label, ep.url_at(t.seconds) if ep and t else None, cited)
+
+
+def around(index: Index, hit: Hit, before: float = AROUND_S, after: float = AROUND_S) -> list[Line]:
+    """The sentences around a result: a transcript's from ``before`` seconds
+    before its moment to ``after`` seconds after, a wiki result's whole section;
+    each once, in document order, the cited one marked."""
+    p = hit.passage
+    cited = hit.sentence.start
+    t = hit.time
+    seen: dict[int, Sentence] = {}
+    for row in index.backend.document_rows(p.document_id):
+        other = index.backend.passage(row)
+        if p.kind == "transcript":
+            span = other.span
+            if t is None or span is None or span[1] < t.seconds - before:
+                continue
+            if span[0] > t.seconds + after:
+                break  # rows are in document order
+            for s in other.sentences:
+                if s.time and t.seconds - before <= s.time.seconds <= t.seconds + after:
+                    seen.setdefault(s.start, s)
+        elif other.section == p.section:
+            for s in other.sentences:
+                seen.setdefault(s.start, s)
+    for s in p.sentences:  # the cited sentence is always there
+        if s.start == cited:
+            seen.setdefault(s.start, s)
+    return [_line(seen[k], p.episode, k == cited) for k in sorted(seen)]
+
+
+def shown(index: Index, hits: Sequence[Hit], results: Sequence[ResultOut]) -> list[Shown]:
+    out = []
+    for h, r in zip(hits, results, strict=True):
+        item = Shown(h, r, r.document.id, relevance(r.score), citation(r))
+        if r.episode and r.url and r.url.startswith(YOUTUBE_WATCH) and r.timestamp:
+            item.youtube, item.start = r.episode.id, int(r.timestamp.seconds)
+        elif r.timestamp:
+            item.start = int(r.timestamp.seconds)
+        item.context = around(index, h)
+        out.append(item)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    episode: Episode | None
+    info: EpisodeInfo | None
+    items: list[Shown]
+
+
+def grouped(items: Sequence[Shown], library: Library) -> list[Group]:
+    """Results under their episode, best episode first (by its best result);
+    results without an episode last."""
+    infos = {e.id: e for e in library.episodes}
+    order: dict[str | None, list[Shown]] = {}
+    episodes: dict[str, Episode] = {}
+    for it in items:
+        ep = it.hit.passage.episode
+        key = ep.id if ep else None
+        if ep:
+            episodes[ep.id] = ep
+        order.setdefault(key, []).append(it)
+    groups = [Group(episodes[k], infos.get(k), v) for k, v in order.items() if k is not None]
+    if None in order:
+        groups.append(Group(None, None, order[None]))
+    return groups
+
+
+def _attr(value: str) -> str:
+    return escape(value, quote=True)
+
+
+STRIP_W, STRIP_H = 1000, 28
+
+
+def strip_svg(strip: Strip, threshold: float) -> Markup:
+    """One episode's strip: its length to scale, a link at each mark, darker
+    where it scores higher."""
+    ep, length = strip.episode, strip.duration
+    n = len(strip.marks)
+    title = f"{ep.title}: {n} moment{'' if n == 1 else 's'} on this question"
+    parts = [
+        f'<svg class="strip" viewBox="0 0 {STRIP_W} {STRIP_H}" preserveAspectRatio="none" '
+        f'role="img" aria-label="{_attr(title)}">',
+        f'<rect class="track" x="0" y="0" width="{STRIP_W}" height="{STRIP_H}"/>',
+    ]
+    for c in strip.chapters:
+        x = min(c.seconds / length, 1.0) * STRIP_W
+        parts.append(f'<line class="chapter" x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{STRIP_H}"/>')
+    span = max(1.0 - threshold, 1e-6)
+    for m in strip.marks:
+        x = min(m.seconds / length, 1.0) * STRIP_W
+        strength = min(max((m.score - threshold) / span, 0.0), 1.0)
+        label = time_label(m.seconds, m.exact)
+        parts.append(
+            f'<a href="{_attr(ep.url_at(m.seconds))}" data-seconds="{int(m.seconds)}">'
+            f'<rect class="mark" x="{max(x - 3, 0):.1f}" y="0" width="6" height="{STRIP_H}" '
+            f'fill-opacity="{0.3 + 0.7 * strength:.2f}">'
+            f"<title>{_attr(label)} · relevance {relevance(m.score)}</title></rect></a>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / 3600:.0f}" if seconds >= 36000 else f"{seconds / 3600:.1f}"
+
+
+def episode_label(e: EpisodeInfo) -> str:
+    """How the picker names an episode: number, title, date."""
+    head = f"#{e.number} " if e.number is not None else ""
+    return f"{head}{e.title}" + (f" ({e.date})" if e.date else "")
+
+
+def resolve_episode(value: str | None, library: Library) -> str | None:
+    """The episode field as typed: an id, a picker label, a title or ``#N``, to its id."""
+    if value is None or not value.strip():
+        return value
+    v = value.strip()
+    for e in library.episodes:
+        if v == e.id:
+            return v
+    low = v.lower().lstrip("#")
+    for e in library.episodes:
+        if low in (episode_label(e).lower().lstrip("#"), e.title.lower()) or (
+            e.number is not None and low == str(e.number)
+        ):
+            return e.id
+    return v
+
+
+def library_of(app: FastAPI) -> Library:
+    """The library's summary for the app's current index, computed once per index
+    (an index swapped in by a reload gets its own)."""
+    idx: Index = app.state.index
+    held = getattr(app.state, "library", None)
+    if held is None or held[0] is not idx:
+        held = (idx, library(idx))
+        app.state.library = held
+    lib: Library = held[1]
+    return lib
+
+
+def timeline(
+    idx: Index, params: SearchParams, hits: Sequence[Hit], options: Options, lib: Library
+) -> list[Strip]:
+    """The question's timeline over the top episodes of ``hits``."""
+    if not hits:
+        return []
+    q = idx.embed(params.q)  # cached: the search embedded it already
+    return strips(idx, q, hits, options.abstain_below, lib.durations(), kind=params.kind)
+
+
+def page(
+    idx: Index, raw: Mapping[str, str | None], options: Options, app: FastAPI
+) -> tuple[int, dict[str, Any]]:
+    """The page's status and template context for its raw query string."""
+    lib = library_of(app)
+    context: dict[str, Any] = {f: v or "" for f, v in raw.items()}
+    context |= {"k": raw.get("k") or str(options.default_k), "error": None, "outcome": None}
+    context |= {"answer": [], "results": [], "groups": [], "strips": []}
+    context |= {"library": lib, "hours": hours(lib.transcript_seconds), "hms": format_hms}
+    # The picker offers labels only (the field takes a label, a title, #N or an id):
+    # a value and a label per option would double its weight on every page.
+    context["episodes"] = [episode_label(e) for e in lib.episodes]
+    context["grouped"] = raw.get("group") == "episode"
+    if raw.get("q") is None:
+        return 200, context
+    search_raw = dict(raw) | {"episode": resolve_episode(raw.get("episode"), lib)}
+    try:
+        params = parse(search_raw)
+        out = run(idx, params, True, options)
+    except QueryError as exc:
+        context["error"] = exc
+        return 422, context
+    items = shown(idx, out.hits, [schemas.result(h) for h in out.hits])
+    context["outcome"] = out
+    context["answer"] = [schemas.answer_sentence(a) for a in out.answer]
+    context["results"] = items
+    context["groups"] = grouped(items, lib) if context["grouped"] else []
+    # Nothing to place when the library does not answer: every result is weak.
+    found = [] if out.abstained else timeline(idx, params, out.hits, options, lib)
+    context["strips"] = [(s, strip_svg(s, options.abstain_below)) for s in found if s.marks]
+    return 200, context
