@@ -196,6 +196,8 @@ def run(
 ) -> Outcome:
     """The one search path behind the page, /api/search, /api/ask and the CLI."""
     t0 = time.perf_counter()
+    if params.episode is not None and params.episode not in _episodes(index):
+        raise QueryError("episode", f"unknown episode {params.episode!r}: not in this index")
     k = options.default_k if params.k is None else params.k
     found = search(
         index, params.q, k, filters=params.filters, mode=params.mode, fusion=options.fusion
@@ -204,3 +206,8 @@ def run(
     sentences = answer(index, params.q, hits, options.abstain_below) if with_answer else []
     took = (time.perf_counter() - t0) * 1000
     return Outcome(params.q, hits, sentences, abstains(hits, options.abstain_below), took)
+
+
+def _episodes(index: Index) -> set[str]:
+    """The episode ids the index's documents are about (its manifest's list)."""
+    return {str(d["episode"]) for d in index.documents.values() if d.get("episode")}

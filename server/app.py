@@ -24,7 +24,7 @@ from index.backend import Index
 from index.errors import QueryError
 from index.query import SearchParams, first_error, parse, run
 from ingest.errors import PodciteError
-from server import schemas
+from server import limits, reload, schemas, security
 from server.settings import Settings
 
 HERE = Path(__file__).parent
@@ -51,7 +51,9 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             from server.runtime import open_for_queries
 
             app.state.index = open_for_queries(settings)
-        yield
+        async with reload.watching(reloader):
+            yield
+        pool.close()
 
     app = FastAPI(
         title="podcite",
@@ -61,6 +63,9 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     )
     app.state.settings = settings
     app.state.index = index
+    pool = limits.install(app, settings)  # searches off the event loop, 503 past the queue
+    reloader = reload.install(app, settings)  # a newly published index, /readyz
+    security.install(app, settings)  # headers, Host check, HEAD, the admin key
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -87,19 +92,20 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             raise PodciteError("the index is not loaded")
         return idx
 
-    # The search endpoints are async on purpose: a query is ~10 ms of CPU work
-    # (torch, FAISS), and running it on the event loop avoids the thread-pool
-    # hop, which cost several ms per query with torch's own threads (measured
-    # in docs/benchmarks.md).
+    # Searches run in the pool's threads (server/limits.py), never on the event
+    # loop, so /healthz and /metrics answer while they run.  Each request takes
+    # the index once: a reload mid-request cannot mix two versions.
     @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"])
     async def api_search(request: Request, params: Params) -> schemas.SearchOut:
         """Passages that answer the question, best first, each cited to its moment."""
-        return schemas.search_response(run(current(request), params, False, options))
+        out = await pool.run(request, run, current(request), params, False, options)
+        return schemas.search_response(out)
 
     @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"])
     async def api_ask(request: Request, params: Params) -> schemas.AskOut:
         """The one to three source sentences that best answer the question, then the passages."""
-        return schemas.ask_response(run(current(request), params, True, options))
+        out = await pool.run(request, run, current(request), params, True, options)
+        return schemas.ask_response(out)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(request: Request) -> dict[str, Any]:
@@ -123,7 +129,7 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         status = 200
         if raw["q"] is not None:
             try:
-                out = run(current(request), parse(raw), True, options)
+                out = await pool.run(request, run, current(request), parse(raw), True, options)
             except QueryError as exc:
                 context["error"] = exc
                 status = 422
