@@ -188,12 +188,12 @@ def serve(
             f"no index at {settings.index_dir}; building one from {settings.corpus_dir}", err=True
         )
         _guard(lambda: do_ingest([settings.corpus_dir], settings, strict=False))
-    # Checked here, before the model loads: uvicorn reports a failing startup itself
-    # (a traceback and its own exit code), so nothing raised in the lifespan reaches us.
-    _guard(lambda: check_index(settings))
     warning = exposure_warning(settings)
     if warning:
         typer.secho(f"podcite: warning: {warning}", err=True, fg="yellow")
+    # Checked here, before the model loads: uvicorn reports a failing startup itself
+    # (a traceback and its own exit code), so nothing raised in the lifespan reaches us.
+    _guard(lambda: check_index(settings))
     application = create_app(settings)
     limits = uvicorn_limits(settings)
     uvicorn.run(application, host=settings.host, port=settings.port, log_level="info", **limits)
