@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from index.backend import Index
-from index.errors import QueryError
+from index.errors import QueryError, UnknownEpisode
 from index.query import SearchParams, first_error, parse, run
 from ingest.errors import PodciteError
 from server import limits, reload, schemas, security
@@ -30,11 +30,17 @@ from server.settings import Settings
 HERE = Path(__file__).parent
 Params = Annotated[SearchParams, Query()]
 PAGE_FIELDS = ("q", "k", "kind", "episode", "after", "before", "mode")
+# Besides 200 and 422 (FastAPI states those): what the API may answer (issue 14).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "An episode filter naming no episode of the index."},
+    429: {"description": "Too many searches from this client (when rate-limited)."},
+    503: {"description": "Too many searches waiting, or no index loaded; see Retry-After."},
+}
 
 
 def _error(exc: QueryError) -> JSONResponse:
     return JSONResponse(
-        status_code=422,
+        status_code=404 if isinstance(exc, UnknownEpisode) else 422,
         content={
             "detail": [{"loc": ["query", exc.field], "msg": exc.message, "type": "value_error"}]
         },
@@ -95,13 +101,13 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     # Searches run in the pool's threads (server/limits.py), never on the event
     # loop, so /healthz and /metrics answer while they run.  Each request takes
     # the index once: a reload mid-request cannot mix two versions.
-    @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"])
+    @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"], responses=ERRORS)
     async def api_search(request: Request, params: Params) -> schemas.SearchOut:
         """Passages that answer the question, best first, each cited to its moment."""
         out = await pool.run(request, run, current(request), params, False, options)
         return schemas.search_response(out)
 
-    @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"])
+    @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"], responses=ERRORS)
     async def api_ask(request: Request, params: Params) -> schemas.AskOut:
         """The one to three source sentences that best answer the question, then the passages."""
         out = await pool.run(request, run, current(request), params, True, options)
