@@ -33,6 +33,8 @@ import json
 import os
 import shutil
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -252,9 +254,13 @@ def previous(out: Path) -> tuple[Stored | None, str | None]:
 # -- writing -----------------------------------------------------------------------
 
 
-def lock(out: Path) -> Any:
-    """The one-writer lock of this index (a context manager; index/builds.py)."""
-    return builds.lock(builds_dir(out))
+@contextmanager
+def lock(out: Path) -> Iterator[None]:
+    """Hold the one-writer lock of this index (index/builds.py); on taking it,
+    the leftovers of dead builds are removed, so kills in a row pile nothing up."""
+    with builds.lock(builds_dir(out)):
+        builds.clean(out)
+        yield
 
 
 def needed_bytes(data: Stored) -> int:
@@ -270,7 +276,6 @@ def publish(out: Path, data: Stored) -> Path:
     point leaves the previous build answering and removes this one."""
     root = builds_dir(out)
     with lock(out):
-        builds.clean(out)
         need = needed_bytes(data)
         free = shutil.disk_usage(root).free
         if free < need:
