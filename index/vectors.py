@@ -55,7 +55,7 @@ def embed_input(p: Passage) -> tuple[str, list[tuple[int, int]]]:
 
 
 def embed_key(model: str, text: str) -> str:
-    return hashlib.sha1(f"{model}\x00{text}".encode()).hexdigest()
+    return hashlib.sha1(f"{model}\x00{text}".encode(), usedforsecurity=False).hexdigest()
 
 
 def passage_key(model: str, p: Passage, doc: Document) -> str:

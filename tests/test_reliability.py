@@ -117,12 +117,15 @@ def test_kill_9_at_random_moments_leaves_the_old_or_the_new_build(
         proc.wait()
         fp = _fingerprint(out)
         assert fp in (prints[served], prints[target])
-        now = fp == prints[target]
-        outcomes["new" if now else "old"] += 1
+        new = fp == prints[target]
+        outcomes["new" if new else "old"] += 1
+        now = target if new else served  # which version is served: with the page or not
         idx = open_index(out, embedder)  # loads and verifies every checksum
         top = search(idx, GOLDEN, 1)[0].passage.document_id
         assert ({top} & {"lanterns.txt"}) == tops[now]
         worst = max(worst, _leftovers(out))
+        print(f"cycle {sum(outcomes.values())}: {'new' if new else 'old'}, "
+              f"leftovers {_leftovers(out)}", flush=True)  # fmt: skip
         assert _leftovers(out)[0] <= 1 and _leftovers(out)[1] <= 1  # this kill's only
         served = now
     seconds = time.monotonic() - t_loop
