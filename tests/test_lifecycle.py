@@ -255,14 +255,18 @@ def test_disk_full_and_read_only_say_so_in_one_line(tmp_path: Path, embedder) ->
         docs.mkdir()
         for i in range(40):
             (docs / f"p{i}.txt").write_text(PAGE.replace("Cold water", f"Topic {i}") * 20)
-        with pytest.raises(BuildError, match=rf"^no space left in {builds_dir(out)} .*needs about"):
+        full = rf"^no space left in {builds_dir(out)} .*needs about"
+        with pytest.raises(BuildError, match=full) as e:
             _ingest([docs], out, embedder)
+        print(f"\ndisk full: {e.value}")
         assert out.resolve() == before
         assert open_index(out, embedder).manifest["counts"]["documents"] == 1
         (disk / "filler").unlink()
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        with pytest.raises(BuildError, match=rf"^cannot write in {builds_dir(out)}: Read-only"):
+        read_only = rf"^cannot write in {builds_dir(out)}: Read-only"
+        with pytest.raises(BuildError, match=read_only) as e:
             _ingest([docs], out, embedder)
+        print(f"read-only: {e.value}")
         assert open_index(out, embedder).path == before
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
