@@ -86,11 +86,14 @@ def _ends_with_abbreviation(text: str, dot: int) -> bool:
     return len(word) == 1 and text[start].isupper()
 
 
-def split(text: str, offset: int = 0, trailer: str | None = None) -> Iterator[tuple[int, int]]:
+def split(
+    text: str, offset: int = 0, trailer: str | None = None, long: bool = True
+) -> Iterator[tuple[int, int]]:
     """Yield ``(start, end)`` of each sentence of ``text``, shifted by ``offset``.
 
     Spans are stripped of surrounding whitespace; the text between spans is
-    whitespace only, so the spans tile the text.
+    whitespace only, so the spans tile the text.  ``long=False`` leaves
+    over-long spans whole (transcripts cut them at cues first, then ``cut``).
     """
     pattern = _boundary_re(trailer) if trailer else _PLAIN
     start = 0
@@ -99,16 +102,18 @@ def split(text: str, offset: int = 0, trailer: str | None = None) -> Iterator[tu
             continue
         end = m.start("gap")
         if text[start:end].strip():
-            yield from _cut(text, *_strip(text, start, end, 0), offset)
+            yield from cut(text, *_strip(text, start, end, 0), offset, long)
         start = m.end("gap")
     if text[start:].strip():
-        yield from _cut(text, *_strip(text, start, len(text), 0), offset)
+        yield from cut(text, *_strip(text, start, len(text), 0), offset, long)
 
 
-def _cut(text: str, a: int, b: int, offset: int) -> Iterator[tuple[int, int]]:
+def cut(
+    text: str, a: int, b: int, offset: int = 0, long: bool = True
+) -> Iterator[tuple[int, int]]:
     """``text[a:b]`` as is, or cut at spaces into balanced pieces when too long
     (a piece with no space in reach is cut mid-word)."""
-    if b - a <= MAX_SENTENCE_CHARS:
+    if b - a <= MAX_SENTENCE_CHARS or not long:
         yield a + offset, b + offset
         return
     parts = -(-(b - a) // MAX_PIECE_CHARS)
