@@ -13,6 +13,8 @@ and uvicorn's size limits.
 - the admin guard: when the server listens beyond localhost, ``/metrics`` and
   ``/admin/*`` need ``PODCITE_ADMIN_KEY`` (``Authorization: Bearer KEY``), and
   are refused outright when no key is set;
+- request size: a request line or headers past ``max_header_bytes`` get 414 or
+  431 (h11's own limit only applies to a request still arriving in pieces);
 - HEAD answered wherever GET is (FastAPI routes declare GET only): the request
   runs as a GET and its body is dropped.
 
@@ -77,6 +79,7 @@ def uvicorn_limits(settings: Settings) -> dict[str, Any]:
 def install(app: Any, settings: Settings) -> None:
     """Wrap ``app`` (a FastAPI app) in the middlewares above."""
     app.add_middleware(HeadAsGet)
+    app.add_middleware(SizeLimit, limit=settings.max_header_bytes)
     if not is_local(settings.host):
         app.add_middleware(AdminGuard, key=settings.admin_key)
     hosts = [*DEFAULT_HOSTS, *settings.allowed_hosts]
@@ -126,6 +129,27 @@ class AdminGuard:
                 await JSONResponse({"detail": f"{path} {msg}"}, status_code=403)(
                     scope, receive, send
                 )
+                return
+        await self.app(scope, receive, send)
+
+
+class SizeLimit:
+    """414 for a request target, 431 for headers, larger than ``limit`` bytes."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            from starlette.responses import PlainTextResponse
+
+            target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            headers = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", []))
+            if target > self.limit or headers > self.limit:
+                status = 414 if target > self.limit else 431
+                msg = f"request {'line' if status == 414 else 'headers'} over {self.limit} bytes"
+                await PlainTextResponse(msg, status_code=status)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

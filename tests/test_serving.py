@@ -186,7 +186,8 @@ def serving(index: Path, log: Path, **env: str) -> Iterator[tuple[str, subproces
 def test_healthz_answers_while_searches_queue_and_past_the_limit_503(
     seed_index_dir: Path, tmp_path: Path
 ) -> None:
-    env = {"PODCITE_SEARCH_THREADS": "1", "PODCITE_MAX_QUEUED": "12"}
+    env = {"PODCITE_SEARCH_THREADS": "1", "PODCITE_MAX_QUEUED": "12",
+           "PODCITE_MAX_HEADER_BYTES": "4096"}  # fmt: skip
     with serving(seed_index_dir, tmp_path / "log", **env) as (base, _):
         done: list[tuple[str, float, int, str | None]] = []
 
@@ -204,6 +205,11 @@ def test_healthz_answers_while_searches_queue_and_past_the_limit_503(
             futures = [pool.submit(ask, i) for i in range(39)] + [pool.submit(health)]
             for f in futures:
                 f.result()
+        # Request line or headers past PODCITE_MAX_HEADER_BYTES (4 KB here): refused.
+        assert _refused(base, "/healthz", {"X-Big": "a" * 8000})
+        assert _refused(base, f"/healthz?pad={'b' * 8000}", {})
+        assert httpx.get(f"{base}/healthz", headers={"X-Ok": "a" * 2000}).status_code == 200
+
     searches = [d for d in done if d[0] == "search"]
     (h,) = [d for d in done if d[0] == "health"]
     assert h[2] == 200
@@ -212,6 +218,13 @@ def test_healthz_answers_while_searches_queue_and_past_the_limit_503(
     refused = [s for s in searches if s[2] == 503]
     assert refused and all(s[3] == "1" for s in refused)  # Retry-After
     assert h[1] < max(s[1] for s in searches if s[2] == 200)  # not behind the queue
+
+
+def _refused(base: str, path: str, headers: dict[str, str]) -> bool:
+    try:
+        return httpx.get(f"{base}{path}", headers=headers, timeout=30).status_code in (414, 431)
+    except httpx.HTTPError:
+        return True  # h11 may close the connection instead of answering
 
 
 def _wait(pred, what: str, seconds: float = 120) -> None:  # type: ignore[no-untyped-def]
