@@ -1,5 +1,6 @@
 # podcite: two commands.
-#   make run    set up, index corpus/, and serve on http://127.0.0.1:8000
+#   make run    set up, index corpus/ (only when there is no index yet), and serve
+#               on http://127.0.0.1:8000; an index you built is never replaced
 #   make test   set up, lint, type-check and run the tests
 PYTHON ?= python3
 VENV   := .venv
@@ -25,7 +26,11 @@ $(STAMP): pyproject.toml
 ingest: $(STAMP)
 	PODCITE_INDEX_DIR=$(INDEX) $(BIN)/podcite ingest corpus
 
-run: ingest
+# The index as a file target: built from corpus/ only when it does not exist.
+$(INDEX): | $(STAMP)
+	PODCITE_INDEX_DIR=$(INDEX) $(BIN)/podcite ingest corpus
+
+run: $(STAMP) | $(INDEX)
 	PODCITE_INDEX_DIR=$(INDEX) $(BIN)/podcite serve
 
 serve: $(STAMP)

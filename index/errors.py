@@ -30,3 +30,7 @@ class QueryError(PodciteError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class UnknownEpisode(QueryError):
+    """An episode filter naming no episode of the index (the API answers 404)."""

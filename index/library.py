@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -68,14 +69,25 @@ def _end(sentences: Sequence[Any]) -> float | None:
     return sentences[-1].end_time if sentences else None
 
 
-def episode_entries(documents: Sequence[Document]) -> list[dict[str, Any]]:
-    """The manifest's ``episodes`` list (index/build.py writes it)."""
+def episode_entries(
+    documents: Sequence[Document], kept: Iterable[dict[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """The manifest's ``episodes`` list (index/build.py writes it): this build's
+    documents' episodes, and ``kept`` entries of the previous build's manifest
+    for the documents an incremental build carries over."""
     return _merge(
-        _entry(
-            d.episode, _end(d.sentences) if d.kind == "transcript" else None, d.kind == "transcript"
+        chain(
+            (
+                _entry(
+                    d.episode,
+                    _end(d.sentences) if d.kind == "transcript" else None,
+                    d.kind == "transcript",
+                )
+                for d in documents
+                if d.episode is not None
+            ),
+            kept,
         )
-        for d in documents
-        if d.episode is not None
     )
 
 

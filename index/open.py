@@ -12,7 +12,10 @@ from index.embedder import Embedder
 
 def open_index(path: Path, embedder: Embedder | None = None, verify: bool = True) -> Index:
     """Load an index directory (checksums checked with ``verify``) behind the
-    embedded FAISS + bm25s backend, with the embedder that encodes its questions."""
+    embedded FAISS + bm25s backend, with the embedder that encodes its questions
+    (which must be the model the index was built with)."""
+    if embedder is not None:
+        store.check_manifest(Path(path), verify=False, model=embedder.name)
     stored = store.load(Path(path), verify=verify)
     return Index(EmbeddedBackend(stored), stored.manifest, embedder, stored.path)
 

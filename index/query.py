@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from index.backend import Index
-from index.errors import QueryError
+from index.errors import QueryError, UnknownEpisode
 from index.records import (
     ABSTAIN_BELOW,
     MAX_K,
@@ -38,7 +38,13 @@ from ingest.records import KINDS, Kind
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "５"
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# What the schema states (and pydantic enforces) of a date; _is_date adds the
+# calendar (no 30 February), which "format: date" states to schema readers.
+DATE_PATTERN = (
+    r"^(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"  # year 0001-9999
+    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])$"
+)
+_DATE_SCHEMA: dict[str, JsonValue] = {"format": "date"}
 
 
 def _bad(message: str) -> PydanticCustomError:
@@ -64,7 +70,10 @@ class SearchParams(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     q: str = Field(
-        min_length=1, max_length=MAX_QUERY_CHARS, description="The question, 1-1000 characters."
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        pattern=r"\S",  # not only spaces
+        description="The question, 1-1000 characters, not only spaces.",
     )
     k: int | None = Field(None, ge=1, le=MAX_K, description="How many results, 1-50 (default 5).")
     kind: Kind | None = Field(None, description="Only 'wiki' or 'transcript' results.")
@@ -72,10 +81,16 @@ class SearchParams(BaseModel):
         None, max_length=200, description="Only this episode (its id: a YouTube id)."
     )
     after: str | None = Field(
-        None, pattern=DATE_PATTERN, description="Episodes on or after this date, YYYY-MM-DD."
+        None,
+        pattern=DATE_PATTERN,
+        json_schema_extra=_DATE_SCHEMA,
+        description="Episodes on or after this date, YYYY-MM-DD (not later than before).",
     )
     before: str | None = Field(
-        None, pattern=DATE_PATTERN, description="Episodes on or before this date, YYYY-MM-DD."
+        None,
+        pattern=DATE_PATTERN,
+        json_schema_extra=_DATE_SCHEMA,
+        description="Episodes on or before this date, YYYY-MM-DD.",
     )
     mode: Mode | None = Field(None, description="Ranking: hybrid (default), dense or bm25.")
 
@@ -196,6 +211,8 @@ def run(
 ) -> Outcome:
     """The one search path behind the page, /api/search, /api/ask and the CLI."""
     t0 = time.perf_counter()
+    if params.episode is not None and params.episode not in _episodes(index):
+        raise UnknownEpisode("episode", f"unknown episode {params.episode!r}: not in this index")
     k = options.default_k if params.k is None else params.k
     found = search(
         index, params.q, k, filters=params.filters, mode=params.mode, fusion=options.fusion
@@ -204,3 +221,8 @@ def run(
     sentences = answer(index, params.q, hits, options.abstain_below) if with_answer else []
     took = (time.perf_counter() - t0) * 1000
     return Outcome(params.q, hits, sentences, abstains(hits, options.abstain_below), took)
+
+
+def _episodes(index: Index) -> set[str]:
+    """The episode ids the index's documents are about (its manifest's list)."""
+    return {str(d["episode"]) for d in index.documents.values() if d.get("episode")}

@@ -14,9 +14,16 @@ pruned and loaded here, and nowhere else.
                          indptr.csc.index.npy, vocab.index.json,
                          params.index.json, and podcite.json (tokenizer version)
 
-The directory a user names is a symlink to one build under ``.<name>.builds/``;
-a new build is written beside it as ``<stamp>-<pid>.partial``, verified,
-renamed, and the symlink replaced in one atomic step.
+The directory a user names is a symlink to one build under ``.<name>.builds/``
+(index/builds.py: the lock, names, leftovers, pruning, rollback); a new build is
+written beside it as ``<stamp>-<pid>.partial``, fsynced, verified, renamed, and
+the symlink replaced in one atomic step (then the folders fsynced).
+
+The manifest carries its own checksum (``manifest_sha256``, format 2), and
+every load checks it and the manifest against the data (model dimension,
+counts, the document list); ``verify`` adds the files' checksums, which must
+cover every file.  Format-1 manifests (older builds) have no self-checksum and
+are still read.
 """
 
 from __future__ import annotations
@@ -25,21 +32,28 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.errors import IndexFormatError, IndexMissingError
+from index import builds
+from index.builds import builds_dir
+from index.errors import BuildError, IndexFormatError, IndexMissingError
 from index.keyword import KeywordIndex, build_keyword_index, load_keyword_index
-from ingest.records import Episode, Passage, Sentence, Time
+from index.serial import passage_from_dict, passage_to_dict
+from ingest.records import Passage
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS = (1, 2)  # format 1: the same files, no manifest self-checksum
+SELF = "manifest_sha256"
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 VECTORS = "vectors.npy"
@@ -48,7 +62,6 @@ KEYS = "embed_keys.txt"
 FAISS = "faiss.index"
 KEYWORD = "bm25"
 DATA_FILES = (PASSAGES, VECTORS, SENTENCES, KEYS, FAISS)
-KEEP_BUILDS = 2  # the live build and the one before it
 
 
 def file_sha256(path: Path) -> str:
@@ -57,10 +70,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def builds_dir(out: Path) -> Path:
-    return out.parent / f".{out.name}.builds"
 
 
 @dataclass
@@ -94,93 +103,14 @@ class Stored:
         return self.sentence_vectors[a : a + len(self.passages[i].sentences)]
 
 
-# -- passages.jsonl ----------------------------------------------------------------
-
-
-def passage_to_dict(p: Passage) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "document_id": p.document_id,
-        "document_title": p.document_title,
-        "kind": p.kind,
-        "channel": p.channel,
-        "episode": _fields_dict(p.episode),
-        "section": list(p.section),
-        "path": p.path,
-        "links": list(p.links),
-        "anchor": _time_dict(p.anchor),
-        "sentences": [
-            {
-                "start": s.start,
-                "end": s.end,
-                "text": s.text,
-                "time": _time_dict(s.time),
-                "end_time": s.end_time,
-                "links": list(s.links),
-                "line": s.line,
-            }
-            for s in p.sentences
-        ],
-    }
-
-
-def passage_from_dict(d: dict[str, Any]) -> Passage:
-    return Passage(
-        id=d["id"],
-        document_id=d["document_id"],
-        document_title=d["document_title"],
-        kind=d["kind"],
-        channel=d["channel"],
-        episode=_episode_from(d["episode"]),
-        section=tuple(d["section"]),
-        path=d.get("path", ""),
-        links=tuple(d["links"]),
-        anchor=_time_from(d["anchor"]),
-        sentences=tuple(
-            Sentence(
-                start=s["start"],
-                end=s["end"],
-                text=s["text"],
-                time=_time_from(s["time"]),
-                end_time=s.get("end_time"),
-                links=tuple(s.get("links", ())),
-                line=s.get("line", 0),
-            )
-            for s in d["sentences"]
-        ),
-    )
-
-
-def _fields_dict(record: Any) -> dict[str, Any] | None:
-    if record is None:
-        return None
-    return {f.name: getattr(record, f.name) for f in fields(record)}
-
-
-def _episode_from(d: dict[str, Any] | None) -> Episode | None:
-    if d is None:
-        return None
-    known = {f.name for f in fields(Episode)}  # fields of a newer podcite are ignored
-    return Episode(**{k: v for k, v in d.items() if k in known})
-
-
-def _time_dict(t: Time | None) -> dict[str, Any] | None:
-    if t is None:
-        return None
-    d: dict[str, Any] = {"seconds": t.seconds, "exact": t.exact}
-    if t.verified is not None:
-        d["verified"] = t.verified
-        d["said_at"] = t.said_at
-    return d
-
-
-def _time_from(d: dict[str, Any] | None) -> Time | None:
-    if d is None:
-        return None
-    return Time(d["seconds"], d["exact"], d.get("verified"), d.get("said_at"))
-
-
 # -- reading -----------------------------------------------------------------------
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """The manifest's own checksum: sha256 of its canonical JSON without this field."""
+    body = {k: v for k, v in manifest.items() if k != SELF}
+    canon = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -193,16 +123,41 @@ def read_manifest(path: Path) -> dict[str, Any]:
         manifest: dict[str, Any] = json.loads(target.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexFormatError(f"{target}: unreadable manifest: {exc}") from exc
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format_version") not in READS:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise IndexFormatError(
-            f"{path}: index format {manifest.get('format_version')!r}, this podcite reads "
+            f"{path}: index format {version!r}, this podcite reads "
             f"{FORMAT_VERSION}; rebuild it with `podcite ingest`"
         )
+    if manifest["format_version"] >= 2 and manifest.get(SELF) != manifest_digest(manifest):
+        raise IndexFormatError(f"{target}: the manifest does not match its own checksum")
     return manifest
+
+
+def check_manifest(path: Path, verify: bool = True, model: str | None = None) -> dict[str, Any]:
+    """What ``podcite serve`` checks before the model loads: the manifest (its
+    own checksum), the model it names and, with ``verify``, every file's checksum."""
+    manifest = read_manifest(path)
+    if model is not None and _model(manifest) != model:
+        raise IndexFormatError(
+            f"{path}: built with the model {_model(manifest)!r}, but this podcite "
+            f"loads {model!r}; rebuild it with `podcite ingest --replace` or set PODCITE_MODEL_DIR"
+        )
+    if verify:
+        _verify_checksums(path.resolve(), manifest)
+    return manifest
+
+
+def _model(manifest: dict[str, Any]) -> str:
+    try:
+        return str(manifest["model"]["name"])
+    except (KeyError, TypeError):
+        return "?"
 
 
 def load(path: Path, verify: bool = True, searchable: bool = True) -> Stored:
     """Open an index; with ``verify``, every file's checksum must match the manifest.
+    The manifest is always checked against the data (see the module docstring).
 
     ``searchable=False`` skips the FAISS file (``Stored.faiss`` is None): what a
     rebuild needs to reuse vectors.  It also leaves OpenMP alone, see below."""
@@ -229,69 +184,158 @@ def load(path: Path, verify: bool = True, searchable: bool = True) -> Stored:
         keys = (path / KEYS).read_text(encoding="utf-8").split()
         fidx = faiss.read_index(str(path / FAISS)) if searchable else None
         keyword = load_keyword_index(path / KEYWORD)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         raise IndexFormatError(f"{path}: unreadable index: {exc}") from exc
-    n = len(passages)
-    if fidx is not None and fidx.ntotal != n:
+    stored = Stored(manifest, passages, vectors, sentence_vectors, keys, path, fidx, keyword)
+    _consistent(stored)
+    return stored
+
+
+def _consistent(s: Stored) -> None:
+    """The manifest against the data: dimension, counts, document list."""
+    path, m, n = s.path, s.manifest, len(s.passages)
+    try:
+        dim, counts, docs = int(m["dimension"]), m["counts"], m["documents"]
+        per_doc = {d: int(info["passages"]) for d, info in docs.items()}
+        m["model"]["name"]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise IndexFormatError(f"{path}: the manifest lacks or garbles {exc}") from None
+    if s.vectors.ndim != 2 or s.vectors.shape[1] != dim or s.sentence_vectors.ndim != 2:
+        raise IndexFormatError(f"{path}: vectors are not {dim}-dimensional as the manifest says")
+    if s.sentence_vectors.shape[1] != dim or (s.faiss is not None and s.faiss.d != dim):
+        raise IndexFormatError(f"{path}: vectors are not {dim}-dimensional as the manifest says")
+    if s.faiss is not None and s.faiss.ntotal != n:
         raise IndexFormatError(f"{path}: the FAISS index does not match the passages")
-    if not (vectors.shape[0] == n == len(keys) == manifest["counts"]["passages"]):
+    if not (s.vectors.shape[0] == n == len(s.keys) == counts.get("passages")):
         raise IndexFormatError(f"{path}: passage, vector and manifest counts disagree")
-    if sentence_vectors.shape[0] != sum(len(p.sentences) for p in passages):
+    if s.sentence_vectors.shape[0] != sum(len(p.sentences) for p in s.passages):
         raise IndexFormatError(f"{path}: sentence vectors do not match the passages")
-    return Stored(manifest, passages, vectors, sentence_vectors, keys, path, fidx, keyword)
+    if counts.get("sentences") != s.sentence_vectors.shape[0]:
+        raise IndexFormatError(f"{path}: sentence and manifest counts disagree")
+    if counts.get("documents") != len(docs) or Counter(
+        p.document_id for p in s.passages
+    ) != Counter({d: c for d, c in per_doc.items() if c}):
+        raise IndexFormatError(f"{path}: the manifest's document list does not match the passages")
+    if s.keyword is not None and s.keyword.size != n:
+        raise IndexFormatError(f"{path}: the keyword index does not match the passages")
 
 
 def _verify_checksums(path: Path, manifest: dict[str, Any]) -> None:
-    for name, digest in manifest.get("checksums", {}).items():
+    sums = manifest.get("checksums")
+    if not isinstance(sums, dict):
+        raise IndexFormatError(f"{path}: the manifest has no checksums")
+    on_disk = {*DATA_FILES, *(f"{KEYWORD}/{f.name}" for f in _files(path / KEYWORD))}
+    if not on_disk <= set(sums):
+        missing = sorted(on_disk - set(sums))[0]
+        raise IndexFormatError(f"{path / missing}: not covered by the manifest's checksums")
+    for name, digest in sums.items():
         f = path / name
         if not f.is_file() or file_sha256(f) != digest:
             raise IndexFormatError(f"{f}: missing or does not match the manifest checksum")
 
 
+def _files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.is_file()) if folder.is_dir() else []
+
+
+def previous(out: Path) -> tuple[Stored | None, str | None]:
+    """The served build, verified, for a rebuild to reuse (no FAISS); with a
+    warning instead when it fails verification (then nothing is reused)."""
+    try:
+        return load(out, verify=True, searchable=False), None
+    except IndexMissingError:
+        return None, None
+    except IndexFormatError as exc:
+        if not out.exists():
+            return None, None
+        return None, f"the previous build fails verification, nothing reused from it: {exc}"
+
+
 # -- writing -----------------------------------------------------------------------
+
+
+@contextmanager
+def lock(out: Path) -> Iterator[None]:
+    """Hold the one-writer lock of this index (index/builds.py); on taking it,
+    the leftovers of dead builds are removed, so kills in a row pile nothing up."""
+    with builds.lock(builds_dir(out)):
+        builds.clean(out)
+        yield
+
+
+def needed_bytes(data: Stored) -> int:
+    """About what a build takes on disk: vectors twice (npy and FAISS), the
+    sentence vectors, the passages as JSON (~3x their text) and the keyword index."""
+    text = sum(len(s.text) for p in data.passages for s in p.sentences)
+    return int(2 * data.vectors.nbytes + data.sentence_vectors.nbytes + 5 * text + (1 << 20))
 
 
 def publish(out: Path, data: Stored) -> Path:
     """Write ``data`` as a new build beside ``out``, verify it, and point ``out``
     at it in one atomic step; returns the build directory.  A failure at any
     point leaves the previous build answering and removes this one."""
-    import faiss
-
     root = builds_dir(out)
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    tmp = root / f"{stamp}-{os.getpid()}.partial"
-    tmp.mkdir()
-    try:
-        with (tmp / PASSAGES).open("w", encoding="utf-8") as fh:
-            for p in data.passages:
-                fh.write(json.dumps(passage_to_dict(p), ensure_ascii=False) + "\n")
-        np.save(tmp / VECTORS, data.vectors)
-        np.save(tmp / SENTENCES, data.sentence_vectors)
-        (tmp / KEYS).write_text("\n".join(data.keys) + "\n", encoding="utf-8")
-        fidx = faiss.IndexFlatIP(data.vectors.shape[1])
-        fidx.add(data.vectors)
-        faiss.write_index(fidx, str(tmp / FAISS))
-        (data.keyword or build_keyword_index(data.passages)).save(tmp / KEYWORD)
-        # The keyword files too: a corrupt BM25 file must fail load(verify=True) like any other.
-        keyword_files = sorted(f"{KEYWORD}/{f.name}" for f in (tmp / KEYWORD).iterdir())
-        names = [*DATA_FILES, *keyword_files]
-        manifest = {**data.manifest, "checksums": {n: file_sha256(tmp / n) for n in names}}
-        # The manifest is written last: a directory without one is never an index.
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        load(tmp, verify=True, searchable=False)  # what was written reads back whole
+    with lock(out):
+        need = needed_bytes(data)
+        free = shutil.disk_usage(root).free
+        if free < need:
+            raise builds.write_error(root, OSError(28, "No space left on device"), need)
+        tmp = root / f"{builds.new_name()}.partial"
         final = tmp.with_suffix("")
-        tmp.rename(final)
-        _swap(out, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _prune(root, keep=os.readlink(out) if out.is_symlink() else None)
+        try:
+            tmp.mkdir()
+            _write(tmp, data)
+            load(tmp, verify=True, searchable=False)  # what was written reads back whole
+            tmp.rename(final)
+            builds.fsync_dir(root)
+            live = builds.served(out)
+            if live is not None:
+                builds.mark_published(live)  # served, so published: a rollback target
+            _swap(out, final)
+            builds.mark_published(final)
+        except BaseException as exc:
+            if builds.served(out) != final.resolve():
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.rmtree(final, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise builds.write_error(root, exc, need) from None
+            if isinstance(exc, RuntimeError) and "write" in str(exc).lower():
+                raise BuildError(f"cannot write in {root}: {exc}") from None  # FAISS's I/O
+            raise
+        builds.prune(out)
     return final
 
 
+def _write(tmp: Path, data: Stored) -> None:
+    import faiss
+
+    with (tmp / PASSAGES).open("w", encoding="utf-8") as fh:
+        for p in data.passages:
+            fh.write(json.dumps(passage_to_dict(p), ensure_ascii=False) + "\n")
+    np.save(tmp / VECTORS, data.vectors)
+    np.save(tmp / SENTENCES, data.sentence_vectors)
+    (tmp / KEYS).write_text("\n".join(data.keys) + "\n", encoding="utf-8")
+    fidx = faiss.IndexFlatIP(data.vectors.shape[1])
+    fidx.add(data.vectors)
+    faiss.write_index(fidx, str(tmp / FAISS))
+    (data.keyword or build_keyword_index(data.passages)).save(tmp / KEYWORD)
+    # The keyword files too: a corrupt BM25 file must fail load(verify=True) like any other.
+    names = [*DATA_FILES, *(f"{KEYWORD}/{f.name}" for f in _files(tmp / KEYWORD))]
+    manifest = {**data.manifest, "format_version": FORMAT_VERSION}
+    manifest["checksums"] = {n: file_sha256(tmp / n) for n in names}
+    manifest[SELF] = manifest_digest(manifest)
+    builds.fsync_tree(tmp)
+    # The manifest is written last: a directory without one is never an index.
+    with (tmp / MANIFEST).open("w", encoding="utf-8") as fh:
+        fh.write(json.dumps(manifest, indent=1))
+        fh.flush()
+        os.fsync(fh.fileno())
+    builds.fsync_dir(tmp)
+
+
 def _swap(out: Path, build_dir: Path) -> None:
-    """Point ``out`` at ``build_dir`` in one step (rename of a symlink over a symlink)."""
+    """Point ``out`` at ``build_dir`` in one step (rename of a symlink over a
+    symlink), then fsync the folder so the new pointer survives a power cut."""
     target = os.path.relpath(build_dir, out.parent)
     if out.exists() and not out.is_symlink():
         # A plain directory from an older layout: move it aside once.
@@ -301,19 +345,21 @@ def _swap(out: Path, build_dir: Path) -> None:
         link.unlink()
     os.symlink(target, link)
     os.replace(link, out)
+    builds.fsync_dir(out.parent)
 
 
-def _prune(root: Path, keep: str | None) -> None:
-    builds = sorted(
-        (p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
-    )
-    live = (root.parent / keep).resolve() if keep else None
-    kept = 0
-    for p in builds:
-        if p.resolve() == live or (kept < KEEP_BUILDS and not p.name.endswith(".partial")):
-            kept += 1
-            continue
-        shutil.rmtree(p, ignore_errors=True)
+def rollback(out: Path) -> Path:
+    """Point ``out`` back at the build before the served one, verified first."""
+    with lock(out):
+        target = builds.rollback_target(out)
+        if target is None:
+            raise BuildError(f"{out}: no previous build to roll back to")
+        load(target, verify=True, searchable=False)
+        live = builds.served(out)
+        if live is not None:
+            builds.mark_published(live)
+        _swap(out, target)
+    return target
 
 
 def is_foreign(out: Path) -> bool:

@@ -20,14 +20,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from index import store
 from index.embedder import Embedder
-from ingest.errors import PodciteError
 from ingest.records import Document, Passage
 from ingest.windows import MAX_WINDOW_CHARS, MODEL_WINDOW_S, model_windows
 
@@ -57,7 +55,7 @@ def embed_input(p: Passage) -> tuple[str, list[tuple[int, int]]]:
 
 
 def embed_key(model: str, text: str) -> str:
-    return hashlib.sha1(f"{model}\x00{text}".encode()).hexdigest()
+    return hashlib.sha1(f"{model}\x00{text}".encode(), usedforsecurity=False).hexdigest()
 
 
 def passage_key(model: str, p: Passage, doc: Document) -> str:
@@ -91,13 +89,10 @@ class Previous:
     sentences: dict[SentenceKey, NDArray[np.float16]] = field(default_factory=dict)
 
 
-def previous(out: Path, model: str) -> Previous:
-    """The live build's vectors, when it used the same model (else nothing)."""
-    try:
-        old = store.load(out, verify=False, searchable=False)
-    except PodciteError:
-        return Previous()
-    if old.model != model:
+def previous(old: store.Stored | None, model: str) -> Previous:
+    """What a build may reuse of ``old`` (the served build, already verified
+    against its checksums by ``store.previous``), when it used the same model."""
+    if old is None or old.model != model:
         return Previous()
     prev = Previous()
     windows = old.manifest.get("transcript_windows", {}).get("model_windows")

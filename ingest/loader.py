@@ -20,6 +20,9 @@ from ingest.records import Document
 WIKI_SUFFIXES = {".txt", ".md", ".markdown"}
 TRANSCRIPT_SUFFIXES = {".vtt", ".srt"}
 CATALOG_SUFFIXES = {".csv"}
+# One document's largest file: a 3-hour episode's VTT is ~0.3 MB.  Bigger files
+# are refused before they are read, so memory stays bounded (README, "Limits").
+MAX_FILE_BYTES = 20_000_000
 SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES
 
 
@@ -40,6 +43,11 @@ class Loaded:
 def read_text(path: Path) -> tuple[str, str]:
     """The file's text (newlines verbatim, so offsets slice back) and its sha256."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise DocumentError(
+                str(path), 0, f"{size / 1e6:.1f} MB is over the {MAX_FILE_BYTES / 1e6:.0f} MB limit"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(str(path), 0, f"cannot read: {exc.strerror or exc}") from exc

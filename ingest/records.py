@@ -20,7 +20,8 @@ KINDS: tuple[Kind, ...] = ("wiki", "transcript")  # for checking input at the ed
 
 def passage_id(document_id: str, start: int, end: int) -> str:
     """A passage's stable id: its document and the offsets of its verbatim text."""
-    return hashlib.sha1(f"{document_id}:{start}:{end}".encode()).hexdigest()[:16]
+    key = f"{document_id}:{start}:{end}".encode()
+    return hashlib.sha1(key, usedforsecurity=False).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

@@ -294,11 +294,12 @@ def _sentences(
         )
 
     out: list[Sentence] = []
-    for a, b in splitter.split(joined):
+    for a, b in splitter.split(joined, long=False):
         for lo, hi in _cap(joined, cues, bisect_right(cue_at, a) - 1, a, b):
-            sentence = make(lo, hi)
-            if sentence is not None:
-                out.append(sentence)
+            for lo2, hi2 in splitter.cut(joined, lo, hi):  # a run-on single cue, read whole
+                sentence = make(lo2, hi2)
+                if sentence is not None:
+                    out.append(sentence)
     return out
 
 

@@ -21,21 +21,27 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from index.backend import Index
-from index.errors import QueryError
+from index.errors import QueryError, UnknownEpisode
 from index.query import SearchParams, first_error, run
 from ingest.errors import PodciteError
-from server import docs, pages, schemas
+from server import docs, limits, pages, reload, schemas, security
 from server.settings import Settings
 
 HERE = Path(__file__).parent
 Params = Annotated[SearchParams, Query()]
 PAGE_FIELDS = ("q", "k", "kind", "episode", "after", "before", "mode")
 PAGE_CHOICES = ("group",)  # how the page lays results out, not search parameters
+# Besides 200 and 422 (FastAPI states those): what the API may answer (issue 14).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "An episode filter naming no episode of the index."},
+    429: {"description": "Too many searches from this client (when rate-limited)."},
+    503: {"description": "Too many searches waiting, or no index loaded; see Retry-After."},
+}
 
 
 def _error(exc: QueryError) -> JSONResponse:
     return JSONResponse(
-        status_code=422,
+        status_code=404 if isinstance(exc, UnknownEpisode) else 422,
         content={
             "detail": [{"loc": ["query", exc.field], "msg": exc.message, "type": "value_error"}]
         },
@@ -52,7 +58,9 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             from server.runtime import open_for_queries
 
             app.state.index = open_for_queries(settings)
-        yield
+        async with reload.watching(reloader):
+            yield
+        pool.close()
 
     app = FastAPI(
         title="podcite",
@@ -64,6 +72,9 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     )
     app.state.settings = settings
     app.state.index = index
+    pool = limits.install(app, settings)  # searches off the event loop, 503 past the queue
+    reloader = reload.install(app, settings)  # a newly published index, /readyz
+    security.install(app, settings)  # headers, Host check, HEAD, the admin key
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     docs.mount(app)
@@ -91,19 +102,20 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             raise PodciteError("the index is not loaded")
         return idx
 
-    # The search endpoints are async on purpose: a query is ~10 ms of CPU work
-    # (torch, FAISS), and running it on the event loop avoids the thread-pool
-    # hop, which cost several ms per query with torch's own threads (measured
-    # in docs/benchmarks.md).
-    @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"])
+    # Searches run in the pool's threads (server/limits.py), never on the event
+    # loop, so /healthz and /metrics answer while they run.  Each request takes
+    # the index once: a reload mid-request cannot mix two versions.
+    @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"], responses=ERRORS)
     async def api_search(request: Request, params: Params) -> schemas.SearchOut:
         """Passages that answer the question, best first, each cited to its moment."""
-        return schemas.search_response(run(current(request), params, False, options))
+        out = await pool.run(request, run, current(request), params, False, options)
+        return schemas.search_response(out)
 
-    @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"])
+    @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"], responses=ERRORS)
     async def api_ask(request: Request, params: Params) -> schemas.AskOut:
         """The one to three source sentences that best answer the question, then the passages."""
-        return schemas.ask_response(run(current(request), params, True, options))
+        out = await pool.run(request, run, current(request), params, True, options)
+        return schemas.ask_response(out)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(request: Request) -> dict[str, Any]:
@@ -123,9 +135,14 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         """Where the question comes up: per top episode of its results, its length
         and every moment scoring above the weak threshold."""
         idx = current(request)
-        out = run(idx, params, False, options)
-        strips = pages.timeline(idx, params, out.hits, options, pages.library_of(request.app))
-        return schemas.timeline_response(out.query, options.abstain_below, strips)
+
+        def strips() -> tuple[Any, list[Any]]:
+            out = run(idx, params, False, options)
+            library = pages.library_of(request.app)
+            return out, pages.timeline(idx, params, out.hits, options, library)
+
+        out, found = await pool.run(request, strips)
+        return schemas.timeline_response(out.query, options.abstain_below, found)
 
     @app.get("/api/episodes", response_model=schemas.EpisodesOut, tags=["api"])
     def api_episodes(request: Request) -> schemas.EpisodesOut:
@@ -136,7 +153,9 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request) -> HTMLResponse:
         raw = {f: request.query_params.get(f) for f in (*PAGE_FIELDS, *PAGE_CHOICES)}
-        status, context = pages.page(current(request), raw, options, request.app)
+        status, context = await pool.run(
+            request, pages.page, current(request), raw, options, request.app
+        )
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 
     return app

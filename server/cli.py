@@ -60,7 +60,24 @@ def _settings(index: Path | None = None, **overrides: Any) -> Settings:
 
 
 def do_ingest(
-    paths: list[Path], settings: Settings, strict: bool, quiet: bool = False
+    paths: list[Path],
+    settings: Settings,
+    strict: bool,
+    quiet: bool = False,
+    prune: bool = False,
+    replace: bool = False,
+) -> BuildReport:
+    from index import store
+    from index.errors import BuildError
+
+    if store.is_foreign(settings.index_dir):
+        raise BuildError(f"{settings.index_dir} exists and is not a podcite index")
+    with store.lock(settings.index_dir):  # one writer, from the first file read to publishing
+        return _ingest(paths, settings, strict, quiet, prune, replace)
+
+
+def _ingest(
+    paths: list[Path], settings: Settings, strict: bool, quiet: bool, prune: bool, replace: bool
 ) -> BuildReport:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -95,6 +112,9 @@ def do_ingest(
             strict=strict,
             catalog_files=loaded.catalog_files,
             progress=progress,
+            roots=[p for p in paths if p.is_dir()],
+            prune=prune,
+            replace=replace,
         )
     for line in report.errors:
         console.print(f"[red]skipped[/red] {line}", highlight=False)
@@ -103,6 +123,13 @@ def do_ingest(
     if len(report.warnings) > 20:
         console.print(f"[yellow]… and {len(report.warnings) - 20} more warnings (see the manifest)")
     seconds = time.perf_counter() - t0
+    for doc_id in report.removed[:20]:
+        console.print(f"[yellow]removed[/yellow] {doc_id} (its file is gone)", highlight=False)
+    console.print(
+        f"{len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.removed)} removed, {len(report.kept)} kept",
+        highlight=False,
+    )
     console.print(
         f"indexed {report.documents} documents, {report.passages} passages "
         f"({report.embedded} embedded, {report.reused} reused), "
@@ -120,10 +147,27 @@ def ingest(
     ] = None,
     index: IndexOpt = None,
     strict: Annotated[bool, typer.Option(help="Fail the whole build on any bad document.")] = False,
+    prune: Annotated[
+        bool, typer.Option(help="Also remove documents whose files are gone, wherever they were.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option(help="Replace the index with just these documents (keep no others).")
+    ] = False,
+    rollback: Annotated[
+        bool, typer.Option(help="Serve the previous build again (nothing is read or embedded).")
+    ] = False,
 ) -> None:
-    """Parse documents, embed their passages, and publish a new index atomically."""
+    """Add documents to the index (new files added, changed ones re-indexed, the
+    others kept) and publish the new build atomically."""
     settings = _settings(index)
-    _guard(lambda: do_ingest(paths or [settings.corpus_dir], settings, strict))
+    if rollback:
+        from index import store
+
+        build_dir = _guard(lambda: store.rollback(settings.index_dir))
+        typer.echo(f"rolled back: {settings.index_dir} -> {build_dir.name}", err=True)
+        return
+    todo = paths or [settings.corpus_dir]
+    _guard(lambda: do_ingest(todo, settings, strict, False, prune, replace))
 
 
 @app.command()
@@ -138,18 +182,31 @@ def serve(
     import uvicorn
 
     from server.app import create_app
+    from server.security import exposure_warning, uvicorn_limits
 
     settings = _settings(index, host=host, port=port)
-    if not settings.index_dir.exists():
+    if not settings.index_dir.exists() and not settings.index_dir.is_symlink():
         typer.echo(
             f"no index at {settings.index_dir}; building one from {settings.corpus_dir}", err=True
         )
         _guard(lambda: do_ingest([settings.corpus_dir], settings, strict=False))
+    warning = exposure_warning(settings)
+    if warning:
+        typer.secho(f"podcite: warning: {warning}", err=True, fg="yellow")
+    # Checked here, before the model loads: uvicorn reports a failing startup itself
+    # (a traceback and its own exit code), so nothing raised in the lifespan reaches us.
+    _guard(lambda: check_index(settings))
     application = create_app(settings)
-    try:
-        uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
-    except PodciteError as exc:  # raised from the app's startup (a broken index)
-        raise _fail(str(exc)) from None
+    limits = uvicorn_limits(settings)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info", **limits)
+
+
+def check_index(settings: Settings) -> None:
+    """The index the settings name: its manifest, checksums and model (no model load)."""
+    from index import store
+    from server.runtime import embedder
+
+    store.check_manifest(settings.index_dir, settings.verify_index, embedder(settings).name)
 
 
 @app.command()

@@ -43,6 +43,26 @@ class Settings(BaseSettings):
     )
     metrics: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
     verify_index: bool = Field(True, description="Check the index files' checksums when loading.")
+    # Serving under load and the HTTP surface (issue 14: server/limits.py, server/security.py).
+    allowed_hosts: tuple[str, ...] = Field(
+        (), description="Host names served besides localhost, 127.0.0.1, ::1 (the Host check)."
+    )
+    admin_key: str | None = Field(
+        None, description="Key for /metrics and /admin/reload when listening beyond localhost."
+    )
+    search_threads: int = Field(2, ge=1, le=64, description="Threads that run searches.")
+    max_queued: int = Field(
+        32, ge=1, description="Searches running or waiting past which clients get 503."
+    )
+    rate_limit: float = Field(
+        0, ge=0, description="Searches per second per client address; 0 means no limit."
+    )
+    max_header_bytes: int = Field(
+        16384, ge=1024, description="Largest request line plus headers accepted, in bytes."
+    )
+    reload_seconds: float = Field(
+        1.0, ge=0, description="How often to look for a newly published index; 0: only on SIGHUP."
+    )
 
     def query_options(self) -> QueryOptions:
         """What these settings decide about every query (index.query.run)."""
