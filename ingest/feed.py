@@ -108,7 +108,7 @@ def parse_feed(data: bytes, url: str, where: str | None = None) -> Feed:
                 MediaError(
                     f"{where}:{line}",
                     f"item {item.title!r}: duplicate guid {item.guid!r} "
-                    f"(also item {seen[item.guid]!r}): skipped",
+                    f"(also item {seen[item.guid]!r})",
                 )
             )
             continue
@@ -117,7 +117,7 @@ def parse_feed(data: bytes, url: str, where: str | None = None) -> Feed:
             feed.dropped.append(
                 MediaError(
                     f"{where}:{line}",
-                    f"item {item.title!r}: no audio enclosure and no transcript: skipped",
+                    f"item {item.title!r}: no audio enclosure and no transcript",
                 )
             )
             continue

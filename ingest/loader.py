@@ -180,7 +180,7 @@ def _load_media(out: Loaded, audio: list[Source], feeds: list[str], media: Media
         out.errors.extend(got.errors)
         for doc in got.documents:
             if doc.id in ids:  # the same guid twice: two feeds of one show, or one feed twice
-                out.errors.append(MediaError(source, f"{doc.id} is indexed already: skipped"))
+                out.errors.append(MediaError(source, f"{doc.id} is indexed already"))
                 continue
             ids[doc.id] = doc.path
             out.documents.append(doc)

@@ -167,7 +167,7 @@ def _item_document(feed: Feed, item: Item, episode: Episode, media: Media) -> Do
             issues.append(ParseIssue(feed.where, item.line, f"transcript {exc}; next one tried"))
     if doc is None:
         if item.enclosure is None:
-            raise MediaError(label, "no transcript could be read and there is no audio: skipped")
+            raise MediaError(label, "no transcript could be read and there is no audio")
         try:
             doc = _transcribed(item, item.enclosure, doc_id, episode, media)
         except MediaError as exc:  # the URL or file first, then which item it was

@@ -115,8 +115,8 @@ def test_edge_cases_each_say_what_and_where() -> None:
     )
     assert [it.title for it in feed.items] == ["First", "No guid", "Relative"]
     assert [str(e) for e in feed.dropped] == [
-        f"{URL}:6: item 'Same guid': duplicate guid 'a' (also item 'First'): skipped",
-        f"{URL}:7: item 'No audio': no audio enclosure and no transcript: skipped",
+        f"{URL}:6: item 'Same guid': duplicate guid 'a' (also item 'First')",
+        f"{URL}:7: item 'No audio': no audio enclosure and no transcript",
     ]
     no_guid, relative = feed.items[1], feed.items[2]
     assert no_guid.guid == "https://cdn.example.com/x.mp3"
@@ -286,7 +286,7 @@ def test_a_feed_read_offline_uses_its_cached_copy(
     media = Media(cache_dir=tmp_path / "cache")
     first = load([], feeds=[f"{base}/feed.xml"], media=media)
     assert [str(e) for e in first.errors] == [
-        f"{base}/feed.xml:5: item 'First': no audio enclosure and no transcript: skipped"
+        f"{base}/feed.xml:5: item 'First': no audio enclosure and no transcript"
     ]
     del files.files["/feed.xml"]  # the server now answers 404: use what we have, and say so
     stale = Downloads(tmp_path / "cache" / "downloads").fetch(f"{base}/feed.xml", revalidate=True)

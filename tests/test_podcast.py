@@ -149,9 +149,9 @@ def test_items_become_documents_and_the_broken_ones_say_why(
     assert sorted(str(e) for e in out.errors) == sorted(
         [
             f"{feed}:{line('Show notes only')}: item 'Show notes only': "
-            "no audio enclosure and no transcript: skipped",
+            "no audio enclosure and no transcript",
             f"{feed}:{line('Tomatoes again')}: item 'Tomatoes again': duplicate guid 'garden-1' "
-            "(also item 'Tomatoes and compost'): skipped",
+            "(also item 'Tomatoes and compost')",
             f"{lost}: no such file ({feed}:{line('Lost episode')}: item 'Lost episode')",
         ]
     )
