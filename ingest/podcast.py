@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from ingest import wiki
-from ingest.audio import Cue as VttCue
-from ingest.audio import TranscribeProgress, Transcriber, Transcript, vtt_text
+from ingest.audio import TranscribeProgress, Transcriber, Transcript
 from ingest.catalog import Catalog, file_key
+from ingest.cues import Cue as VttCue
+from ingest.cues import vtt_text
 from ingest.errors import DocumentError, FetchError, MediaError
 from ingest.feed import Feed, Item, Link, parse_feed
 from ingest.fetch import DownloadProgress, Downloads, Fetched, copy_into, local_path, to_url

@@ -125,7 +125,8 @@ def _media_progress(console: Any, settings: Settings) -> Iterator[Media]:
     for downloads, audio time for transcription (``12:40 / 2:01:33, 9.8× real time``)."""
     from rich.progress import BarColumn, Progress
 
-    from ingest.audio import Transcriber, clock
+    from ingest.audio import Transcriber
+    from ingest.clock import format_clock
     from ingest.podcast import Media, cache_dir_for
 
     tasks: dict[str, Any] = {}
@@ -153,7 +154,7 @@ def _media_progress(console: Any, settings: Settings) -> Iterator[Media]:
                 task(f"t:{name}", f"transcribing {name[:40]}"),
                 completed=done,
                 total=total,
-                detail=f"{clock(done)} / {clock(total)}{speed}",
+                detail=f"{format_clock(done)} / {format_clock(total)}{speed}",
             )
 
         media = Media(

@@ -7,25 +7,21 @@ everything else runs the real decoder and model on real audio."""
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from index.store import passage_from_dict, passage_to_dict
 from ingest import load, passages
-from ingest.audio import (
-    MAX_CUE_WORDS,
-    Transcriber,
-    Word,
-    cues_from_words,
-    decode,
-)
+from ingest.audio import Transcriber, decode
 from ingest.catalog import Catalog
+from ingest.cues import MAX_CUE_WORDS, Word, cues_from_words
 from ingest.errors import AudioError
 from ingest.fetch import sha256_of
 from ingest.loader import read_text
 from ingest.podcast import Media
-from ingest.records import Passage
 from ingest.transcript import parse_transcript
 from tests.speech import Spoken, silence, speak_episode, tools_or_skip
 
@@ -138,7 +134,7 @@ def test_an_audio_file_among_the_paths_becomes_a_transcribed_document(
     assert p.episode.url_at(p.anchor.seconds) == f"{spoken.path.resolve().as_uri()}#t=" + (
         f"{round(p.anchor.seconds, 1):g}"
     )
-    again = Passage.from_dict(p.to_dict())
+    again = passage_from_dict(json.loads(json.dumps(passage_to_dict(p))))
     assert again == p and again.transcribed == "tiny.en"
 
 

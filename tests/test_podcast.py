@@ -17,7 +17,7 @@ import pytest
 
 from index import build, open_index, search
 from ingest import load
-from ingest.audio import Cue, vtt_text
+from ingest.cues import Cue, vtt_text
 from ingest.loader import Loaded
 from ingest.podcast import Media
 from tests.conftest import ROOT
