@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -25,6 +25,7 @@ from index.errors import QueryError
 from index.query import SearchParams, first_error, parse, run
 from ingest.errors import PodciteError
 from server import schemas
+from server.media import ROUTE, AudioFolders
 from server.settings import Settings
 
 HERE = Path(__file__).parent
@@ -87,6 +88,15 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             raise PodciteError("the index is not loaded")
         return idx
 
+    def folders(request: Request) -> AudioFolders:
+        """The loaded index's local audio folders, worked out once per index."""
+        idx = current(request)
+        known: tuple[Index, AudioFolders] | None = getattr(request.app.state, "audio", None)
+        if known is None or known[0] is not idx:
+            known = (idx, AudioFolders.of(idx))
+            request.app.state.audio = known
+        return known[1]
+
     # The search endpoints are async on purpose: a query is ~10 ms of CPU work
     # (torch, FAISS), and running it on the event loop avoids the thread-pool
     # hop, which cost several ms per query with torch's own threads (measured
@@ -94,12 +104,23 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"])
     async def api_search(request: Request, params: Params) -> schemas.SearchOut:
         """Passages that answer the question, best first, each cited to its moment."""
-        return schemas.search_response(run(current(request), params, False, options))
+        out = run(current(request), params, False, options)
+        return schemas.search_response(out, folders(request).playable)
 
     @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"])
     async def api_ask(request: Request, params: Params) -> schemas.AskOut:
         """The one to three source sentences that best answer the question, then the passages."""
-        return schemas.ask_response(run(current(request), params, True, options))
+        out = run(current(request), params, True, options)
+        return schemas.ask_response(out, folders(request).playable)
+
+    @app.get(ROUTE + "/{path:path}", include_in_schema=False)
+    def audio(request: Request, path: str) -> FileResponse:
+        """An ingested episode's audio file (byte ranges, so a player can seek);
+        nothing outside the folders the index's audio came from (server/media.py)."""
+        target = folders(request).file(path)
+        if target is None:
+            raise HTTPException(status_code=404, detail="no ingested audio at this path")
+        return FileResponse(target)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(request: Request) -> dict[str, Any]:
@@ -129,8 +150,9 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
                 status = 422
             else:
                 context["outcome"] = out
-                context["answer"] = [schemas.answer_sentence(a) for a in out.answer]
-                context["results"] = [(h, schemas.result(h)) for h in out.hits]
+                playable = folders(request).playable
+                context["answer"] = [schemas.answer_sentence(a, playable) for a in out.answer]
+                context["results"] = [(h, schemas.result(h, playable)) for h in out.hits]
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 
     return app

@@ -3,12 +3,19 @@ records into them (``podcite ask --json`` prints the same bodies)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 from pydantic import BaseModel
 
 from index.query import Outcome
 from index.records import AnswerSentence, Hit
 from ingest.clock import format_hms
-from ingest.records import Time
+from ingest.records import Episode, Time
+
+# An episode's audio URL -> one a browser can play (the server's route for a
+# local file); None keeps the URL as the index holds it (``podcite ask --json``).
+Playable = Callable[[str], str] | None
 
 
 class TimestampOut(BaseModel):
@@ -41,6 +48,14 @@ class SourceOut(BaseModel):
     line: int
 
 
+class AudioOut(BaseModel):
+    """An episode's audio (not on YouTube), to play from the cited moment."""
+
+    url: str  # without a fragment; ``url`` of the result adds ``#t=SECONDS``
+    type: str | None = None
+    start: float  # the cited second
+
+
 class SpanOut(BaseModel):
     start: float
     end: float
@@ -68,6 +83,8 @@ class ResultOut(BaseModel):
     source_timestamp: TimestampOut | None = None
     links: list[str]
     source: SourceOut
+    transcribed: str | None = None  # the model that transcribed it here (e.g. "tiny.en")
+    audio: AudioOut | None = None
 
 
 class SearchOut(BaseModel):
@@ -108,10 +125,17 @@ def timestamp(t: Time | None) -> TimestampOut | None:
     )
 
 
-def result(h: Hit) -> ResultOut:
+def _playable(ep: Episode | None, audio: Playable) -> Episode | None:
+    if ep is None or ep.youtube or not ep.audio_url or audio is None:
+        return ep
+    return replace(ep, audio_url=audio(ep.audio_url))
+
+
+def result(h: Hit, audio: Playable = None) -> ResultOut:
     p = h.passage
     t = h.time
     span = p.span
+    ep = _playable(p.episode, audio)
     return ResultOut(
         id=p.id,
         rank=h.rank,
@@ -131,20 +155,22 @@ def result(h: Hit) -> ResultOut:
         else None,
         section=list(p.section),
         timestamp=timestamp(t),
-        url=p.episode.url_at(t.seconds) if p.episode and t else None,
-        said_at_url=p.episode.url_at(t.said_at)
-        if p.episode and t and t.said_at is not None
-        else None,
+        url=ep.url_at(t.seconds) if ep and t else None,
+        said_at_url=ep.url_at(t.said_at) if ep and t and t.said_at is not None else None,
         links=list(p.links),
         moment="transcript" if h.moment is not None else "source",
         source_timestamp=timestamp(h.source_time) if h.moment is not None else None,
         source=SourceOut(path=p.path, start=p.start, end=p.end, line=p.sentences[0].line),
+        transcribed=p.transcribed,
+        audio=AudioOut(url=ep.audio_url, type=ep.audio_type, start=t.seconds if t else 0.0)
+        if ep and not ep.youtube and ep.audio_url
+        else None,
     )
 
 
-def answer_sentence(a: AnswerSentence) -> AnswerOut:
+def answer_sentence(a: AnswerSentence, audio: Playable = None) -> AnswerOut:
     t = a.time  # the rule for a sentence without its own time lives with the record
-    ep = a.hit.passage.episode
+    ep = _playable(a.hit.passage.episode, audio)
     return AnswerOut(
         text=a.text,
         timestamp=timestamp(t),
@@ -153,17 +179,19 @@ def answer_sentence(a: AnswerSentence) -> AnswerOut:
     )
 
 
-def search_response(out: Outcome) -> SearchOut:
+def search_response(out: Outcome, audio: Playable = None) -> SearchOut:
     return SearchOut(
-        query=out.query, took_ms=round(out.took_ms, 2), results=[result(h) for h in out.hits]
+        query=out.query,
+        took_ms=round(out.took_ms, 2),
+        results=[result(h, audio) for h in out.hits],
     )
 
 
-def ask_response(out: Outcome) -> AskOut:
+def ask_response(out: Outcome, audio: Playable = None) -> AskOut:
     return AskOut(
         query=out.query,
         took_ms=round(out.took_ms, 2),
-        answer=[answer_sentence(a) for a in out.answer],
+        answer=[answer_sentence(a, audio) for a in out.answer],
         abstained=out.abstained,
-        results=[result(h) for h in out.hits],
+        results=[result(h, audio) for h in out.hits],
     )

@@ -8,20 +8,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import pytest
+from fastapi.testclient import TestClient
 
 from index import build, open_index, search
 from ingest import load
 from ingest.cues import Cue, vtt_text
 from ingest.loader import Loaded
 from ingest.podcast import Media
-from tests.conftest import ROOT
+from tests import test_browser
+from tests.conftest import ROOT, free_port
 from tests.speech import Spoken, speak_episode, tools_or_skip
+
+browser = test_browser.browser  # the fixture: Debian's chromium, or a skip
 
 TOMATOES = (
     "Welcome to Garden Talk, episode one.",
@@ -180,12 +189,19 @@ def test_items_become_documents_and_the_broken_ones_say_why(
     )
 
 
+@pytest.fixture(scope="module")
+def index_dir(
+    loaded: tuple[Loaded, Media], embedder: object, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("podcast-index") / "index"
+    build(loaded[0].documents, out, embedder)  # type: ignore[arg-type]
+    return out
+
+
 def test_asked_the_cited_moment_is_when_it_is_said(
-    show: Show, loaded: tuple[Loaded, Media], embedder: object, tmp_path: Path
+    show: Show, index_dir: Path, embedder: object
 ) -> None:
-    out, _ = loaded
-    build(out.documents, tmp_path / "index", embedder)  # type: ignore[arg-type]
-    idx = open_index(tmp_path / "index", embedder)  # type: ignore[arg-type]
+    idx = open_index(index_dir, embedder)  # type: ignore[arg-type]
     cases = [
         ("How do bees stay warm in winter?", "feed:garden-2", show.bees.starts[3], ("Winter",)),
         ("How many workers live in a honey bee colony?", "feed:garden-2",
@@ -219,6 +235,116 @@ def test_a_re_read_transcribes_nothing_and_embeds_nothing(
     assert [d.sentences for d in again.documents] == [d.sentences for d in out.documents]
     second = build(again.documents, tmp_path / "index", embedder)  # type: ignore[arg-type]
     assert first.embedded > 0 and second.embedded == 0 and second.reused == second.passages
+
+
+@pytest.fixture(scope="module")
+def client(index_dir: Path, embedder: object) -> Iterator[TestClient]:
+    from server.app import create_app
+    from server.settings import Settings
+
+    idx = open_index(index_dir, embedder)  # type: ignore[arg-type]
+    with TestClient(create_app(Settings(index_dir=index_dir), index=idx)) as c:
+        yield c
+
+
+def test_the_api_marks_machine_transcripts_and_links_the_audio(
+    show: Show, client: TestClient
+) -> None:
+    body = client.get("/api/ask", params={"q": "How do bees stay warm in winter?"}).json()
+    top = body["results"][0]
+    assert top["transcribed"] == "tiny.en" and top["section"] == ["Winter"]
+    bees = show.bees.path.resolve()
+    assert top["audio"]["url"] == f"/audio{quote(str(bees))}"
+    assert top["audio"]["type"] == "audio/ogg"
+    start = top["timestamp"]["seconds"]
+    assert abs(start - show.bees.starts[3]) <= 1.5 and top["audio"]["start"] == start
+    assert top["url"] == f"/audio{quote(str(bees))}#t={round(start, 1):g}"
+    assert body["answer"][0]["url"] == top["url"]
+    vtt = client.get("/api/search", params={"q": "How damp should compost be?"}).json()
+    assert vtt["results"][0]["transcribed"] is None  # the publisher's own transcript
+
+    got = client.get(top["audio"]["url"], headers={"Range": "bytes=0-99"})
+    assert got.status_code == 206 and got.content == bees.read_bytes()[:100]  # seekable
+
+
+def test_the_page_plays_the_audio_from_the_cited_second(client: TestClient) -> None:
+    html = client.get("/", params={"q": "How do bees stay warm in winter?"}).text
+    m = re.search(r'<audio controls preload="none" src="(/audio/[^"#]+)#t=([0-9.]+)"', html)
+    assert m is not None
+    api = client.get("/api/search", params={"q": "How do bees stay warm in winter?"}).json()
+    assert float(m[2]) == round(api["results"][0]["timestamp"]["seconds"], 1)
+    assert "transcribed · tiny.en" in html
+
+
+def test_the_audio_route_serves_nothing_but_ingested_audio(show: Show, client: TestClient) -> None:
+    audio = show.bees.path.resolve().parent
+    assert client.get(f"/audio{quote(str(audio / 'tomatoes.mp3'))}").status_code == 200
+    refused = [
+        "/audio/etc/passwd",
+        f"/audio{quote(str(audio))}/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        f"/audio{quote(str(audio))}/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        f"/audio{quote(str(show.feed))}",  # in the show's folder, but not audio
+        f"/audio{quote(str(audio))}/lost.mp3",  # not there
+    ]
+    for path in refused:
+        r = client.get(path)
+        assert r.status_code == 404, path
+        assert "root:" not in r.text
+    outside = show.feed.parent.parent / "elsewhere.mp3"  # audio, but no index's
+    outside.write_bytes(show.tomatoes.path.read_bytes())
+    assert client.get(f"/audio{quote(str(outside))}").status_code == 404
+    link = audio / "link.mp3"  # a symlink out of the folder is followed, then refused
+    link.symlink_to(outside)
+    assert client.get(f"/audio{quote(str(link))}").status_code == 404
+
+
+@pytest.mark.browser
+def test_in_a_browser_the_player_opens_at_the_cited_second(
+    browser: Any, index_dir: Path
+) -> None:
+    """Debian's chromium against a real `podcite serve` over the show's index:
+    the card's <audio> loads from the server and stands at the cited second."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--index", str(index_dir),
+         "--port", str(port)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not _up(base):
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.5)
+        page = browser.new_page()
+        page.goto(base + "/?q=" + quote("How do bees stay warm in winter?"))
+        player = page.locator("article.result audio").first
+        src = player.get_attribute("src")
+        assert src is not None and src.startswith("/audio/")
+        at = float(src.rsplit("#t=", 1)[1])
+        got = page.evaluate(
+            """(a) => new Promise((done, fail) => {
+                 a.addEventListener('loadedmetadata', () => done(a.currentTime));
+                 a.addEventListener('error', () => fail(String(a.error && a.error.code)));
+                 a.load();
+               })""",
+            player.element_handle(),
+        )
+        assert abs(got - at) < 0.05  # the media fragment put the player at the cited second
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _up(base: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{base}/healthz", timeout=2).json().get("status") == "ok"
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.mark.slow
