@@ -31,6 +31,7 @@ _FILLABLE = tuple(
 )
 
 _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+_BRACKETED_ID = re.compile(r"\[([A-Za-z0-9_-]{11})\]")
 _CHANNEL_HEADING = re.compile(
     r"^#{2,4}\s*\[(?P<title>.+)\]\(https?://(?:www\.)?(?:youtube\.com/watch\?v=|youtu\.be/)"
     r"(?P<id>[A-Za-z0-9_-]{11})[^)]*\)\s*$"
@@ -75,6 +76,9 @@ class Catalog:
 
     def for_file(self, path: Path) -> Episode | None:
         ep_id = self.by_file.get(file_key(path.name)) or self.by_slug.get(path.stem)
+        if ep_id is None:  # yt-dlp's naming, "Title [VIDEOID].en.vtt", for a known video
+            m = _BRACKETED_ID.search(path.name)
+            ep_id = m[1] if m and m[1] in self.episodes else None
         return self.episode(ep_id)
 
     def __len__(self) -> int:

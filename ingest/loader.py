@@ -24,7 +24,7 @@ from ingest.feed import FEED_SUFFIXES, looks_like_feed
 from ingest.records import Document
 
 if TYPE_CHECKING:
-    from ingest.podcast import Media
+    from ingest.podcast import Media, ReadFeed
 
 WIKI_SUFFIXES = {".txt", ".md", ".markdown"}
 TRANSCRIPT_SUFFIXES = {".vtt", ".srt"}
@@ -154,30 +154,39 @@ def load(paths: Iterable[Path], feeds: Iterable[str] = (), media: Media | None =
                 documents.append((src, text, sha))
         except DocumentError as exc:
             out.errors.append(exc)
+    read = []
+    if audio or feed_sources:
+        from ingest import podcast
+
+        out.media = media = media or podcast.Media()
+        # Feeds are catalogs too (a YouTube channel's names its videos): read
+        # before the documents are parsed; their audio is transcribed last.
+        read = [podcast.read_feed(source, media) for source in feed_sources]
+        for r in read:
+            out.catalog.merge(r.catalog)
     for src, text, sha in documents:
         try:
             out.documents.append(_parse(src.path, src.doc_id, text, sha, out.catalog))
         except DocumentError as exc:
             out.errors.append(exc)
-    if audio or feed_sources:
-        _load_media(out, audio, feed_sources, media)
+    if out.media is not None:
+        _load_media(out, audio, read, out.media)
     return out
 
 
-def _load_media(out: Loaded, audio: list[Source], feeds: list[str], media: Media | None) -> None:
+def _load_media(out: Loaded, audio: list[Source], feeds: list[ReadFeed], media: Media) -> None:
     from ingest import podcast
 
-    out.media = media = media or podcast.Media()
     for src in audio:
         try:
             out.documents.append(podcast.audio_document(src.path, src.doc_id, media, out.catalog))
         except DocumentError as exc:
             out.errors.append(exc)
     ids = {d.id: d.path for d in out.documents}
-    for source in feeds:
-        got = podcast.feed_documents(source, media)
-        out.catalog.merge(got.catalog)
+    for r in feeds:
+        got = podcast.feed_documents(r, media)
         out.errors.extend(got.errors)
+        source = r.feed.where if r.feed else ""
         for doc in got.documents:
             if doc.id in ids:  # the same guid twice: two feeds of one show, or one feed twice
                 out.errors.append(MediaError(source, f"{doc.id} is indexed already"))

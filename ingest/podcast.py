@@ -101,31 +101,52 @@ class FeedLoaded:
     catalog: Catalog = field(default_factory=Catalog)
 
 
-def feed_documents(source: str, media: Media) -> FeedLoaded:
-    """Every item of the feed at ``source`` (URL or path) that has something to index."""
-    out = FeedLoaded()
+@dataclass
+class ReadFeed:
+    """A feed fetched and parsed: its episodes are known (a catalog), its items'
+    transcripts and audio not yet fetched."""
+
+    feed: Feed | None
+    catalog: Catalog = field(default_factory=Catalog)
+    errors: list[DocumentError] = field(default_factory=list)
+    issues: list[ParseIssue] = field(default_factory=list)  # about the feed as a whole
+
+
+def read_feed(source: str, media: Media) -> ReadFeed:
+    """The feed at ``source`` (URL or path), fetched (revalidated) and parsed."""
     url = to_url(source)
     where = str(local_path(url)) if url.startswith("file:") else url
     try:
         fetched = media.downloads.fetch(url, revalidate=True)
         feed = parse_feed(fetched.path.read_bytes(), url, where)
     except (MediaError, OSError) as exc:
-        out.errors.append(exc if isinstance(exc, MediaError) else FetchError(where, str(exc)))
-        return out
-    feed_issues = list(feed.issues)
+        error = exc if isinstance(exc, MediaError) else FetchError(where, str(exc))
+        return ReadFeed(None, errors=[error])
+    out = ReadFeed(feed, errors=list(feed.dropped), issues=list(feed.issues))
     if fetched.stale:
-        feed_issues.append(
+        out.issues.append(
             ParseIssue(where, 0, f"offline ({fetched.stale}): read the copy cached earlier")
         )
-    out.errors.extend(feed.dropped)
     for item in feed.items:
-        episode = _episode(feed, item)
-        out.catalog.add(episode)
+        out.catalog.add(_episode(feed, item))
+    return out
+
+
+def feed_documents(read: ReadFeed, media: Media) -> FeedLoaded:
+    """Every item of a read feed that has something to index, as a document."""
+    out = FeedLoaded(errors=list(read.errors), catalog=read.catalog)
+    if read.feed is None:
+        return out
+    feed_issues = list(read.issues)
+    for item in read.feed.items:
+        episode = _episode(read.feed, item)
         if item.enclosure is None and not item.transcripts:
-            media.catalog_only += 1  # a YouTube channel's item: its transcript comes elsewhere
+            # A YouTube channel's item: its transcript comes from elsewhere, and
+            # the catalog now names its episode (Catalog.for_file).
+            media.catalog_only += 1
             continue
         try:
-            doc = _item_document(feed, item, episode, media)
+            doc = _item_document(read.feed, item, episode, media)
         except DocumentError as exc:
             out.errors.append(exc)
             continue
@@ -170,7 +191,7 @@ def _item_document(feed: Feed, item: Item, episode: Episode, media: Media) -> Do
         if item.enclosure is None:
             raise MediaError(label, "no transcript could be read and there is no audio")
         try:
-            doc = _transcribed(item, item.enclosure, doc_id, episode, media)
+            doc = _transcribed(item.enclosure, doc_id, episode, media)
         except MediaError as exc:  # the URL or file first, then which item it was
             raise type(exc)(exc.path, f"{exc.message} ({label})") from None
     if item.chapters is not None and doc.kind == "transcript":
@@ -183,7 +204,7 @@ def _item_document(feed: Feed, item: Item, episode: Episode, media: Media) -> Do
     return replace(doc, issues=(*doc.issues, *issues))
 
 
-def _transcribed(item: Item, enc: Link, doc_id: str, episode: Episode, media: Media) -> Document:
+def _transcribed(enc: Link, doc_id: str, episode: Episode, media: Media) -> Document:
     """The enclosure's transcript: from the cache by the audio's content hash
     (a remote file's hash is on record, so it is not even downloaded again),
     else downloaded and transcribed, and the download deleted afterwards."""

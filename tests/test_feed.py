@@ -141,18 +141,76 @@ def test_not_a_feed_and_a_malformed_one() -> None:
     assert "not well-formed XML" in str(issue) and "read leniently" in str(issue)
 
 
-def test_a_youtube_channel_feed_links_to_youtube() -> None:
-    atom = (
-        b'<?xml version="1.0"?><feed xmlns:yt="http://www.youtube.com/xml/schemas/2015" '
-        b'xmlns="http://www.w3.org/2005/Atom"><title>Huberman Lab</title>'
-        b"<entry><id>yt:video:abcdefghijk</id><yt:videoId>abcdefghijk</yt:videoId>"
-        b"<title>Cold exposure</title><published>2024-03-04T12:00:00+00:00</published>"
-        b'<link rel="alternate" href="https://www.youtube.com/watch?v=abcdefghijk"/></entry></feed>'
-    )
-    (it,) = parse_feed(atom, "https://www.youtube.com/feeds/videos.xml?channel_id=X").items
+YOUTUBE_ATOM = (
+    b'<?xml version="1.0"?><feed xmlns:yt="http://www.youtube.com/xml/schemas/2015" '
+    b'xmlns="http://www.w3.org/2005/Atom"><title>Huberman Lab</title>'
+    b"<entry><id>yt:video:abcdefghijk</id><yt:videoId>abcdefghijk</yt:videoId>"
+    b"<title>Cold exposure</title><published>2024-03-04T12:00:00+00:00</published>"
+    b'<link rel="alternate" href="https://www.youtube.com/watch?v=abcdefghijk"/></entry></feed>'
+)
+
+
+def test_a_youtube_channel_feed_names_the_videos_of_transcripts(tmp_path: Path) -> None:
+    (it,) = parse_feed(YOUTUBE_ATOM, "https://www.youtube.com/feeds/videos.xml?channel_id=X").items
     assert it.youtube_id == "abcdefghijk" and it.date == "2024-03-04"
-    ep = Episode(id=it.youtube_id, title=it.title, youtube=True)
-    assert ep.url_at(83.4) == "https://www.youtube.com/watch?v=abcdefghijk&t=83s"
+    feed = tmp_path / "channel.atom"
+    feed.write_bytes(YOUTUBE_ATOM)
+    vtt = tmp_path / "Cold exposure [abcdefghijk].en.vtt"  # as yt-dlp names it
+    vtt.write_text("WEBVTT\n\n00:01:23.400 --> 00:01:26.000\nCold water raises dopamine.\n")
+    media = Media(cache_dir=tmp_path / "cache")
+    out = load([vtt, feed], media=media)
+    assert not out.errors and media.catalog_only == 1 and not media.transcripts
+    (doc,) = out.documents
+    assert doc.episode is not None and doc.episode.youtube
+    assert (doc.title, doc.episode.date, doc.episode.channel) == (
+        "Cold exposure", "2024-03-04", "Huberman Lab"
+    )  # fmt: skip
+    assert doc.episode.url_at(83.4) == "https://www.youtube.com/watch?v=abcdefghijk&t=83s"
+    assert not doc.issues  # the catalog found it: no "no catalog entry" warning
+
+
+def test_published_transcripts_in_every_format_and_a_bad_chapters_file(tmp_path: Path) -> None:
+    (tmp_path / "one.json").write_text(
+        json.dumps(
+            {"version": "1.0.0", "segments": [
+                {"speaker": "A", "startTime": 1.5, "endTime": 3.0, "body": "Salt is good."},
+                {"speaker": "B", "startTime": 3.2, "endTime": 5.0, "body": "In small amounts."},
+            ]}
+        )
+    )  # fmt: skip
+    (tmp_path / "two.srt").write_text("1\n00:00:04,000 --> 00:00:06,000\nWater first.\n")
+    (tmp_path / "three.html").write_text("<html><body><p>Sleep matters.</p></body></html>")
+    (tmp_path / "chapters.json").write_text("{ not json")
+
+    def tag(url: str, kind: str) -> str:
+        return f'<podcast:transcript url="{url}" type="{kind}"/>'
+
+    chapters = '<podcast:chapters url="chapters.json" type="application/json+chapters"/>'
+    feed = tmp_path / "feed.rss"
+    feed.write_bytes(
+        rss(
+            item("j", "Json", tag("one.json", "application/json") + chapters),
+            item("s", "Srt", tag("gone.vtt", "text/vtt") + tag("two.srt", "application/srt")),
+            item("h", "Html", tag("three.html", "text/html"), audio=None),
+        )
+    )
+    media = Media(cache_dir=tmp_path / "cache")
+    out = load([feed], media=media)
+    assert not out.errors and not media.transcripts  # nothing was transcribed
+    docs = {d.id: d for d in out.documents}
+    one, two, three = docs["feed:j"], docs["feed:s"], docs["feed:h"]
+    assert [(s.text, s.time) for s in one.sentences] == [
+        ("Salt is good.", Time(1.5, True)),
+        ("In small amounts.", Time(3.2, True)),
+    ]
+    assert [(s.text, s.time) for s in two.sentences] == [("Water first.", Time(4.0, True))]
+    assert three.kind == "wiki" and [s.text for s in three.sentences] == ["Sleep matters."]
+    assert all(s.time is None for s in three.sentences)  # text without times
+    assert any("chapters" in i.message and "not a JSON chapters file" in i.message
+               for i in one.issues)  # fmt: skip
+    assert [s.trail for s in one.sections] == [()]
+    gone = (tmp_path / "gone.vtt").as_uri()
+    assert any(f"transcript {gone}: no such file; next one tried" in str(i) for i in two.issues)
 
 
 # -- episode links and records ----------------------------------------------------------
