@@ -18,13 +18,14 @@ millisecond (tests/speech.py).  Then:
 
     .venv/bin/python bench/transcribe.py --minutes 20 [--beam 5] [--model DIR]
 
-Builds in /tmp/podcite-bench-transcribe (kept, so a rerun reuses the audio
-and, for the same model and beam, transcribes again only with --fresh).
+Builds in /tmp/podcite-bench-transcribe, one cache per episode, beam, model
+and prompt (kept: a rerun transcribes again only with --fresh).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import re
 import shutil
@@ -137,13 +138,16 @@ def main() -> None:
     print(f"episode: {len(spoken.sentences)} sentences, {spoken.seconds / 60:.1f} min "
           f"(made in {time.perf_counter() - t0:.0f} s)")
     model = args.model.name if args.model else "tiny.en"
-    cache = OUT / f"cache-beam{args.beam}-{model}{'-prompt' if args.prompt else ''}"
+    prompt = "-prompt" if args.prompt else ""
+    cache = OUT / f"cache-{args.minutes:g}min-{args.seed}-beam{args.beam}-{model}{prompt}"
     if args.fresh:
         shutil.rmtree(cache, ignore_errors=True)
     transcriber = Transcriber(args.model, beam_size=args.beam)
     transcriber.prompt = args.prompt
     media = Media(cache_dir=cache, transcriber=transcriber)
+    cpu0 = time.process_time()  # every thread of this process: CTranslate2's too
     loaded = load([spoken.path], media=media)
+    cpu = time.process_time() - cpu0
     if loaded.errors:
         raise SystemExit(f"failed: {loaded.errors[0]}")
     (t,) = media.transcripts
@@ -151,12 +155,21 @@ def main() -> None:
           f"{t.audio_seconds:.0f} s of audio in {t.wall_seconds:.1f} s = {t.speed:.1f}x real time"
           f"{' (from the cache)' if t.cached else ''}")
     print(f"  a 2-hour episode at this rate: {7200 / t.speed / 60:.1f} min")
+    if not t.cached:
+        # What the load of other jobs cannot change: CPU seconds spent (model
+        # loading and decoding included).  On two otherwise idle cores the wall
+        # time is at least half of it.
+        idle = t.audio_seconds / (cpu / transcriber.threads)
+        print(f"  CPU: {cpu:.0f} s ({cpu / t.audio_seconds:.3f} CPU s per audio s); on "
+              f"{transcriber.threads} idle cores at best {idle:.1f}x real time, a 2-hour "
+              f"episode in {7200 / idle / 60:.1f} min")
 
     (doc,) = loaded.documents
     said = doc.sentences
     errors: list[float] = []
     spoken_of: dict[int, int] = {}  # transcript sentence (its offset) -> spoken sentence
     lost = 0
+    heard = said_words = 0  # spoken words found again in their transcript sentence
     for n, (text, start) in enumerate(zip(spoken.sentences, spoken.starts, strict=True)):
         near = [s for s in said if s.time and abs(s.time.seconds - start) < 15]
 
@@ -165,39 +178,52 @@ def main() -> None:
             return len(words(s.text) & words(text)), -abs(s.time.seconds - start)
 
         best = max(near, key=score, default=None)
+        said_words += len(words(text))
+        heard += len(words(best.text) & words(text)) if best is not None else 0
         if best is None or len(words(best.text) & words(text)) < len(words(text)) / 2:
             lost += 1
             continue
         assert best.time is not None
         errors.append(best.time.seconds - start)
         spoken_of.setdefault(best.start, n)
+        if args.verbose and abs(errors[-1]) > 1.0:
+            print(f"  off by {errors[-1]:+.2f} s: {text!r} at {start:.1f} s -> {best.text!r}")
     absolute = sorted(abs(e) for e in errors)
     print(f"alignment: {len(errors)} of {len(spoken.sentences)} sentences found "
           f"({lost} not recognisably transcribed); "
           f"|error| median {statistics.median(absolute):.2f} s, "
-          f"p90 {absolute[int(0.9 * len(absolute)) - 1]:.2f} s, worst {absolute[-1]:.2f} s; "
-          f"signed median {statistics.median(errors):+.2f} s")
+          f"p90 {absolute[math.ceil(0.9 * len(absolute)) - 1]:.2f} s, worst {absolute[-1]:.2f} s; "
+          f"signed median {statistics.median(errors):+.2f} s; "
+          f"{heard / said_words:.1%} of the spoken words heard")
 
     embedder = SentenceTransformerEmbedder()
     index_dir = cache / "index"
     build(loaded.documents, index_dir, embedder)
     idx = open_index(index_dir, embedder)
-    cited: list[float] = []
+    cited: list[float] = []  # the asked sentence cited: its time against its start
+    moment: list[float] = []  # whatever sentence is cited: its time against that one's start
     misses = 0
     asked = list(enumerate(zip(spoken.sentences, spoken.starts, strict=True)))[:: args.every]
     for n, (text, start) in asked:
         hit = search(idx, text, k=1)[0]
         when = hit.time
-        if when is None or spoken_of.get(hit.sentence.start) != n:
+        said = spoken_of.get(hit.sentence.start)
+        if when is not None and said is not None:
+            moment.append(abs(when.seconds - spoken.starts[said]))
+        if when is None or said != n:
             misses += 1
             if args.verbose:
                 print(f"  miss: {text!r} at {start:.1f} s -> {hit.sentence.text!r} at {when}")
             continue
         cited.append(abs(when.seconds - start))
     cited.sort()
+    moment.sort()
     print(f"cited moment: {len(asked)} questions, {misses} cite another sentence; "
           f"|error| median {statistics.median(cited):.2f} s, worst {cited[-1]:.2f} s, "
           f"within 1.5 s: {sum(c <= 1.5 for c in cited)}/{len(cited)}")
+    print(f"  every cited sentence against its own start: {len(moment)} citations, |error| "
+          f"median {statistics.median(moment):.2f} s, worst {moment[-1]:.2f} s, "
+          f"within 1.5 s: {sum(c <= 1.5 for c in moment)}/{len(moment)}")
 
 
 if __name__ == "__main__":

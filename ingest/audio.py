@@ -240,9 +240,9 @@ class Transcriber:
         if done is not None:
             return done
         where = where or str(audio)
-        decoded = decode(audio, where)
         model = self._load()
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()  # the speed said counts decoding, not loading the model
+        decoded = decode(audio, where)
         segments, _info = model.transcribe(
             decoded.samples,
             language=None if model.model.is_multilingual else "en",
