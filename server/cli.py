@@ -195,7 +195,7 @@ def ingest(
         list[str] | None,
         typer.Argument(
             help="Files, folders and feed URLs to index: documents, catalogs, audio "
-            "(.mp3 .m4a .wav .ogg .opus .flac), RSS/Atom feeds [default: corpus/]."
+            "(.mp3 .m4a .wav .ogg .opus .flac), RSS/Atom feeds (default: corpus/)."
         ),
     ] = None,
     feed: Annotated[
@@ -207,7 +207,7 @@ def ingest(
         Path | None,
         typer.Option(
             help="A CTranslate2 Whisper model directory for audio without a transcript "
-            "[default: PODCITE_WHISPER_MODEL_DIR or the packaged tiny.en]."
+            "(default: PODCITE_WHISPER_MODEL_DIR, else the packaged tiny.en)."
         ),
     ] = None,
     strict: Annotated[bool, typer.Option(help="Fail the whole build on any bad document.")] = False,
