@@ -25,6 +25,7 @@ def passage_to_dict(p: Passage) -> dict[str, Any]:
         "path": p.path,
         "links": list(p.links),
         "anchor": _time_dict(p.anchor),
+        "transcribed": p.transcribed,
         "sentences": [
             {
                 "start": s.start,
@@ -52,6 +53,7 @@ def passage_from_dict(d: dict[str, Any]) -> Passage:
         path=d.get("path", ""),
         links=tuple(d["links"]),
         anchor=_time_from(d["anchor"]),
+        transcribed=d.get("transcribed"),  # absent in indexes built before feeds
         sentences=tuple(
             Sentence(
                 start=s["start"],

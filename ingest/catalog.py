@@ -25,7 +25,13 @@ _NUMBER_COLUMNS = ("episode_number", "number")
 _CHANNEL_COLUMNS = ("channel",)
 _FILE_COLUMNS = ("file", "document", "path", "whisper_vtt_file", "filename")
 
+# Episode fields a later source may fill when the earlier one left them empty.
+_FILLABLE = tuple(
+    name for name in Episode.__dataclass_fields__ if name not in ("id", "title", "youtube")
+)
+
 _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+_BRACKETED_ID = re.compile(r"\[([A-Za-z0-9_-]{11})\]")
 _CHANNEL_HEADING = re.compile(
     r"^#{2,4}\s*\[(?P<title>.+)\]\(https?://(?:www\.)?(?:youtube\.com/watch\?v=|youtu\.be/)"
     r"(?P<id>[A-Za-z0-9_-]{11})[^)]*\)\s*$"
@@ -50,13 +56,14 @@ class Catalog:
         if old is None:
             self.episodes[episode.id] = episode
             return
-        self.episodes[episode.id] = replace(
-            old,
-            title=old.title if old.title and old.title != old.id else episode.title,
-            date=old.date or episode.date,
-            channel=old.channel or episode.channel,
-            number=old.number if old.number is not None else episode.number,
-        )
+        gaps = {
+            name: getattr(episode, name)
+            for name in _FILLABLE
+            if getattr(old, name) is None and getattr(episode, name) is not None
+        }
+        if not old.title or old.title == old.id:
+            gaps["title"] = episode.title
+        self.episodes[episode.id] = replace(old, **gaps)
 
     def merge(self, other: Catalog) -> None:
         for e in other.episodes.values():
@@ -69,6 +76,9 @@ class Catalog:
 
     def for_file(self, path: Path) -> Episode | None:
         ep_id = self.by_file.get(file_key(path.name)) or self.by_slug.get(path.stem)
+        if ep_id is None:  # yt-dlp's naming, "Title [VIDEOID].en.vtt", for a known video
+            m = _BRACKETED_ID.search(path.name)
+            ep_id = m[1] if m and m[1] in self.episodes else None
         return self.episode(ep_id)
 
     def __len__(self) -> int:

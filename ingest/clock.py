@@ -2,6 +2,7 @@
 
 - ``format_hms``: ``H:MM:SS`` (hours always shown, as the wiki citations write them);
 - ``format_cue``: ``H:MM:SS.mmm`` (a WebVTT cue time, for messages and written transcripts);
+- ``format_clock``: ``12:40`` or ``2:01:33`` (hours only when there are some: progress lines);
 - ``parse_hms``: a wiki citation ``HH:MM:SS`` / ``MM:SS``, strictly (None when impossible);
 - ``parse_clock``: a question file's ``M:SS`` / ``H:MM:SS`` (or a number), leniently;
 - ``cue_seconds``: the parts of a WebVTT/SRT timestamp.
@@ -27,6 +28,12 @@ def format_cue(seconds: float) -> str:
     minutes, secs = divmod(whole, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}.{millis:03d}"
+
+
+def format_clock(seconds: float) -> str:
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def parse_hms(value: str) -> int | None:

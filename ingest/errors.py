@@ -25,3 +25,32 @@ class DocumentError(PodciteError):
 
 class UnsupportedDocument(DocumentError):
     """A file whose kind podcite does not ingest."""
+
+
+class MediaError(DocumentError):
+    """Audio, a feed or a download that cannot be used: ``where: reason``.
+
+    ``where`` is a file or a URL; there is no line to name, so none is shown."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(where, 0, message)
+        self.args = (f"{where}: {message}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class FetchError(MediaError):
+    """A URL that could not be downloaded (unreachable, refused, not found)."""
+
+
+class FeedError(MediaError):
+    """A feed that cannot be read at all (not XML, not RSS or Atom)."""
+
+
+class AudioError(MediaError):
+    """Audio that cannot be transcribed: not audio, empty, silence only."""
+
+
+class ModelError(PodciteError):
+    """A speech-to-text model that cannot be loaded (a wrong PODCITE_WHISPER_MODEL_DIR)."""

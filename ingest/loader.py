@@ -2,6 +2,9 @@
 
 One bad file never costs the others: its error is collected and the rest are
 parsed (the caller decides whether ``--strict`` turns that into a failure).
+Audio files and podcast feeds (paths or URLs) are read last, through
+ingest/podcast.py: they are slow (downloads, transcription), and a catalog
+read first may name their episodes.
 """
 
 from __future__ import annotations
@@ -10,20 +13,27 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest import catalog as catalogs
 from ingest import wiki
+from ingest.audio import AUDIO_SUFFIXES
 from ingest.catalog import Catalog
-from ingest.errors import DocumentError, UnsupportedDocument
+from ingest.errors import DocumentError, MediaError, UnsupportedDocument
+from ingest.feed import FEED_SUFFIXES, looks_like_feed
 from ingest.records import Document
+
+if TYPE_CHECKING:
+    from ingest.podcast import Media, ReadFeed
 
 WIKI_SUFFIXES = {".txt", ".md", ".markdown"}
 TRANSCRIPT_SUFFIXES = {".vtt", ".srt"}
 CATALOG_SUFFIXES = {".csv"}
-# One document's largest file: a 3-hour episode's VTT is ~0.3 MB.  Bigger files
-# are refused before they are read, so memory stays bounded (README, "Limits").
+# One text document's largest file: a 3-hour episode's VTT is ~0.3 MB.  Bigger
+# text files are refused before they are read, so memory stays bounded (README,
+# "Limits"); audio is streamed by the decoder, not read here.
 MAX_FILE_BYTES = 20_000_000
-SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES
+SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES | AUDIO_SUFFIXES | FEED_SUFFIXES
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +48,7 @@ class Loaded:
     errors: list[DocumentError] = field(default_factory=list)
     catalog: Catalog = field(default_factory=Catalog)
     catalog_files: list[Path] = field(default_factory=list)
+    media: Media | None = None  # what feeds and audio used: its transcripts, for the summary
 
 
 def read_text(path: Path) -> tuple[str, str]:
@@ -69,6 +80,8 @@ def discover(paths: Iterable[Path]) -> tuple[list[Source], list[DocumentError]]:
             for p in sorted(root.rglob("*")):
                 rel = p.relative_to(root)
                 if p.is_file() and p.suffix.lower() in SUFFIXES and not _hidden(rel):
+                    if p.suffix.lower() in FEED_SUFFIXES and not _sniff_feed(p):
+                        continue  # some other XML file in the folder
                     found.append(Source(p, rel.as_posix()))
         elif root.is_file():
             if root.suffix.lower() in SUFFIXES:
@@ -84,6 +97,14 @@ def discover(paths: Iterable[Path]) -> tuple[list[Source], list[DocumentError]]:
 
 # Files in a folder that are about the folder, not documents of the library.
 _NOT_DOCUMENTS = ("license", "licence", "readme", "copying", "notice", "changelog")
+
+
+def _sniff_feed(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return looks_like_feed(fh.read(4096))
+    except OSError:
+        return True  # let reading it say what is wrong
 
 
 def _hidden(rel: Path) -> bool:
@@ -111,13 +132,24 @@ def _parse(path: Path, doc_id: str, text: str, sha: str, catalog: Catalog) -> Do
     raise UnsupportedDocument(str(path), 0, f"unsupported file type {path.suffix!r}")
 
 
-def load(paths: Iterable[Path]) -> Loaded:
-    """Read catalogs (CSV files and wiki channel pages) first, then every document."""
+def load(paths: Iterable[Path], feeds: Iterable[str] = (), media: Media | None = None) -> Loaded:
+    """Read catalogs (CSV files and wiki channel pages) first, then every
+    document, then audio files and feeds (``feeds``: URLs or paths, besides the
+    feed files among ``paths``).  ``media`` holds the download and transcript
+    cache and the transcriber (default: ``data/index.cache``, tiny.en)."""
     out = Loaded()
     sources, out.errors = discover(paths)
     documents: list[tuple[Source, str, str]] = []  # each file is read once
+    audio: list[Source] = []
+    feed_sources = list(feeds)
     for src in sources:
         suffix = src.path.suffix.lower()
+        if suffix in AUDIO_SUFFIXES:
+            audio.append(src)
+            continue
+        if suffix in FEED_SUFFIXES:
+            feed_sources.append(str(src.path))
+            continue
         try:
             if suffix in CATALOG_SUFFIXES:
                 out.catalog.merge(catalogs.read_csv(src.path))
@@ -131,12 +163,45 @@ def load(paths: Iterable[Path]) -> Loaded:
                 documents.append((src, text, sha))
         except DocumentError as exc:
             out.errors.append(exc)
+    read = []
+    if audio or feed_sources:
+        from ingest import podcast
+
+        out.media = media = media or podcast.Media()
+        # Feeds are catalogs too (a YouTube channel's names its videos): read
+        # before the documents are parsed; their audio is transcribed last.
+        read = [podcast.read_feed(source, media) for source in feed_sources]
+        for r in read:
+            out.catalog.merge(r.catalog)
     for src, text, sha in documents:
         try:
             out.documents.append(_parse(src.path, src.doc_id, text, sha, out.catalog))
         except DocumentError as exc:
             out.errors.append(exc)
+    if out.media is not None:
+        _load_media(out, audio, read, out.media)
     return out
+
+
+def _load_media(out: Loaded, audio: list[Source], feeds: list[ReadFeed], media: Media) -> None:
+    from ingest import podcast
+
+    for src in audio:
+        try:
+            out.documents.append(podcast.audio_document(src.path, src.doc_id, media, out.catalog))
+        except DocumentError as exc:
+            out.errors.append(exc)
+    ids = {d.id: d.path for d in out.documents}
+    for r in feeds:
+        got = podcast.feed_documents(r, media)
+        out.errors.extend(got.errors)
+        source = r.feed.where if r.feed else ""
+        for doc in got.documents:
+            if doc.id in ids:  # the same guid twice: two feeds of one show, or one feed twice
+                out.errors.append(MediaError(source, f"{doc.id} is indexed already"))
+                continue
+            ids[doc.id] = doc.path
+            out.documents.append(doc)
 
 
 def _channel_page(text: str) -> bool:

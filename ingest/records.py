@@ -26,18 +26,43 @@ def passage_id(document_id: str, start: int, end: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Episode:
-    id: str  # the YouTube video id
+    """An episode: a YouTube video (``youtube``, the default, which every
+    episode was before feeds), or a podcast feed's item or a local audio file,
+    whose ``id`` is the item's guid (or the audio's content hash)."""
+
+    id: str  # the YouTube video id, a feed item's guid, or "audio:<sha256 prefix>"
     title: str
     date: str | None = None  # ISO date of publication
     channel: str | None = None
-    number: int | None = None
+    number: int | None = None  # episode number
+    season: int | None = None
+    duration: float | None = None  # seconds, as the feed states it
+    audio_url: str | None = None  # the enclosure (a file:// URL for audio on this disk)
+    audio_type: str | None = None  # its MIME type, when the feed gives one
+    page_url: str | None = None  # the episode's web page
+    youtube: bool = True
 
     @property
-    def url(self) -> str:
-        return f"https://www.youtube.com/watch?v={self.id}"
+    def url(self) -> str | None:
+        """Where to listen: the video, the audio, else the episode page (None: nowhere)."""
+        if self.youtube:
+            return f"https://www.youtube.com/watch?v={self.id}"
+        return self.audio_url or self.page_url
 
-    def url_at(self, seconds: float) -> str:
-        return f"{self.url}&t={int(seconds)}s"
+    def url_at(self, seconds: float) -> str | None:
+        """The link that opens at ``seconds``: YouTube's ``&t=``, or a media
+        fragment (``#t=``, which browsers' audio players honour) on the audio.
+        An episode page gets no fragment: an HTML page has no timeline."""
+        if self.youtube:
+            return f"{self.url}&t={int(seconds)}s"
+        if self.audio_url:
+            return f"{self.audio_url.split('#', 1)[0]}#t={_fragment_seconds(seconds)}"
+        return self.page_url
+
+
+def _fragment_seconds(seconds: float) -> str:
+    """Tenths of a second are what Whisper's word times resolve: ``23.9``, ``12``."""
+    return f"{round(max(seconds, 0.0), 1):g}"
 
 
 Verdict = Literal["confirmed", "corrected", "unverified"]
@@ -89,6 +114,9 @@ class ParseIssue:
     message: str
 
     def __str__(self) -> str:
+        # Line 0: the problem is the whole file or URL (audio, a feed's download).
+        if self.line == 0:
+            return f"{self.path}: {self.message}"
         return f"{self.path}:{self.line}: {self.message}"
 
 
@@ -103,6 +131,9 @@ class Document:
     sections: tuple[Section, ...]
     sha256: str
     issues: tuple[ParseIssue, ...] = ()
+    # The speech-to-text model that made this transcript (e.g. "tiny.en");
+    # None when the publisher or the user supplied the text.
+    transcribed: str | None = None
 
     @property
     def sentences(self) -> list[Sentence]:
@@ -122,6 +153,7 @@ class Passage:
     anchor: Time | None  # first exact sentence time, else nearest in section (approximate)
     links: tuple[str, ...] = ()
     path: str = ""
+    transcribed: str | None = None  # the model that transcribed it (Document.transcribed)
 
     @property
     def start(self) -> int:

@@ -34,8 +34,14 @@ STRIDE_S = 30.0
 
 
 def model_windows(doc: Document) -> list[Passage]:
-    """Back-to-back windows the model can read whole (see the module docstring)."""
-    return transcript_passages(doc, MODEL_WINDOW_S, MODEL_WINDOW_S, MAX_WINDOW_CHARS)
+    """Back-to-back windows the model can read whole (see the module docstring).
+
+    They run across chapters and carry no trail, so a transcript's sentence
+    vectors depend on its file alone (index/vectors.py keys them by its hash),
+    never on a chapters file beside it."""
+    return transcript_passages(
+        doc, MODEL_WINDOW_S, MODEL_WINDOW_S, MAX_WINDOW_CHARS, by_section=False
+    )
 
 
 def transcript_passages(
@@ -43,8 +49,11 @@ def transcript_passages(
     window_s: float = WINDOW_S,
     stride_s: float = STRIDE_S,
     max_chars: int | None = None,
+    by_section: bool = True,
 ) -> list[Passage]:
-    """Windows of about ``window_s`` seconds starting every ``stride_s`` seconds.
+    """Windows of about ``window_s`` seconds starting every ``stride_s`` seconds,
+    cut inside each section (a podcast's chapters, ingest/podcast.py) so every
+    window carries the trail of the chapter it lies in, as wiki passages do.
 
     A window starts at a sentence and takes the following sentences until its
     span reaches ``window_s`` (or ``max_chars``, title included, when given);
@@ -57,8 +66,27 @@ def transcript_passages(
         raise ValueError(f"{doc.path}: transcript windows need a transcript, not {doc.kind}")
     if not 0 < stride_s <= window_s:
         raise ValueError(f"need 0 < stride_s <= window_s, got {stride_s} and {window_s}")
-    timed = [s for s in doc.sentences if s.time is not None and s.end_time is not None]
     budget = max_chars - len(doc.title) - 2 if max_chars is not None else None
+    groups = (
+        [(sec.trail, sec.sentences) for sec in doc.sections]
+        if by_section
+        else [((), tuple(doc.sentences))]
+    )
+    passages: list[Passage] = []
+    for trail, sentences in groups:
+        timed = [s for s in sentences if s.time is not None and s.end_time is not None]
+        passages.extend(_windows(doc, trail, timed, window_s, stride_s, budget))
+    return passages
+
+
+def _windows(
+    doc: Document,
+    trail: tuple[str, ...],
+    timed: list[Sentence],
+    window_s: float,
+    stride_s: float,
+    budget: int | None,
+) -> list[Passage]:
     size = [len(s.text) + 1 for s in timed]
     starts = [_start(s) for s in timed]
 
@@ -77,7 +105,7 @@ def transcript_passages(
         ):
             used += size[j]
             j += 1
-        passages.append(_passage(doc, tuple(timed[i:j])))
+        passages.append(_passage(doc, trail, tuple(timed[i:j])))
         if j == len(timed):
             break  # later windows would only repeat the tail of this one
         nxt = i + 1
@@ -97,7 +125,7 @@ def _end(s: Sentence) -> float:
     return s.end_time
 
 
-def _passage(doc: Document, sentences: tuple[Sentence, ...]) -> Passage:
+def _passage(doc: Document, trail: tuple[str, ...], sentences: tuple[Sentence, ...]) -> Passage:
     start, end = sentences[0].start, sentences[-1].end
     return Passage(
         id=passage_id(doc.id, start, end),
@@ -106,9 +134,10 @@ def _passage(doc: Document, sentences: tuple[Sentence, ...]) -> Passage:
         kind="transcript",
         channel=doc.channel,
         episode=doc.episode,
-        section=(),
+        section=trail,
         sentences=sentences,
         anchor=sentences[0].time,
         links=(),
         path=doc.path,
+        transcribed=doc.transcribed,
     )

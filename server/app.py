@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -25,6 +25,7 @@ from index.errors import QueryError, UnknownEpisode
 from index.query import SearchParams, first_error, run
 from ingest.errors import PodciteError
 from server import docs, limits, pages, reload, schemas, security
+from server.media import ROUTE, AudioFolders
 from server.settings import Settings
 
 HERE = Path(__file__).parent
@@ -102,6 +103,15 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             raise PodciteError("the index is not loaded")
         return idx
 
+    def folders(request: Request) -> AudioFolders:
+        """The loaded index's local audio folders, worked out once per index."""
+        idx = current(request)
+        known: tuple[Index, AudioFolders] | None = getattr(request.app.state, "audio", None)
+        if known is None or known[0] is not idx:
+            known = (idx, AudioFolders.of(idx))
+            request.app.state.audio = known
+        return known[1]
+
     # Searches run in the pool's threads (server/limits.py), never on the event
     # loop, so /healthz and /metrics answer while they run.  Each request takes
     # the index once: a reload mid-request cannot mix two versions.
@@ -109,13 +119,22 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     async def api_search(request: Request, params: Params) -> schemas.SearchOut:
         """Passages that answer the question, best first, each cited to its moment."""
         out = await pool.run(request, run, current(request), params, False, options)
-        return schemas.search_response(out)
+        return schemas.search_response(out, folders(request).playable)
 
     @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"], responses=ERRORS)
     async def api_ask(request: Request, params: Params) -> schemas.AskOut:
         """The one to three source sentences that best answer the question, then the passages."""
         out = await pool.run(request, run, current(request), params, True, options)
-        return schemas.ask_response(out)
+        return schemas.ask_response(out, folders(request).playable)
+
+    @app.get(ROUTE + "/{path:path}", include_in_schema=False)
+    def audio(request: Request, path: str) -> FileResponse:
+        """An ingested episode's audio file (byte ranges, so a player can seek);
+        nothing outside the folders the index's audio came from (server/media.py)."""
+        target = folders(request).file(path)
+        if target is None:
+            raise HTTPException(status_code=404, detail="no ingested audio at this path")
+        return FileResponse(target)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(request: Request) -> dict[str, Any]:
@@ -153,8 +172,9 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request) -> HTMLResponse:
         raw = {f: request.query_params.get(f) for f in (*PAGE_FIELDS, *PAGE_CHOICES)}
+        playable = folders(request).playable
         status, context = await pool.run(
-            request, pages.page, current(request), raw, options, request.app
+            request, pages.page, current(request), raw, options, request.app, playable
         )
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 

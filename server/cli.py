@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -21,6 +22,7 @@ from server.settings import Settings
 
 if TYPE_CHECKING:
     from index import BuildReport
+    from ingest.podcast import Media
 
 app = typer.Typer(
     name="podcite",
@@ -66,6 +68,7 @@ def do_ingest(
     quiet: bool = False,
     prune: bool = False,
     replace: bool = False,
+    feeds: Sequence[str] = (),
 ) -> BuildReport:
     from index import store
     from index.errors import BuildError
@@ -73,11 +76,17 @@ def do_ingest(
     if store.is_foreign(settings.index_dir):
         raise BuildError(f"{settings.index_dir} exists and is not a podcite index")
     with store.lock(settings.index_dir):  # one writer, from the first file read to publishing
-        return _ingest(paths, settings, strict, quiet, prune, replace)
+        return _ingest(paths, settings, strict, quiet, prune, replace, feeds)
 
 
 def _ingest(
-    paths: list[Path], settings: Settings, strict: bool, quiet: bool, prune: bool, replace: bool
+    paths: list[Path],
+    settings: Settings,
+    strict: bool,
+    quiet: bool,
+    prune: bool,
+    replace: bool,
+    feeds: Sequence[str] = (),
 ) -> BuildReport:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -88,8 +97,10 @@ def _ingest(
 
     console = Console(stderr=True, quiet=quiet)
     t0 = time.perf_counter()
-    with console.status("reading documents"):
-        loaded = load(paths)
+    with _media_progress(console, settings) as media:
+        loaded = load(paths, feeds, media)
+    if media.transcripts:
+        console.print(_transcribed_summary(media), highlight=False)
     embedder = make_embedder(settings)
     with Progress(
         "[progress.description]{task.description}",
@@ -140,12 +151,97 @@ def _ingest(
     return report
 
 
+@contextmanager
+def _media_progress(console: Any, settings: Settings) -> Iterator[Media]:
+    """Feeds' and audio's cache beside the index, and their progress: bytes
+    for downloads, audio time for transcription (``12:40 / 2:01:33, 9.8× real time``)."""
+    from rich.progress import BarColumn, Progress
+
+    from ingest.audio import Transcriber
+    from ingest.clock import format_clock
+    from ingest.podcast import Media, cache_dir_for
+
+    tasks: dict[str, Any] = {}
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "{task.fields[detail]}",
+        console=console,
+        transient=True,
+    ) as bar:
+
+        def task(key: str, description: str) -> Any:
+            if key not in tasks:
+                tasks[key] = bar.add_task(description, total=None, detail="")
+            return tasks[key]
+
+        def downloaded(url: str, done: int, total: int | None) -> None:
+            name = url.rsplit("/", 1)[-1][:40]
+            size = f"{done / 1e6:.1f} / {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+            bar.update(task(url, f"downloading {name}"), completed=done, total=total, detail=size)
+
+        def transcribing(name: str, done: float, total: float, wall: float) -> None:
+            speed = f", {done / wall:.1f}× real time" if wall > 0 else ""
+            bar.update(
+                task(f"t:{name}", f"transcribing {name[:40]}"),
+                completed=done,
+                total=total,
+                detail=f"{format_clock(done)} / {format_clock(total)}{speed}",
+            )
+
+        media = Media(
+            cache_dir=cache_dir_for(settings.index_dir),
+            transcriber=Transcriber(settings.whisper_model_dir),
+            on_download=downloaded,
+            on_transcribe=transcribing,
+        )
+        reading = bar.add_task("reading documents", total=None, detail="")
+        yield media
+        bar.remove_task(reading)
+
+
+def _transcribed_summary(media: Media) -> str:
+    made = [t for t in media.transcripts if not t.cached]
+    reused = len(media.transcripts) - len(made)
+    line = ""
+    if made:
+        audio = sum(t.audio_seconds for t in made)
+        wall = sum(t.wall_seconds for t in made)
+        speed = f" ({audio / wall:.1f}× real time)" if wall > 0 else ""
+        line = (
+            f"transcribed {len(made)} audio files with {made[0].model}: "
+            f"{_span(audio)} of audio in {_span(wall)}{speed}"
+        )
+    if reused:
+        line += ("; " if line else "") + f"{reused} transcripts reused from {media.cache_dir}"
+    return line
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
 @app.command()
 def ingest(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files and folders to index [default: corpus/].")
+        list[str] | None,
+        typer.Argument(
+            help="Files, folders and feed URLs to index: documents, catalogs, audio "
+            "(.mp3 .m4a .wav .ogg .opus .flac), RSS/Atom feeds (default: corpus/)."
+        ),
+    ] = None,
+    feed: Annotated[
+        list[str] | None,
+        typer.Option(help="A podcast feed's URL (or path); may be given more than once."),
     ] = None,
     index: IndexOpt = None,
+    whisper_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="A CTranslate2 Whisper model directory for audio without a transcript "
+            "(default: PODCITE_WHISPER_MODEL_DIR, else the packaged tiny.en)."
+        ),
+    ] = None,
     strict: Annotated[bool, typer.Option(help="Fail the whole build on any bad document.")] = False,
     prune: Annotated[
         bool, typer.Option(help="Also remove documents whose files are gone, wherever they were.")
@@ -157,17 +253,22 @@ def ingest(
         bool, typer.Option(help="Serve the previous build again (nothing is read or embedded).")
     ] = False,
 ) -> None:
-    """Add documents to the index (new files added, changed ones re-indexed, the
-    others kept) and publish the new build atomically."""
-    settings = _settings(index)
+    """Add documents, feeds and audio to the index (new files added, changed ones
+    re-indexed, the others kept; audio transcribed locally where no transcript is
+    published) and publish the new build atomically."""
+    settings = _settings(index, whisper_model_dir=whisper_model)
     if rollback:
         from index import store
 
         build_dir = _guard(lambda: store.rollback(settings.index_dir))
         typer.echo(f"rolled back: {settings.index_dir} -> {build_dir.name}", err=True)
         return
-    todo = paths or [settings.corpus_dir]
-    _guard(lambda: do_ingest(todo, settings, strict, False, prune, replace))
+    urls = [p for p in paths or () if "://" in p]
+    files = [Path(p) for p in paths or () if "://" not in p]
+    feeds = [*urls, *(feed or ())]
+    if not files and not feeds:
+        files = [settings.corpus_dir]
+    _guard(lambda: do_ingest(files, settings, strict, False, prune, replace, feeds))
 
 
 @app.command()

@@ -178,11 +178,14 @@ def strip_svg(strip: Strip, threshold: float) -> Markup:
         x = min(m.seconds / length, 1.0) * STRIP_W
         strength = min(max((m.score - threshold) / span, 0.0), 1.0)
         label = time_label(m.seconds, m.exact)
-        parts.append(
-            f'<a href="{_attr(ep.url_at(m.seconds))}" data-seconds="{int(m.seconds)}">'
+        mark = (
             f'<rect class="mark" x="{max(x - 3, 0):.1f}" y="0" width="6" height="{STRIP_H}" '
             f'fill-opacity="{0.3 + 0.7 * strength:.2f}">'
-            f"<title>{_attr(label)} · relevance {relevance(m.score)}</title></rect></a>"
+            f"<title>{_attr(label)} · relevance {relevance(m.score)}</title></rect>"
+        )
+        url = ep.url_at(m.seconds)  # None: an episode with no audio or page to open
+        parts.append(
+            f'<a href="{_attr(url)}" data-seconds="{int(m.seconds)}">{mark}</a>' if url else mark
         )
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -238,7 +241,11 @@ def timeline(
 
 
 def page(
-    idx: Index, raw: Mapping[str, str | None], options: Options, app: FastAPI
+    idx: Index,
+    raw: Mapping[str, str | None],
+    options: Options,
+    app: FastAPI,
+    playable: schemas.Playable = None,
 ) -> tuple[int, dict[str, Any]]:
     """The page's status and template context for its raw query string."""
     lib = library_of(app)
@@ -259,9 +266,9 @@ def page(
     except QueryError as exc:
         context["error"] = exc
         return 422, context
-    items = shown(idx, out.hits, [schemas.result(h) for h in out.hits])
+    items = shown(idx, out.hits, [schemas.result(h, playable) for h in out.hits])
     context["outcome"] = out
-    context["answer"] = [schemas.answer_sentence(a) for a in out.answer]
+    context["answer"] = [schemas.answer_sentence(a, playable) for a in out.answer]
     context["results"] = items
     context["groups"] = grouped(items, lib) if context["grouped"] else []
     # Nothing to place when the library does not answer: every result is weak.

@@ -3,6 +3,9 @@ records into them (``podcite ask --json`` prints the same bodies)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 from pydantic import BaseModel
 
 from index.library import Library
@@ -10,7 +13,11 @@ from index.query import Outcome
 from index.records import AnswerSentence, Hit
 from index.timeline import Strip
 from ingest.clock import format_hms
-from ingest.records import Time
+from ingest.records import Episode, Time
+
+# An episode's audio URL -> one a browser can play (the server's route for a
+# local file); None keeps the URL as the index holds it (``podcite ask --json``).
+Playable = Callable[[str], str] | None
 
 
 class TimestampOut(BaseModel):
@@ -43,6 +50,14 @@ class SourceOut(BaseModel):
     line: int
 
 
+class AudioOut(BaseModel):
+    """An episode's audio (not on YouTube), to play from the cited moment."""
+
+    url: str  # without a fragment; ``url`` of the result adds ``#t=SECONDS``
+    type: str | None = None
+    start: float  # the cited second
+
+
 class SpanOut(BaseModel):
     start: float
     end: float
@@ -70,8 +85,9 @@ class ResultOut(BaseModel):
     source_timestamp: TimestampOut | None = None
     links: list[str]
     source: SourceOut
-    # Feed audio of the episode where the catalog has it (the feeds branch's
-    # Episode.audio_url): the page plays it from the cited second.
+    transcribed: str | None = None  # the model that transcribed it here (e.g. "tiny.en")
+    audio: AudioOut | None = None
+    # The episode's audio as the page plays it (audio.url, where there is one).
     audio_url: str | None = None
 
 
@@ -113,10 +129,17 @@ def timestamp(t: Time | None) -> TimestampOut | None:
     )
 
 
-def result(h: Hit) -> ResultOut:
+def _playable(ep: Episode | None, audio: Playable) -> Episode | None:
+    if ep is None or ep.youtube or not ep.audio_url or audio is None:
+        return ep
+    return replace(ep, audio_url=audio(ep.audio_url))
+
+
+def result(h: Hit, audio: Playable = None) -> ResultOut:
     p = h.passage
     t = h.time
     span = p.span
+    ep = _playable(p.episode, audio)
     return ResultOut(
         id=p.id,
         rank=h.rank,
@@ -136,28 +159,23 @@ def result(h: Hit) -> ResultOut:
         else None,
         section=list(p.section),
         timestamp=timestamp(t),
-        url=p.episode.url_at(t.seconds) if p.episode and t else None,
-        said_at_url=p.episode.url_at(t.said_at)
-        if p.episode and t and t.said_at is not None
-        else None,
+        url=ep.url_at(t.seconds) if ep and t else None,
+        said_at_url=ep.url_at(t.said_at) if ep and t and t.said_at is not None else None,
         links=list(p.links),
         moment="transcript" if h.moment is not None else "source",
         source_timestamp=timestamp(h.source_time) if h.moment is not None else None,
         source=SourceOut(path=p.document_id, start=p.start, end=p.end, line=p.sentences[0].line),
-        audio_url=_audio_url(p.episode),
+        transcribed=p.transcribed,
+        audio=AudioOut(url=ep.audio_url, type=ep.audio_type, start=t.seconds if t else 0.0)
+        if ep and not ep.youtube and ep.audio_url
+        else None,
+        audio_url=ep.audio_url if ep and not ep.youtube and ep.audio_url else None,
     )
 
 
-def _audio_url(ep: object) -> str | None:
-    """The episode's audio, where its record has one (an Episode without the
-    field, as before feeds, has none)."""
-    url = getattr(ep, "audio_url", None)
-    return url if isinstance(url, str) and url else None
-
-
-def answer_sentence(a: AnswerSentence) -> AnswerOut:
+def answer_sentence(a: AnswerSentence, audio: Playable = None) -> AnswerOut:
     t = a.time  # the rule for a sentence without its own time lives with the record
-    ep = a.hit.passage.episode
+    ep = _playable(a.hit.passage.episode, audio)
     return AnswerOut(
         text=a.text,
         timestamp=timestamp(t),
@@ -166,19 +184,21 @@ def answer_sentence(a: AnswerSentence) -> AnswerOut:
     )
 
 
-def search_response(out: Outcome) -> SearchOut:
+def search_response(out: Outcome, audio: Playable = None) -> SearchOut:
     return SearchOut(
-        query=out.query, took_ms=round(out.took_ms, 2), results=[result(h) for h in out.hits]
+        query=out.query,
+        took_ms=round(out.took_ms, 2),
+        results=[result(h, audio) for h in out.hits],
     )
 
 
-def ask_response(out: Outcome) -> AskOut:
+def ask_response(out: Outcome, audio: Playable = None) -> AskOut:
     return AskOut(
         query=out.query,
         took_ms=round(out.took_ms, 2),
-        answer=[answer_sentence(a) for a in out.answer],
+        answer=[answer_sentence(a, audio) for a in out.answer],
         abstained=out.abstained,
-        results=[result(h) for h in out.hits],
+        results=[result(h, audio) for h in out.hits],
     )
 
 
@@ -187,7 +207,7 @@ class MarkOut(BaseModel):
     label: str
     score: float  # the dense cosine, at or above the weak threshold
     exact: bool
-    url: str
+    url: str | None  # None: an episode with no audio or page to open at a second
 
 
 class ChapterOut(BaseModel):

