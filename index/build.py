@@ -19,7 +19,7 @@ import numpy as np
 from index import citecheck, store
 from index.embedder import Embedder
 from index.errors import BuildError
-from index.vectors import MODEL_WINDOWS, compute, passage_key, previous
+from index.vectors import MODEL_WINDOWS, Vectors, compute, passage_key, previous
 from ingest.chunking import passages as make_passages
 from ingest.errors import DocumentError
 from ingest.records import Document, Passage
@@ -52,8 +52,13 @@ def build(
     progress: Callable[[int, int], None] | None = None,
     window_s: float = WINDOW_S,
     stride_s: float = STRIDE_S,
+    publish: Callable[[Path, store.Stored], object] = store.publish,
+    compute_vectors: Callable[..., Vectors] = compute,
 ) -> BuildReport:
-    """Index ``documents`` into ``out``.  ``progress(done, total)`` counts passages embedded."""
+    """Index ``documents`` into ``out``.  ``progress(done, total)`` counts passages embedded.
+    ``publish`` writes the result (the index directory; ``index.milvus_store`` for
+    Milvus) and ``compute_vectors`` computes the vectors (``index.vectors.compute``;
+    on Ray, ``index.ray_ingest``)."""
     t0 = time.perf_counter()
     out = Path(out)
     report = BuildReport(path=out)
@@ -83,7 +88,7 @@ def build(
     model = embedder.name
     docs = {d.id: d for d in documents}
     keys = [passage_key(model, p, docs[p.document_id]) for p in all_passages]
-    vecs = compute(all_passages, docs, keys, embedder, previous(out, model), progress)
+    vecs = compute_vectors(all_passages, docs, keys, embedder, previous(out, model), progress)
     report.embedded, report.reused = vecs.embedded, vecs.reused
     vectors, sent_rows = vecs.passages, vecs.sentences
     sentence_vectors = np.concatenate(sent_rows).astype(np.float16)
@@ -129,5 +134,5 @@ def build(
     }
     report.seconds = time.perf_counter() - t0
     manifest["build_seconds"] = round(report.seconds, 2)
-    store.publish(out, store.Stored(manifest, all_passages, vectors, sentence_vectors, keys))
+    publish(out, store.Stored(manifest, all_passages, vectors, sentence_vectors, keys))
     return report

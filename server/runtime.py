@@ -12,7 +12,7 @@ from server.settings import Settings
 
 if TYPE_CHECKING:
     from index.backend import Index
-    from index.embedder import SentenceTransformerEmbedder
+    from index.embedder import Embedder, SentenceTransformerEmbedder
 
 
 def embedder(settings: Settings) -> SentenceTransformerEmbedder:
@@ -25,10 +25,21 @@ def embedder(settings: Settings) -> SentenceTransformerEmbedder:
 def open_for_queries(settings: Settings, warm: bool = True) -> Index:
     """The index the settings name, checked as they say (``verify_index``), with
     its question embedder; warmed so the first question pays no start-up cost."""
-    from index.open import open_index
     from index.open import warm as warm_up
 
-    index = open_index(settings.index_dir, embedder(settings), verify=settings.verify_index)
+    index = open_backend(settings, embedder(settings))
     if warm:
         warm_up(index)
     return index
+
+
+def open_backend(settings: Settings, model: Embedder | None) -> Index:
+    """The index behind the backend the settings choose: the index directory
+    (FAISS + bm25s) or the Milvus collection named by ``milvus_collection``."""
+    if settings.backend == "milvus":
+        from index.milvus import open_milvus_index
+
+        return open_milvus_index(settings.milvus_uri, settings.milvus_collection, model)
+    from index.open import open_index
+
+    return open_index(settings.index_dir, model, verify=settings.verify_index)

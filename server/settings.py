@@ -6,7 +6,7 @@ an override is a copy, ``settings.model_copy(update={...})``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     )
     metrics: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
     verify_index: bool = Field(True, description="Check the index files' checksums when loading.")
+    backend: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="Search backend: faiss (the index directory) or milvus (PODCITE_MILVUS_URI).",
+    )
+    milvus_uri: str = Field(
+        "data/milvus.db",
+        description="Milvus: a local file runs Milvus Lite in-process; http://host:19530 a server.",
+    )
+    milvus_collection: str = Field(
+        "podcite", description="Milvus: the alias that names the live collection."
+    )
 
     def query_options(self) -> QueryOptions:
         """What these settings decide about every query (index.query.run)."""
