@@ -58,7 +58,7 @@ def _settings(index: Path | None = None, **overrides: Any) -> Settings:
 
 
 def do_ingest(
-    paths: list[Path], settings: Settings, strict: bool, quiet: bool = False
+    paths: list[Path], settings: Settings, strict: bool, quiet: bool = False, ray: str | None = None
 ) -> BuildReport:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -66,11 +66,26 @@ def do_ingest(
     from index import build
     from ingest import load
     from server.runtime import embedder as make_embedder
+    from server.runtime import publisher, target
 
     console = Console(stderr=True, quiet=quiet)
     t0 = time.perf_counter()
-    with console.status("reading documents"):
-        loaded = load(paths)
+    vectors: dict[str, Any] = {}
+    if ray is not None:  # parse and embed as a Ray Data job (index/ray_ingest.py)
+        from index.ray_ingest import assembled
+        from index.ray_ingest import run as run_on_ray
+        from ingest.windows import STRIDE_S, WINDOW_S
+
+        address = None if ray == "local" else ray
+        with console.status(f"parsing and embedding on Ray ({address or 'local'})"):
+            loaded = run_on_ray(
+                paths, address=address, model_dir=settings.model_dir,
+                window_s=WINDOW_S, stride_s=STRIDE_S,
+            )
+        vectors["compute_vectors"] = assembled(loaded)
+    else:
+        with console.status("reading documents"):
+            loaded = load(paths)  # type: ignore[assignment]
     embedder = make_embedder(settings)
     with Progress(
         "[progress.description]{task.description}",
@@ -93,6 +108,8 @@ def do_ingest(
             strict=strict,
             catalog_files=loaded.catalog_files,
             progress=progress,
+            publish=publisher(settings),
+            **vectors,
         )
     for line in report.errors:
         console.print(f"[red]skipped[/red] {line}", highlight=False)
@@ -105,7 +122,7 @@ def do_ingest(
         f"indexed {report.documents} documents, {report.passages} passages "
         f"({report.embedded} embedded, {report.reused} reused), "
         f"{len(report.warnings)} warnings, {len(report.errors)} skipped, "
-        f"{seconds:.1f} s -> {settings.index_dir}",
+        f"{seconds:.1f} s -> {target(settings)}",
         highlight=False,
     )
     return report
@@ -118,10 +135,21 @@ def ingest(
     ] = None,
     index: IndexOpt = None,
     strict: Annotated[bool, typer.Option(help="Fail the whole build on any bad document.")] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            is_flag=False,
+            flag_value="local",
+            metavar="[ADDRESS]",
+            help="Parse and embed as a Ray Data job: on the cluster at ADDRESS, "
+            "or alone on a local Ray with 2 workers.",
+        ),
+    ] = None,
 ) -> None:
     """Parse documents, embed their passages, and publish a new index atomically."""
     settings = _settings(index)
-    _guard(lambda: do_ingest(paths or [settings.corpus_dir], settings, strict))
+    _guard(lambda: do_ingest(paths or [settings.corpus_dir], settings, strict, ray=ray))
 
 
 @app.command()

@@ -6,6 +6,8 @@ nothing (``podcite --help`` stays fast)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server.settings import Settings
@@ -13,6 +15,7 @@ from server.settings import Settings
 if TYPE_CHECKING:
     from index.backend import Index
     from index.embedder import Embedder, SentenceTransformerEmbedder
+    from index.store import Stored
 
 
 def embedder(settings: Settings) -> SentenceTransformerEmbedder:
@@ -43,3 +46,31 @@ def open_backend(settings: Settings, model: Embedder | None) -> Index:
     from index.open import open_index
 
     return open_index(settings.index_dir, model, verify=settings.verify_index)
+
+
+def publisher(settings: Settings) -> Callable[[Path, Stored], object]:
+    """Where ``podcite ingest`` publishes a build: the index directory
+    (``index.store.publish``) or, for the milvus backend, a new Milvus collection
+    behind the alias ``milvus_collection``."""
+    from index import store
+
+    if settings.backend != "milvus":
+        return store.publish
+
+    def to_milvus(_out: Path, data: Stored) -> object:
+        from index import milvus_store
+
+        mc = milvus_store.client(settings.milvus_uri)
+        try:
+            return milvus_store.publish(mc, settings.milvus_collection, data)
+        finally:
+            mc.close()
+
+    return to_milvus
+
+
+def target(settings: Settings) -> str:
+    """What an ingest writes to, in words."""
+    if settings.backend == "milvus":
+        return f"Milvus {settings.milvus_uri} ({settings.milvus_collection})"
+    return str(settings.index_dir)
