@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import os
 import pickle
-from functools import partial
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
