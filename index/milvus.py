@@ -79,8 +79,11 @@ def expression(filters: Filters) -> str:
 
 
 class MilvusBackend:
-    def __init__(self, mc: Any, collection: str, manifest: dict[str, Any]) -> None:
+    def __init__(
+        self, mc: Any, collection: str, manifest: dict[str, Any], uri: str = ""
+    ) -> None:
         self._mc = mc
+        self.uri = uri
         self.collection = collection
         self.manifest = manifest  # the Index holds this same dict: add/drop keep it current
         self._dim = int(manifest["dimension"])
@@ -203,6 +206,9 @@ class MilvusBackend:
             total += self._term_max[t]
         return total
 
+    def close(self) -> None:
+        ms.close(self._mc, self.uri)
+
     # -- changes -----------------------------------------------------------------
 
     def add(
@@ -277,5 +283,5 @@ def open_milvus_index(uri: str, alias: str, embedder: Embedder | None = None) ->
     mc = ms.client(uri)
     collection = ms.resolve(mc, alias)
     manifest = ms.read_manifest(mc, collection)
-    backend = MilvusBackend(mc, collection, manifest)
+    backend = MilvusBackend(mc, collection, manifest, uri)
     return Index(backend, backend.manifest, embedder)

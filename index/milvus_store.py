@@ -67,6 +67,17 @@ def client(uri: str) -> Any:
     return MilvusClient(uri)
 
 
+def close(mc: Any, uri: str) -> None:
+    """Close the client and, for Milvus Lite, stop its server in this process:
+    a Lite file is open in one process at a time, so ``podcite ingest`` must let
+    go of it before ``podcite serve`` can open it."""
+    mc.close()
+    if "://" not in uri:
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(uri)
+
+
 def milvus_token(token: str) -> str:
     """One podcite token as one token of Milvus's standard tokenizer (measured:
     it splits on "-" and "." but keeps "_" inside a word).  "-" becomes "_" and

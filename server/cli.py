@@ -166,7 +166,7 @@ def serve(
     from server.app import create_app
 
     settings = _settings(index, host=host, port=port)
-    if not settings.index_dir.exists():
+    if settings.backend == "faiss" and not settings.index_dir.exists():
         typer.echo(
             f"no index at {settings.index_dir}; building one from {settings.corpus_dir}", err=True
         )

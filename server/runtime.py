@@ -64,7 +64,7 @@ def publisher(settings: Settings) -> Callable[[Path, Stored], object]:
         try:
             return milvus_store.publish(mc, settings.milvus_collection, data)
         finally:
-            mc.close()
+            milvus_store.close(mc, settings.milvus_uri)
 
     return to_milvus
 
