@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 MAX_LIMIT = 16384  # Milvus's largest top-k
 _RECORDS = 4096
+PREFETCH = 8  # rows of each list's head fetched with a record asked for
 _BM25 = {"metric_type": "BM25"}
 _IP = {"metric_type": "IP"}
 
@@ -89,6 +90,7 @@ class MilvusBackend:
         self._dim = int(manifest["dimension"])
         mc.load_collection(collection)
         self._records: LRU[int, tuple[Passage, NDArray[np.float32]]] = LRU(_RECORDS)
+        self._fetched: dict[int, tuple[Passage, NDArray[np.float32]]] = {}  # prefetched
         self._term_max: dict[str, float] = {}
         self._count: int | None = None
         self._last_dense: tuple[bytes, dict[int, float]] = (b"", {})
@@ -107,18 +109,32 @@ class MilvusBackend:
 
     def _record(self, row: int) -> tuple[Passage, NDArray[np.float32]]:
         def fetch() -> tuple[Passage, NDArray[np.float32]]:
-            from index.store import passage_from_dict
-
-            res = self._mc.query(
-                self.collection, filter=f"row == {lit(row)}",
-                output_fields=["record"],
-            )
-            if not res:
+            self._fetch_records([row, *self._likely()])
+            if row not in self._fetched:
                 raise KeyError(f"no passage at row {row} in {self.collection}")
-            rec = res[0]["record"]
-            return passage_from_dict(rec["passage"]), ms.decode_sentences(rec["sv"], self._dim)
+            return self._fetched.pop(row)
 
         return self._records.get(row, fetch)
+
+    def _likely(self) -> list[int]:
+        """Rows a search will probably look at next: the heads of the last dense
+        and keyword lists (fused results come from them).  Fetched with the row
+        asked for, in one query: each query to Milvus costs a round trip."""
+        heads = [*list(self._last_dense[1])[:PREFETCH], *list(self._last_keyword[1])[:PREFETCH]]
+        return [r for r in dict.fromkeys(heads) if r not in self._fetched]
+
+    def _fetch_records(self, rows: list[int]) -> None:
+        from index.store import passage_from_dict
+
+        res = self._mc.query(
+            self.collection, filter=f"row in {lit(rows)}", output_fields=["row", "record"]
+        )
+        for r in res:
+            rec = r["record"]
+            got = passage_from_dict(rec["passage"]), ms.decode_sentences(rec["sv"], self._dim)
+            self._fetched[int(r["row"])] = got
+            if len(self._fetched) > _RECORDS:
+                self._fetched.pop(next(iter(self._fetched)))
 
     def passage(self, row: int) -> Passage:
         return self._record(row)[0]
@@ -198,13 +214,16 @@ class MilvusBackend:
         return np.array([known.get(r, found.get(r, 0.0)) for r in rows], dtype=np.float32)
 
     def keyword_ceiling(self, query: str) -> float:
-        total = 0.0
-        for t in ms.milvus_tokens(query):
-            if t not in self._term_max:
-                top = self._bm25_search(t, 1, "")
-                self._term_max[t] = top[0][1] if top else 0.0
-            total += self._term_max[t]
-        return total
+        tokens = ms.milvus_tokens(query)
+        missing = [t for t in tokens if t not in self._term_max]
+        if missing:  # one request: a top-1 BM25 search per new term
+            res = self._mc.search(
+                self.collection, data=missing, anns_field="sparse", limit=1,
+                search_params=_BM25, output_fields=["row"],
+            )
+            for t, hits in zip(missing, res, strict=True):
+                self._term_max[t] = abs(float(hits[0]["distance"])) if hits else 0.0
+        return float(sum(self._term_max[t] for t in tokens))
 
     def close(self) -> None:
         ms.close(self._mc, self.uri)
@@ -266,6 +285,7 @@ class MilvusBackend:
     def _changed(self) -> None:
         """Rows changed: forget what was derived from them, and write the manifest."""
         self._records.clear()
+        self._fetched.clear()
         self._term_max.clear()
         self._count = None
         self._last_dense = (b"", {})
