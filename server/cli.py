@@ -139,11 +139,9 @@ def ingest(
         str | None,
         typer.Option(
             "--ray",
-            is_flag=False,
-            flag_value="local",
-            metavar="[ADDRESS]",
-            help="Parse and embed as a Ray Data job: on the cluster at ADDRESS, "
-            "or alone on a local Ray with 2 workers.",
+            metavar="ADDRESS|local",
+            help="Parse and embed as a Ray Data job: on the Ray cluster at ADDRESS, "
+            "or (local) on a Ray started here with 2 workers.",
         ),
     ] = None,
 ) -> None:

@@ -80,7 +80,7 @@ def test_ray_ingest_gives_the_same_index(
 def test_cli_ingest_on_ray_into_milvus(
     local_ray: None, tmp_path: Path, seed_index_dir: Path
 ) -> None:
-    """`podcite ingest --ray` with PODCITE_BACKEND=milvus: the Ray job's index
+    """`podcite ingest --ray local` with PODCITE_BACKEND=milvus: the Ray job's index
     published to a Milvus collection, the same passages as the seed index."""
     pytest.importorskip("milvus_lite")
     from typer.testing import CliRunner
@@ -91,7 +91,7 @@ def test_cli_ingest_on_ray_into_milvus(
     uri = tmp_path / "ray.db"
     env = {"PODCITE_BACKEND": "milvus", "PODCITE_MILVUS_URI": str(uri)}
     res = CliRunner().invoke(
-        app, ["ingest", str(CORPUS), "--index", str(tmp_path / "unused"), "--ray"], env=env
+        app, ["ingest", str(CORPUS), "--index", str(tmp_path / "unused"), "--ray", "local"], env=env
     )
     assert res.exit_code == 0, res.output
     mc = ms.client(str(uri))
