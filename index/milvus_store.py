@@ -185,6 +185,7 @@ def insert(mc: Any, name: str, rows: Iterator[dict[str, Any]], upsert: bool = Fa
 
 
 def count(mc: Any, name: str) -> int:
+    mc.load_collection(name)  # a collection opened afresh is released until loaded
     res = mc.query(name, filter="row >= 0", output_fields=["count(*)"])
     return int(res[0]["count(*)"])
 
