@@ -64,28 +64,14 @@ def do_ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from index import build
-    from ingest import load
     from server.runtime import embedder as make_embedder
-    from server.runtime import publisher, target
+    from server.runtime import sources, target
 
     console = Console(stderr=True, quiet=quiet)
     t0 = time.perf_counter()
-    vectors: dict[str, Any] = {}
-    if ray is not None:  # parse and embed as a Ray Data job (index/ray_ingest.py)
-        from index.ray_ingest import assembled
-        from index.ray_ingest import run as run_on_ray
-        from ingest.windows import STRIDE_S, WINDOW_S
-
-        address = None if ray == "local" else ray
-        with console.status(f"parsing and embedding on Ray ({address or 'local'})"):
-            loaded = run_on_ray(
-                paths, address=address, model_dir=settings.model_dir,
-                window_s=WINDOW_S, stride_s=STRIDE_S,
-            )
-        vectors["compute_vectors"] = assembled(loaded)
-    else:
-        with console.status("reading documents"):
-            loaded = load(paths)  # type: ignore[assignment]
+    doing = "reading documents" if ray is None else f"parsing and embedding on Ray ({ray})"
+    with console.status(doing):
+        loaded, how = sources(paths, settings, ray)  # how: where to publish, vectors from Ray
     embedder = make_embedder(settings)
     with Progress(
         "[progress.description]{task.description}",
@@ -108,8 +94,7 @@ def do_ingest(
             strict=strict,
             catalog_files=loaded.catalog_files,
             progress=progress,
-            publish=publisher(settings),
-            **vectors,
+            **how,
         )
     for line in report.errors:
         console.print(f"[red]skipped[/red] {line}", highlight=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from server.settings import Settings
 
@@ -74,3 +74,26 @@ def target(settings: Settings) -> str:
     if settings.backend == "milvus":
         return f"Milvus {settings.milvus_uri} ({settings.milvus_collection})"
     return str(settings.index_dir)
+
+
+def sources(paths: list[Path], settings: Settings, ray: str | None) -> tuple[Any, dict[str, Any]]:
+    """What ``podcite ingest`` builds from: the documents (``ingest.load``'s
+    ``Loaded``, or, with ``ray`` (an address or "local"), parsed and embedded as a
+    Ray Data job, ``index.ray_ingest``), and ``index.build.build``'s arguments for
+    them: where to publish, and on Ray the vectors it computed."""
+    how: dict[str, Any] = {"publish": publisher(settings)}
+    if ray is None:
+        from ingest import load
+
+        return load(paths), how
+    from index.ray_ingest import assembled, run
+    from ingest.windows import STRIDE_S, WINDOW_S
+
+    loaded = run(
+        paths,
+        address=None if ray == "local" else ray,
+        model_dir=settings.model_dir,
+        window_s=WINDOW_S,
+        stride_s=STRIDE_S,
+    )
+    return loaded, {**how, "compute_vectors": assembled(loaded)}
