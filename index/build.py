@@ -27,7 +27,7 @@ from index import citecheck, store
 from index.embedder import Embedder
 from index.errors import BuildError
 from index.library import episode_entries
-from index.vectors import MODEL_WINDOWS, compute, passage_key, previous
+from index.vectors import MODEL_WINDOWS, Vectors, compute, passage_key, previous
 from ingest.chunking import passages as make_passages
 from ingest.errors import DocumentError, PodciteError
 from ingest.records import Document, Passage
@@ -65,10 +65,15 @@ def build(
     roots: Sequence[Path] = (),
     prune: bool = False,
     replace: bool = False,
+    publish: Callable[[Path, store.Stored], object] = store.publish,
+    compute_vectors: Callable[..., Vectors] = compute,
 ) -> BuildReport:
     """Index ``documents`` into ``out`` (see the module docstring for what is kept);
     ``roots`` are the folders given whole.  ``progress(done, total)`` counts
-    passages embedded.  One writer at a time: the index's lock is held throughout."""
+    passages embedded.  One writer at a time: the index's lock is held throughout.
+    ``publish`` writes the result (the index directory; ``index.milvus_store`` for
+    Milvus) and ``compute_vectors`` computes the vectors (``index.vectors.compute``;
+    on Ray, ``index.ray_ingest``)."""
     if store.is_foreign(Path(out)):
         raise BuildError(f"{out} exists and is not a podcite index; choose another --index")
     with store.lock(Path(out)):
@@ -82,6 +87,7 @@ def build(
             progress,
             (window_s, stride_s),
             (roots, prune, replace),
+            (publish, compute_vectors),
         )
 
 
@@ -95,7 +101,9 @@ def _build(
     progress: Callable[[int, int], None] | None,
     windows: tuple[float, float],
     keep: tuple[Sequence[Path], bool, bool],
+    hooks: tuple[Callable[[Path, store.Stored], object], Callable[..., Vectors]],
 ) -> BuildReport:
+    publish, compute_vectors = hooks
     t0 = time.perf_counter()
     (window_s, stride_s), (roots, prune, replace) = windows, keep
     out = Path(out)
@@ -136,7 +144,7 @@ def _build(
         raise BuildError("the documents hold no indexable text")
 
     keys = [passage_key(model, p, docs[p.document_id]) for p in all_passages]
-    vecs = compute(all_passages, docs, keys, embedder, previous(old, model), progress)
+    vecs = compute_vectors(all_passages, docs, keys, embedder, previous(old, model), progress)
     report.embedded, report.reused = vecs.embedded, vecs.reused
     vectors, sent_rows = vecs.passages, vecs.sentences
     if carry and old is not None:  # kept documents: their rows as the verified build has them
@@ -194,7 +202,7 @@ def _build(
     }
     report.seconds = time.perf_counter() - t0
     manifest["build_seconds"] = round(report.seconds, 2)
-    store.publish(out, store.Stored(manifest, all_passages, vectors, sentence_vectors, keys))
+    publish(out, store.Stored(manifest, all_passages, vectors, sentence_vectors, keys))
     return report
 
 

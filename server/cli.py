@@ -69,6 +69,7 @@ def do_ingest(
     prune: bool = False,
     replace: bool = False,
     feeds: Sequence[str] = (),
+    ray: str | None = None,
 ) -> BuildReport:
     from index import store
     from index.errors import BuildError
@@ -76,7 +77,7 @@ def do_ingest(
     if store.is_foreign(settings.index_dir):
         raise BuildError(f"{settings.index_dir} exists and is not a podcite index")
     with store.lock(settings.index_dir):  # one writer, from the first file read to publishing
-        return _ingest(paths, settings, strict, quiet, prune, replace, feeds)
+        return _ingest(paths, settings, strict, quiet, prune, replace, feeds, ray)
 
 
 def _ingest(
@@ -87,20 +88,30 @@ def _ingest(
     prune: bool,
     replace: bool,
     feeds: Sequence[str] = (),
+    ray: str | None = None,
 ) -> BuildReport:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from index import build
+    from index.errors import BuildError
     from ingest import load
     from server.runtime import embedder as make_embedder
+    from server.runtime import publisher, sources, target
 
     console = Console(stderr=True, quiet=quiet)
     t0 = time.perf_counter()
-    with _media_progress(console, settings) as media:
-        loaded = load(paths, feeds, media)
-    if media.transcripts:
-        console.print(_transcribed_summary(media), highlight=False)
+    if ray is None:
+        with _media_progress(console, settings) as media:
+            loaded = load(paths, feeds, media)
+        if media.transcripts:
+            console.print(_transcribed_summary(media), highlight=False)
+        how: dict[str, Any] = {"publish": publisher(settings)}
+    else:  # feeds and audio are read in process only (docs/scale.md)
+        if feeds:
+            raise BuildError("--ray reads files and folders; ingest feeds without --ray")
+        with console.status(f"parsing and embedding on Ray ({ray})"):
+            loaded, how = sources(paths, settings, ray)  # where to publish, vectors from Ray
     embedder = make_embedder(settings)
     with Progress(
         "[progress.description]{task.description}",
@@ -126,6 +137,7 @@ def _ingest(
             roots=[p for p in paths if p.is_dir()],
             prune=prune,
             replace=replace,
+            **how,
         )
     for line in report.errors:
         console.print(f"[red]skipped[/red] {line}", highlight=False)
@@ -145,7 +157,7 @@ def _ingest(
         f"indexed {report.documents} documents, {report.passages} passages "
         f"({report.embedded} embedded, {report.reused} reused), "
         f"{len(report.warnings)} warnings, {len(report.errors)} skipped, "
-        f"{seconds:.1f} s -> {settings.index_dir}",
+        f"{seconds:.1f} s -> {target(settings)}",
         highlight=False,
     )
     return report
@@ -252,6 +264,15 @@ def ingest(
     rollback: Annotated[
         bool, typer.Option(help="Serve the previous build again (nothing is read or embedded).")
     ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS|local",
+            help="Parse and embed as a Ray Data job: on the Ray cluster at ADDRESS, "
+            "or (local) on a Ray started here with 2 workers.",
+        ),
+    ] = None,
 ) -> None:
     """Add documents, feeds and audio to the index (new files added, changed ones
     re-indexed, the others kept; audio transcribed locally where no transcript is
@@ -268,7 +289,7 @@ def ingest(
     feeds = [*urls, *(feed or ())]
     if not files and not feeds:
         files = [settings.corpus_dir]
-    _guard(lambda: do_ingest(files, settings, strict, False, prune, replace, feeds))
+    _guard(lambda: do_ingest(files, settings, strict, False, prune, replace, feeds, ray))
 
 
 @app.command()
@@ -286,7 +307,9 @@ def serve(
     from server.security import exposure_warning, uvicorn_limits
 
     settings = _settings(index, host=host, port=port)
-    if not settings.index_dir.exists() and not settings.index_dir.is_symlink():
+    if settings.backend == "faiss" and not (
+        settings.index_dir.exists() or settings.index_dir.is_symlink()
+    ):
         typer.echo(
             f"no index at {settings.index_dir}; building one from {settings.corpus_dir}", err=True
         )

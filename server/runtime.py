@@ -6,13 +6,16 @@ nothing (``podcite --help`` stays fast)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from server.settings import Settings
 
 if TYPE_CHECKING:
     from index.backend import Index
-    from index.embedder import SentenceTransformerEmbedder
+    from index.embedder import Embedder, SentenceTransformerEmbedder
+    from index.store import Stored
 
 
 def embedder(settings: Settings) -> SentenceTransformerEmbedder:
@@ -25,10 +28,72 @@ def embedder(settings: Settings) -> SentenceTransformerEmbedder:
 def open_for_queries(settings: Settings, warm: bool = True) -> Index:
     """The index the settings name, checked as they say (``verify_index``), with
     its question embedder; warmed so the first question pays no start-up cost."""
-    from index.open import open_index
     from index.open import warm as warm_up
 
-    index = open_index(settings.index_dir, embedder(settings), verify=settings.verify_index)
+    index = open_backend(settings, embedder(settings))
     if warm:
         warm_up(index)
     return index
+
+
+def open_backend(settings: Settings, model: Embedder | None) -> Index:
+    """The index behind the backend the settings choose: the index directory
+    (FAISS + bm25s) or the Milvus collection named by ``milvus_collection``."""
+    if settings.backend == "milvus":
+        from index.milvus import open_milvus_index
+
+        return open_milvus_index(settings.milvus_uri, settings.milvus_collection, model)
+    from index.open import open_index
+
+    return open_index(settings.index_dir, model, verify=settings.verify_index)
+
+
+def publisher(settings: Settings) -> Callable[[Path, Stored], object]:
+    """Where ``podcite ingest`` publishes a build: the index directory
+    (``index.store.publish``) or, for the milvus backend, a new Milvus collection
+    behind the alias ``milvus_collection``."""
+    from index import store
+
+    if settings.backend != "milvus":
+        return store.publish
+
+    def to_milvus(_out: Path, data: Stored) -> object:
+        from index import milvus_store
+
+        mc = milvus_store.client(settings.milvus_uri)
+        try:
+            return milvus_store.publish(mc, settings.milvus_collection, data)
+        finally:
+            milvus_store.close(mc, settings.milvus_uri)
+
+    return to_milvus
+
+
+def target(settings: Settings) -> str:
+    """What an ingest writes to, in words."""
+    if settings.backend == "milvus":
+        return f"Milvus {settings.milvus_uri} ({settings.milvus_collection})"
+    return str(settings.index_dir)
+
+
+def sources(paths: list[Path], settings: Settings, ray: str | None) -> tuple[Any, dict[str, Any]]:
+    """What ``podcite ingest`` builds from: the documents (``ingest.load``'s
+    ``Loaded``, or, with ``ray`` (an address or "local"), parsed and embedded as a
+    Ray Data job, ``index.ray_ingest``), and ``index.build.build``'s arguments for
+    them: where to publish, and on Ray the vectors it computed."""
+    how: dict[str, Any] = {"publish": publisher(settings)}
+    if ray is None:
+        from ingest import load
+
+        return load(paths), how
+    from index.ray_ingest import assembled, run
+    from ingest.windows import STRIDE_S, WINDOW_S
+
+    loaded = run(
+        paths,
+        address=None if ray == "local" else ray,
+        model_dir=settings.model_dir,
+        window_s=WINDOW_S,
+        stride_s=STRIDE_S,
+    )
+    return loaded, {**how, "compute_vectors": assembled(loaded)}

@@ -6,7 +6,7 @@ an override is a copy, ``settings.model_copy(update={...})``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     )
     reload_seconds: float = Field(
         1.0, ge=0, description="How often to look for a newly published index; 0: only on SIGHUP."
+    )
+    backend: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="Search backend: faiss (the index directory) or milvus (PODCITE_MILVUS_URI).",
+    )
+    milvus_uri: str = Field(
+        "data/milvus.db",
+        description="Milvus: a local file runs Milvus Lite in-process; http://host:19530 a server.",
+    )
+    milvus_collection: str = Field(
+        "podcite", description="Milvus: the alias that names the live collection."
     )
 
     def query_options(self) -> QueryOptions:
