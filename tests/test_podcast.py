@@ -26,11 +26,8 @@ from ingest import load
 from ingest.cues import Cue, vtt_text
 from ingest.loader import Loaded
 from ingest.podcast import Media
-from tests import test_browser
 from tests.conftest import ROOT, free_port
 from tests.speech import Spoken, speak_episode, tools_or_skip
-
-browser = test_browser.browser  # the fixture: Debian's chromium, or a skip
 
 TOMATOES = (
     "Welcome to Garden Talk, episode one.",
