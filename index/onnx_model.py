@@ -149,9 +149,19 @@ def cached_model(model_dir: Path, cache_dir: Path | None = None, *, redo: bool =
     model = folder / MODEL_FILE
     if not redo and _valid(model):
         return model
-    with _locked(folder):
-        if redo or not _valid(model):  # another process may have exported meanwhile
-            export_int8(model_dir, model)
+    try:
+        with _locked(folder):
+            if redo or not _valid(model):  # another process may have exported meanwhile
+                export_int8(model_dir, model)
+    except PodciteError:
+        raise
+    except OSError as exc:
+        raise PodciteError(
+            f"{folder}: cannot write the onnx model cache ({exc}); "
+            "give another cache folder or use embed backend 'torch'"
+        ) from exc
+    except Exception as exc:  # the exporter's or quantiser's own errors
+        raise PodciteError(f"{model_dir}: onnx export failed: {exc!r}") from exc
     return model
 
 

@@ -192,3 +192,11 @@ def test_help_imports_neither_torch_nor_onnxruntime() -> None:
         "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 0\n"
     )
     assert "torch" not in imported and "onnxruntime" not in imported
+
+
+def test_an_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go", encoding="utf-8")
+    emb = SentenceTransformerEmbedder(backend="onnx", cache_dir=blocker)
+    with pytest.raises(PodciteError, match=r"not-a-folder.*cannot write the onnx model cache"):
+        emb.encode(["anything"])
