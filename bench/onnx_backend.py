@@ -15,8 +15,9 @@ questions, then the first by YouTube id), then:
   by torch and by onnx: hit@1, MRR@10, abstention AUC; and the cosine between
   the two backends' query vectors.
 
-    .venv/bin/python bench/onnx_backend.py build  [--out /tmp/podcite-bench-onnx]
+    .venv/bin/python bench/onnx_backend.py build  [--out /tmp/podcite-bench-onnx] [--backend onnx]
     .venv/bin/python bench/onnx_backend.py query | ingest | quality  [--rounds 5]
+    .venv/bin/python bench/onnx_backend.py quality --index index-onnx  (the onnx-built index)
 """
 
 from __future__ import annotations
@@ -70,19 +71,19 @@ def embedders() -> dict[Backend, SentenceTransformerEmbedder]:
     return out
 
 
-def cmd_build(out: Path) -> None:
-    if (out / "index").exists():
-        print(f"{out / 'index'} exists")
+def cmd_build(out: Path, backend: Backend) -> None:
+    dest = out / ("index" if backend == "torch" else f"index-{backend}")
+    if dest.exists():
+        print(f"{dest} exists")
         return
     loaded = load(subset())
+    emb = SentenceTransformerEmbedder(backend=backend, cache_dir=CACHE)
     t0 = time.perf_counter()
-    report = build(
-        loaded.documents,
-        out / "index",
-        SentenceTransformerEmbedder(),
-        catalog_files=loaded.catalog_files,
+    report = build(loaded.documents, dest, emb, catalog_files=loaded.catalog_files)
+    print(
+        f"built {report.documents} documents, {report.passages} passages, "
+        f"{report.sentences} sentences with {backend} in {time.perf_counter() - t0:.0f} s"
     )
-    print(f"built {report} in {time.perf_counter() - t0:.0f} s")
 
 
 def syn_questions(n: int = 200) -> list[str]:
@@ -222,9 +223,11 @@ SETS: list[tuple[str, list[Path], dict[str, Any]]] = [
 ]
 
 
-def cmd_quality(out: Path, modes: list[str]) -> None:
+def cmd_quality(out: Path, modes: list[str], index: str) -> None:
+    """Both backends' queries over ``out/index`` (built with torch); with
+    ``--index index-onnx``, the index built with onnx instead."""
     embs = embedders()
-    indexes = {b: open_index(out / "index", e) for b, e in embs.items()}
+    indexes = {b: open_index(out / index, e) for b, e in embs.items()}
     print(
         "| question set | mode | n | hit@1 torch | hit@1 onnx | MRR@10 torch | MRR@10 onnx "
         "| AUC torch | AUC onnx |"
@@ -266,15 +269,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--modes", default="dense,hybrid")
+    ap.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="build with")
+    ap.add_argument("--index", default="index", help="quality: the index folder under --out")
     args = ap.parse_args()
     if args.what == "build":
-        cmd_build(args.out)
+        cmd_build(args.out, args.backend)
     elif args.what == "query":
         cmd_query(args.out, args.rounds)
     elif args.what == "ingest":
         cmd_ingest(args.rounds)
     else:
-        cmd_quality(args.out, args.modes.split(","))
+        cmd_quality(args.out, args.modes.split(","), args.index)
 
 
 if __name__ == "__main__":
