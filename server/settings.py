@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,11 @@ class Settings(BaseSettings):
     model_dir: Path | None = Field(
         None,
         description="A sentence-transformers model directory; default: packaged all-MiniLM-L6-v2.",
+    )
+    embed_backend: Literal["torch", "onnx"] = Field(
+        "onnx",
+        description="What runs the embedding model: onnx, an int8 export made once into "
+        "~/.cache/podcite (faster; cosine >= 0.99 to torch), or torch.",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

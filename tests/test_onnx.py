@@ -200,3 +200,16 @@ def test_an_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
     emb = SentenceTransformerEmbedder(backend="onnx", cache_dir=blocker)
     with pytest.raises(PodciteError, match=r"not-a-folder.*cannot write the onnx model cache"):
         emb.encode(["anything"])
+
+
+def test_the_backend_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from server.settings import Settings
+
+    assert Settings().embed_backend == "onnx"
+    monkeypatch.setenv("PODCITE_EMBED_BACKEND", "torch")
+    assert Settings().embed_backend == "torch"
+    monkeypatch.setenv("PODCITE_EMBED_BACKEND", "tensorflow")
+    with pytest.raises(ValidationError, match="embed_backend"):
+        Settings()
