@@ -5,9 +5,10 @@ product *is* the cosine similarity (FAISS IndexFlatIP, NumPy dot products).
 
 Two backends give the same model's vectors: ``torch`` (sentence-transformers
 as shipped) and ``onnx`` (an int8 export run by ONNX Runtime, see
-index/onnx_model.py: a fraction of the time per query, cosine >= 0.99 to
-torch).  The model's ``name`` is the same for both, so an index built with
-one is queried with the other; ``backend`` says which one runs.
+index/onnx_model.py: about half the time per query; over 1,886 real
+questions the cosine to torch's vector has median 0.995 and minimum 0.98).
+The model's ``name`` is the same for both, so an index built with one is
+queried with the other; ``backend`` says which one runs.
 
 torch, sentence-transformers and onnxruntime are imported only when a model
 is first needed, so ``podcite --help`` and the pure logic never pay for them;
