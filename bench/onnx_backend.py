@@ -17,6 +17,8 @@ questions, then the first by YouTube id), then:
 
     .venv/bin/python bench/onnx_backend.py build  [--out /tmp/podcite-bench-onnx] [--backend onnx]
     .venv/bin/python bench/onnx_backend.py query | ingest | quality  [--rounds 5]
+    for b in torch onnx torch onnx torch onnx; do
+        .venv/bin/python bench/onnx_backend.py solo --backend $b; done
     .venv/bin/python bench/onnx_backend.py quality --index index-onnx  (the onnx-built index)
 """
 
@@ -148,6 +150,20 @@ def cmd_query(out: Path, rounds: int) -> None:
         print(f"  torch/onnx p50 ratio per round: {', '.join(f'{x:.2f}' for x in ratio)}")
 
 
+def cmd_solo(backend: Backend) -> None:
+    """One backend alone in this process (no other model's threads beside it):
+    run it alternately, ``for b in torch onnx torch onnx; do ... solo --backend $b``."""
+    emb = SentenceTransformerEmbedder(backend=backend, cache_dir=CACHE)
+    emb.encode(["warm up"])
+    ts = []
+    for q in syn_questions():
+        t0 = time.perf_counter()
+        emb.encode([q])
+        ts.append((time.perf_counter() - t0) * 1000)
+    p50, p95 = np.percentile(ts, [50, 95])
+    print(f"{backend} alone: encode([q]) p50 {p50:.2f} ms, p95 {p95:.2f} ms")
+
+
 def ingest_inputs() -> list[tuple[str, list[tuple[int, int]]]]:
     loaded = load(subset())
     wiki = [p for d in loaded.documents if d.kind == "wiki" for p in passages(d)]
@@ -265,17 +281,21 @@ def cmd_quality(out: Path, modes: list[str], index: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["build", "query", "ingest", "quality"])
+    ap.add_argument("what", choices=["build", "query", "solo", "ingest", "quality"])
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--modes", default="dense,hybrid")
-    ap.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="build with")
+    ap.add_argument(
+        "--backend", choices=["torch", "onnx"], default="torch", help="build or solo with"
+    )
     ap.add_argument("--index", default="index", help="quality: the index folder under --out")
     args = ap.parse_args()
     if args.what == "build":
         cmd_build(args.out, args.backend)
     elif args.what == "query":
         cmd_query(args.out, args.rounds)
+    elif args.what == "solo":
+        cmd_solo(args.backend)
     elif args.what == "ingest":
         cmd_ingest(args.rounds)
     else:
