@@ -49,7 +49,7 @@ def fidelity(index: Index, emb: SentenceTransformerEmbedder, n: int) -> None:
     texts = [passages[i].embed_text() for i in rows]
     own = emb.encode(texts)
     cos = np.einsum("ij,ij->i", index.backend.vectors[rows], own)  # type: ignore[attr-defined]
-    fits = np.array([len(emb._load().tokenizer(t)["input_ids"]) <= emb.max_tokens for t in texts])
+    fits = np.array([emb.token_count(t) <= emb.max_tokens for t in texts])
     print(
         f"fidelity over {len(rows)} windows: mean {cos.mean():.3f}, 5th percentile "
         f"{np.percentile(cos, 5):.3f}; windows the model reads whole ({fits.sum()}): "

@@ -22,7 +22,7 @@ def embedder(settings: Settings) -> SentenceTransformerEmbedder:
     """The model the settings name (the packaged all-MiniLM-L6-v2 by default)."""
     from index.embedder import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(settings.model_dir)
+    return SentenceTransformerEmbedder(settings.model_dir, backend=settings.embed_backend)
 
 
 def open_for_queries(settings: Settings, warm: bool = True) -> Index:

