@@ -149,10 +149,13 @@ def serve(
 
 
 def check_index(settings: Settings) -> None:
-    """The index the settings name: its manifest, checksums and model (no model load)."""
+    """The index the settings name: its manifest, checksums and model (no model load).
+    A Milvus backend's collection is checked when the server opens it."""
     from index import store
     from server.runtime import embedder
 
+    if settings.backend != "faiss":
+        return
     store.check_manifest(settings.index_dir, settings.verify_index, embedder(settings).name)
 
 

@@ -189,12 +189,8 @@ def test_a_result_with_feed_audio_gets_an_audio_element(client: TestClient, ui_i
     """The feeds branch's Episode.audio_url reaches the page as ResultOut.audio_url."""
     from fastapi.templating import Jinja2Templates
 
-    from server import pages, schemas
+    from server import pages
 
-    class WithAudio:  # an episode record that has the field
-        audio_url = "/audio/ep.mp3"
-
-    assert schemas._audio_url(WithAudio()) == "/audio/ep.mp3" and schemas._audio_url(None) is None
     options = Settings().query_options()
     _, context = pages.page(ui_index, {"q": "ketamine dissociation"}, options, client.app)  # type: ignore[arg-type]
     first = context["results"][0]
