@@ -72,7 +72,9 @@ class SearchParams(BaseModel):
     q: str = Field(
         min_length=1,
         max_length=MAX_QUERY_CHARS,
-        pattern=r"\S",  # not only spaces
+        # Not only spaces, as Python's str.strip() counts them: JSON Schema's
+        # (ECMA) \s leaves out the separators \x1c-\x1f and NEL, which strip() removes.
+        pattern=r"[^\s\x1c-\x1f\x85]",
         description="The question, 1-1000 characters, not only spaces.",
     )
     k: int | None = Field(None, ge=1, le=MAX_K, description="How many results, 1-50 (default 5).")
