@@ -195,7 +195,8 @@ def export_int8(model_dir: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Eager attention: the traced graph is then plain MatMul/Softmax, which the
     # quantiser and every ONNX Runtime build understand.
-    base = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    # A local model directory (site-packages or PODCITE_MODEL_DIR), never the hub.
+    base = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()  # nosec B615
     takes = inspect.signature(base.forward).parameters
     names = [n for n in _INPUTS if n in takes]
 
