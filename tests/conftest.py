@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def live_server(seed_index_dir: Path) -> Iterator[str]:
-    """A real `podcite serve` over the seed index, in its own process."""
+@contextmanager
+def serving(env: dict[str, str], timeout: float = 120) -> Iterator[str]:
+    """A real `podcite serve` in its own process with ``env`` added, until /healthz
+    says ok; its base URL.  Stopped on exit.  The one start-up loop of the tests."""
     import subprocess
     import sys
     import time
@@ -76,16 +78,15 @@ def live_server(seed_index_dir: Path) -> Iterator[str]:
     import httpx
 
     port = free_port()
-    env = {**os.environ, "PODCITE_INDEX_DIR": str(seed_index_dir)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=2).json().get("status") == "ok":
@@ -96,12 +97,19 @@ def live_server(seed_index_dir: Path) -> Iterator[str]:
                 err = proc.stderr.read().decode() if proc.stderr else ""
                 raise RuntimeError(f"podcite serve exited: {err[-2000:]}")
             if time.monotonic() > deadline:
-                raise RuntimeError("podcite serve did not start in 120 s")
+                raise RuntimeError(f"podcite serve did not start in {timeout:.0f} s")
             time.sleep(0.5)
         yield base
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(seed_index_dir: Path) -> Iterator[str]:
+    """A real `podcite serve` over the seed index, in its own process."""
+    with serving({"PODCITE_INDEX_DIR": str(seed_index_dir)}) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")
@@ -137,36 +145,8 @@ def ui_live_server(ui_index_dir: Path) -> Iterator[str]:
 
 
 def _serve(index_dir: Path) -> Iterator[str]:
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    port = free_port()
-    env = {**os.environ, "PODCITE_INDEX_DIR": str(index_dir), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).json().get("status") == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("podcite serve did not start")
-            time.sleep(0.5)
+    with serving({"PODCITE_INDEX_DIR": str(index_dir)}) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 # The browser tests' chromium (test_browser.py, test_browser_ui.py): Playwright drives

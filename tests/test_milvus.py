@@ -4,10 +4,6 @@ switch, the server and `podcite eval` on it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +21,7 @@ from index.backend import Index
 from index.milvus import MilvusBackend, expression, open_milvus_index
 from index.records import Filters
 from index.search import search
-from tests.conftest import CORPUS, ROOT, free_port
+from tests.conftest import CORPUS, ROOT, serving
 
 QUESTIONS = [
     "psilocybin for depression",
@@ -192,33 +188,13 @@ def test_server_on_milvus(tmp_path: Path, seed_index_dir: Path, seed_index: Inde
 
     uri = tmp_path / "serve.db"
     published(uri, store.load(seed_index_dir))  # closed: Milvus Lite is one process per file
-    port = free_port()
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
         "PODCITE_BACKEND": "milvus",
         "PODCITE_MILVUS_URI": str(uri),
         "PODCITE_INDEX_DIR": str(tmp_path / "no-index-here"),
         "PODCITE_CORPUS_DIR": str(CORPUS),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).json().get("status") == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"podcite serve exited: {err[-2000:]}")
-            assert time.monotonic() < deadline, "podcite serve did not start"
-            time.sleep(0.5)
+    with serving(env, timeout=180) as base:
         for q in QUESTIONS[:3]:
             got = httpx.get(f"{base}/api/search", params={"q": q, "k": 5}, timeout=30).json()
             want = search(seed_index, q, 5)
@@ -227,9 +203,6 @@ def test_server_on_milvus(tmp_path: Path, seed_index_dir: Path, seed_index: Inde
         assert ask["answer"]
         page = httpx.get(f"{base}/", params={"q": QUESTIONS[0]}, timeout=30)
         assert page.status_code == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def small_library(shared: Path) -> list[Path]:
