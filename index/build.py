@@ -46,8 +46,9 @@ class BuildReport:
     sentences: int = 0
     embedded: int = 0
     reused: int = 0
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # repaired problems in documents
+    notes: list[str] = field(default_factory=list)  # facts, not problems (ParseIssue.note)
+    errors: list[str] = field(default_factory=list)  # documents skipped
     seconds: float = 0.0
 
 
@@ -109,12 +110,10 @@ def _build(
     out = Path(out)
     report = BuildReport(path=out)
     report.errors = [str(e) for e in errors]
-    report.warnings = [str(i) for d in documents for i in d.issues]
+    report.warnings = [str(i) for d in documents for i in d.issues if not i.note]
+    report.notes = [str(i) for d in documents for i in d.issues if i.note]
     if strict and (report.errors or report.warnings):
-        first = (report.errors + report.warnings)[0]
-        raise BuildError(
-            f"--strict: {len(report.errors + report.warnings)} problem(s), first: {first}"
-        )
+        raise BuildError(strict_failure(report))
     if not documents:
         raise BuildError(
             "no documents to index" + (f"; first error: {report.errors[0]}" if errors else "")
@@ -197,6 +196,7 @@ def _build(
             "model_windows": MODEL_WINDOWS,
         },
         "warnings": report.warnings,
+        "notes": report.notes,
         "errors": report.errors,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -204,6 +204,15 @@ def _build(
     manifest["build_seconds"] = round(report.seconds, 2)
     publish(out, store.Stored(manifest, all_passages, vectors, sentence_vectors, keys))
     return report
+
+
+def strict_failure(report: BuildReport) -> str:
+    """``--strict``'s refusal: every problem, one per line (notes are not problems)."""
+    problems = [f"  error: {e}" for e in report.errors]
+    problems += [f"  warning: {w}" for w in report.warnings]
+    counted = f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    notes = f"; {len(report.notes)} note(s) not counted" if report.notes else ""
+    return "\n".join([f"--strict: nothing indexed: {counted}{notes}", *problems])
 
 
 def _carried(

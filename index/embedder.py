@@ -122,7 +122,11 @@ class SentenceTransformerEmbedder:
         if self._model is None:
             _offline()
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
+            # Its "Loading weights 0/103" bar would sit among podcite's own stages
+            # (and in logs): loading takes well under a second.
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated there
             self._model = SentenceTransformer(str(self.model_dir), device="cpu")
         return self._model
 

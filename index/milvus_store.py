@@ -36,7 +36,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -169,7 +169,14 @@ def rows_of(data: Stored, first_row: int = 0) -> Iterator[dict[str, Any]]:
         yield row_of(first_row + i, p, data.vectors[i], data.sentence_vectors_of(i))
 
 
-def insert(mc: Any, name: str, rows: Iterator[dict[str, Any]], upsert: bool = False) -> int:
+def insert(
+    mc: Any,
+    name: str,
+    rows: Iterator[dict[str, Any]],
+    upsert: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write ``rows`` in batches; ``progress(rows written)`` after each."""
     done = 0
     batch: list[dict[str, Any]] = []
     for r in rows:
@@ -178,9 +185,13 @@ def insert(mc: Any, name: str, rows: Iterator[dict[str, Any]], upsert: bool = Fa
             (mc.upsert if upsert else mc.insert)(name, batch)
             done += len(batch)
             batch = []
+            if progress is not None:
+                progress(done)
     if batch:
         (mc.upsert if upsert else mc.insert)(name, batch)
         done += len(batch)
+    if progress is not None:
+        progress(done)
     return done
 
 
@@ -224,17 +235,28 @@ def builds(mc: Any, alias: str) -> list[str]:
     return sorted(c for c in mc.list_collections() if c.startswith(prefix))
 
 
-def publish(mc: Any, alias: str, data: Stored, index: str = "FLAT") -> str:
+def publish(
+    mc: Any,
+    alias: str,
+    data: Stored,
+    index: str = "FLAT",
+    progress: Callable[[int, int], None] | None = None,
+) -> str:
     """Write ``data`` as a new collection, check it, switch ``alias`` to it; returns
     the collection.  A failure at any point drops the new collection and leaves the
-    alias where it was."""
+    alias where it was.  ``progress(done, total)`` counts the rows written."""
     if not data.passages:
         raise BuildError("nothing to publish")
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
     name = f"{alias}_b{stamp}"
     try:
         create(mc, name, int(data.vectors.shape[1]), index)
-        written = insert(mc, name, rows_of(data))
+
+        def rows_done(n: int) -> None:
+            if progress is not None:
+                progress(n, len(data.passages))
+
+        written = insert(mc, name, rows_of(data), progress=rows_done)
         mc.flush(name)
         if written != len(data.passages) or count(mc, name) != len(data.passages):
             raise BuildError(f"Milvus collection {name}: rows written do not match the build")

@@ -33,7 +33,7 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,10 +270,12 @@ def needed_bytes(data: Stored) -> int:
     return int(2 * data.vectors.nbytes + data.sentence_vectors.nbytes + 5 * text + (1 << 20))
 
 
-def publish(out: Path, data: Stored) -> Path:
+def publish(out: Path, data: Stored, progress: Callable[[int, int], None] | None = None) -> Path:
     """Write ``data`` as a new build beside ``out``, verify it, and point ``out``
     at it in one atomic step; returns the build directory.  A failure at any
-    point leaves the previous build answering and removes this one."""
+    point leaves the previous build answering and removes this one.
+    ``progress(done, total)`` counts the steps (files written, verified, published)."""
+    step = _stepper(progress, WRITE_STEPS)
     root = builds_dir(out)
     with lock(out):
         need = needed_bytes(data)
@@ -284,8 +286,9 @@ def publish(out: Path, data: Stored) -> Path:
         final = tmp.with_suffix("")
         try:
             tmp.mkdir()
-            _write(tmp, data)
+            _write(tmp, data, step)
             load(tmp, verify=True, searchable=False)  # what was written reads back whole
+            step()
             tmp.rename(final)
             builds.fsync_dir(root)
             live = builds.served(out)
@@ -293,6 +296,7 @@ def publish(out: Path, data: Stored) -> Path:
                 builds.mark_published(live)  # served, so published: a rollback target
             _swap(out, final)
             builds.mark_published(final)
+            step()
         except BaseException as exc:
             if builds.served(out) != final.resolve():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -306,19 +310,40 @@ def publish(out: Path, data: Stored) -> Path:
     return final
 
 
-def _write(tmp: Path, data: Stored) -> None:
+# publish's steps, for its progress: passages, vectors, FAISS, keyword index,
+# checksums and manifest, read back and verified, published.
+WRITE_STEPS = 7
+
+
+def _stepper(progress: Callable[[int, int], None] | None, total: int) -> Callable[[], None]:
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    return step
+
+
+def _write(tmp: Path, data: Stored, step: Callable[[], None]) -> None:
     import faiss
 
     with (tmp / PASSAGES).open("w", encoding="utf-8") as fh:
         for p in data.passages:
             fh.write(json.dumps(passage_to_dict(p), ensure_ascii=False) + "\n")
+    step()
     np.save(tmp / VECTORS, data.vectors)
     np.save(tmp / SENTENCES, data.sentence_vectors)
     (tmp / KEYS).write_text("\n".join(data.keys) + "\n", encoding="utf-8")
+    step()
     fidx = faiss.IndexFlatIP(data.vectors.shape[1])
     fidx.add(data.vectors)
     faiss.write_index(fidx, str(tmp / FAISS))
+    step()
     (data.keyword or build_keyword_index(data.passages)).save(tmp / KEYWORD)
+    step()
     # The keyword files too: a corrupt BM25 file must fail load(verify=True) like any other.
     names = [*DATA_FILES, *(f"{KEYWORD}/{f.name}" for f in _files(tmp / KEYWORD))]
     manifest = {**data.manifest, "format_version": FORMAT_VERSION}
@@ -331,6 +356,7 @@ def _write(tmp: Path, data: Stored) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     builds.fsync_dir(tmp)
+    step()
 
 
 def _swap(out: Path, build_dir: Path) -> None:

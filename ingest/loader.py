@@ -10,7 +10,7 @@ read first may name their episodes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,11 +132,17 @@ def _parse(path: Path, doc_id: str, text: str, sha: str, catalog: Catalog) -> Do
     raise UnsupportedDocument(str(path), 0, f"unsupported file type {path.suffix!r}")
 
 
-def load(paths: Iterable[Path], feeds: Iterable[str] = (), media: Media | None = None) -> Loaded:
+def load(
+    paths: Iterable[Path],
+    feeds: Iterable[str] = (),
+    media: Media | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Loaded:
     """Read catalogs (CSV files and wiki channel pages) first, then every
     document, then audio files and feeds (``feeds``: URLs or paths, besides the
     feed files among ``paths``).  ``media`` holds the download and transcript
-    cache and the transcriber (default: ``data/index.cache``, tiny.en)."""
+    cache and the transcriber (default: ``data/index.cache``, tiny.en);
+    ``progress(done, total)`` counts the text documents parsed."""
     out = Loaded()
     sources, out.errors = discover(paths)
     documents: list[tuple[Source, str, str]] = []  # each file is read once
@@ -173,11 +179,13 @@ def load(paths: Iterable[Path], feeds: Iterable[str] = (), media: Media | None =
         read = [podcast.read_feed(source, media) for source in feed_sources]
         for r in read:
             out.catalog.merge(r.catalog)
-    for src, text, sha in documents:
+    for done, (src, text, sha) in enumerate(documents, 1):
         try:
             out.documents.append(_parse(src.path, src.doc_id, text, sha, out.catalog))
         except DocumentError as exc:
             out.errors.append(exc)
+        if progress is not None:
+            progress(done, len(documents))
     if out.media is not None:
         _load_media(out, audio, read, out.media)
     return out

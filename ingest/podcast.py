@@ -125,7 +125,9 @@ def read_feed(source: str, media: Media) -> ReadFeed:
     out = ReadFeed(feed, errors=list(feed.dropped), issues=list(feed.issues))
     if fetched.stale:
         out.issues.append(
-            ParseIssue(where, 0, f"offline ({fetched.stale}): read the copy cached earlier")
+            ParseIssue(
+                where, 0, f"offline ({fetched.stale}): read the copy cached earlier", note=True
+            )
         )
     for item in feed.items:
         out.catalog.add(_episode(feed, item))
@@ -384,4 +386,3 @@ def with_chapters(doc: Document, chapters: Sequence[tuple[float, str]]) -> Docum
 
 def _section(chapters: Sequence[tuple[float, str]], at: int, run: list[Sentence]) -> Section:
     return Section(trail=(chapters[at][1],) if at >= 0 else (), sentences=tuple(run))
-

@@ -107,11 +107,16 @@ class Section:
 
 @dataclass(frozen=True, slots=True)
 class ParseIssue:
-    """Something wrong in a document that was reported and worked around."""
+    """Something wrong in a document that was reported and worked around.
+
+    A ``note`` is a fact about a document that is not wrong in it (a transcript
+    no catalog names, a feed read from its cached copy): reported, never counted
+    as a problem by ``--strict``."""
 
     path: str
     line: int
     message: str
+    note: bool = False
 
     def __str__(self) -> str:
         # Line 0: the problem is the whole file or URL (audio, a feed's download).

@@ -79,7 +79,9 @@ def parse_transcript(path: Path, doc_id: str, text: str, catalog: Catalog) -> Do
     episode = catalog.for_file(path)
     issues: list[ParseIssue] = []
     if episode is None:
-        issues.append(ParseIssue(where, 1, "no catalog entry: indexed without episode link"))
+        issues.append(
+            ParseIssue(where, 1, "no catalog entry: indexed without episode link", note=True)
+        )
     starts, lines = split_lines(text)
     read = _read_cues(where, lines, kind == ".srt", issues)
     cues = _repair(where, read, issues)

@@ -8,8 +8,7 @@ from server/cli.py so that module stays the list of commands.  Heavy modules
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from server.settings import Settings
 if TYPE_CHECKING:
     from index import BuildReport
     from ingest.podcast import Media
+    from server.progress import Stages
 
 
 def do_ingest(
@@ -50,60 +50,60 @@ def _ingest(
     ray: str | None = None,
 ) -> BuildReport:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from index import build
     from index.errors import BuildError
     from ingest import load
+    from server.progress import Stages
     from server.runtime import embedder as make_embedder
     from server.runtime import publisher, sources, target
 
-    console = Console(stderr=True, quiet=quiet)
+    console = Console(stderr=True, quiet=quiet, soft_wrap=True)  # a log's lines whole
     t0 = time.perf_counter()
-    if ray is None:
-        with _media_progress(console, settings) as media:
-            loaded = load(paths, feeds, media)
-        if media.transcripts:
-            console.print(_transcribed_summary(media), highlight=False)
-        how: dict[str, Any] = {"publish": publisher(settings)}
-    else:  # feeds and audio are read in process only (docs/scale.md)
-        if feeds:
-            raise BuildError("--ray reads files and folders; ingest feeds without --ray")
-        with console.status(f"parsing and embedding on Ray ({ray})"):
-            loaded, how = sources(paths, settings, ray)  # where to publish, vectors from Ray
-    embedder = make_embedder(settings)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("embedding", total=None)
+    with Stages(console) as stages:
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def stage(name: str, unit: str) -> Callable[[int, int], None]:
+            return lambda done, total: stages.update(name, done, total, unit)
 
+        writing = stage("writing", "rows" if settings.backend == "milvus" else "steps")
+        if ray is None:
+            media = _media(settings, stages)
+            loaded = load(paths, feeds, media, progress=stage("parsing", "documents"))
+            stages.finish("parsing")
+            if media.transcripts:
+                console.print(_transcribed_summary(media), highlight=False)
+            how: dict[str, Any] = {"publish": publisher(settings, writing)}
+        else:  # feeds and audio are read in process only (docs/scale.md)
+            if feeds:
+                raise BuildError("--ray reads files and folders; ingest feeds without --ray")
+            console.print(f"parsing and embedding on Ray ({ray})", highlight=False)
+            # where to publish, and the vectors Ray computed (Ray shows its own progress)
+            loaded, how = sources(paths, settings, ray, writing)
         report = build(
             loaded.documents,
             settings.index_dir,
-            embedder,
+            make_embedder(settings),
             errors=loaded.errors,
             strict=strict,
             catalog_files=loaded.catalog_files,
-            progress=progress,
+            progress=stage("embedding", "passages"),
             roots=[p for p in paths if p.is_dir()],
             prune=prune,
             replace=replace,
             **how,
         )
+        stages.finish("embedding")
+        stages.finish("writing")
     for line in report.errors:
         console.print(f"[red]skipped[/red] {line}", highlight=False)
     for line in report.warnings[:20]:
         console.print(f"[yellow]warning[/yellow] {line}", highlight=False)
     if len(report.warnings) > 20:
         console.print(f"[yellow]… and {len(report.warnings) - 20} more warnings (see the manifest)")
+    for line in report.notes[:20]:
+        console.print(f"[dim]note[/dim] {line}", highlight=False)
+    if len(report.notes) > 20:
+        console.print(f"[dim]… and {len(report.notes) - 20} more notes (see the manifest)")
     seconds = time.perf_counter() - t0
     for doc_id in report.removed[:20]:
         console.print(f"[yellow]removed[/yellow] {doc_id} (its file is gone)", highlight=False)
@@ -115,60 +115,40 @@ def _ingest(
     console.print(
         f"indexed {report.documents} documents, {report.passages} passages "
         f"({report.embedded} embedded, {report.reused} reused), "
-        f"{len(report.warnings)} warnings, {len(report.errors)} skipped, "
+        f"{len(report.errors)} errors (skipped), {len(report.warnings)} warnings, "
+        f"{len(report.notes)} notes, "
         f"{seconds:.1f} s -> {target(settings)}",
         highlight=False,
     )
     return report
 
 
-@contextmanager
-def _media_progress(console: Any, settings: Settings) -> Iterator[Media]:
-    """Feeds' and audio's cache beside the index, and their progress: bytes
-    for downloads, audio time for transcription (``12:40 / 2:01:33, 9.8× real time``)."""
-    from rich.progress import BarColumn, Progress
-
+def _media(settings: Settings, stages: Stages) -> Media:
+    """Feeds' and audio's cache beside the index, with their stages: bytes for
+    downloads, audio time for transcription (``12:40 / 2:01:33, 9.8× real time``)."""
     from ingest.audio import Transcriber
     from ingest.clock import format_clock
     from ingest.podcast import Media, cache_dir_for
 
-    tasks: dict[str, Any] = {}
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        "{task.fields[detail]}",
-        console=console,
-        transient=True,
-    ) as bar:
+    def downloaded(url: str, done: int, total: int | None) -> None:
+        name = f"downloading {url.rsplit('/', 1)[-1][:40]}"
+        stages.update(name, round(done / 1e6, 1), total and round(total / 1e6, 1), "MB")
+        if total is not None and done >= total:
+            stages.finish(name)
 
-        def task(key: str, description: str) -> Any:
-            if key not in tasks:
-                tasks[key] = bar.add_task(description, total=None, detail="")
-            return tasks[key]
+    def transcribing(name: str, done: float, total: float, wall: float) -> None:
+        speed = f"{done / wall:.1f}× real time" if wall > 0 else ""
+        stage = f"transcribing {name[:40]}"
+        stages.update(stage, round(done), round(total), "s of audio", speed)
+        if done >= total:
+            stages.finish(stage, f"{format_clock(total)} of audio, {speed}")
 
-        def downloaded(url: str, done: int, total: int | None) -> None:
-            name = url.rsplit("/", 1)[-1][:40]
-            size = f"{done / 1e6:.1f} / {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
-            bar.update(task(url, f"downloading {name}"), completed=done, total=total, detail=size)
-
-        def transcribing(name: str, done: float, total: float, wall: float) -> None:
-            speed = f", {done / wall:.1f}× real time" if wall > 0 else ""
-            bar.update(
-                task(f"t:{name}", f"transcribing {name[:40]}"),
-                completed=done,
-                total=total,
-                detail=f"{format_clock(done)} / {format_clock(total)}{speed}",
-            )
-
-        media = Media(
-            cache_dir=cache_dir_for(settings.index_dir),
-            transcriber=Transcriber(settings.whisper_model_dir),
-            on_download=downloaded,
-            on_transcribe=transcribing,
-        )
-        reading = bar.add_task("reading documents", total=None, detail="")
-        yield media
-        bar.remove_task(reading)
+    return Media(
+        cache_dir=cache_dir_for(settings.index_dir),
+        transcriber=Transcriber(settings.whisper_model_dir),
+        on_download=downloaded,
+        on_transcribe=transcribing,
+    )
 
 
 def _transcribed_summary(media: Media) -> str:

@@ -48,21 +48,23 @@ def open_backend(settings: Settings, model: Embedder | None) -> Index:
     return open_index(settings.index_dir, model, verify=settings.verify_index)
 
 
-def publisher(settings: Settings) -> Callable[[Path, Stored], object]:
+def publisher(
+    settings: Settings, progress: Callable[[int, int], None] | None = None
+) -> Callable[[Path, Stored], object]:
     """Where ``podcite ingest`` publishes a build: the index directory
     (``index.store.publish``) or, for the milvus backend, a new Milvus collection
-    behind the alias ``milvus_collection``."""
+    behind the alias ``milvus_collection``; ``progress(done, total)`` as it writes."""
     from index import store
 
     if settings.backend != "milvus":
-        return store.publish
+        return lambda out, data: store.publish(out, data, progress)
 
     def to_milvus(_out: Path, data: Stored) -> object:
         from index import milvus_store
 
         mc = milvus_store.client(settings.milvus_uri)
         try:
-            return milvus_store.publish(mc, settings.milvus_collection, data)
+            return milvus_store.publish(mc, settings.milvus_collection, data, progress=progress)
         finally:
             milvus_store.close(mc, settings.milvus_uri)
 
@@ -76,12 +78,18 @@ def target(settings: Settings) -> str:
     return str(settings.index_dir)
 
 
-def sources(paths: list[Path], settings: Settings, ray: str | None) -> tuple[Any, dict[str, Any]]:
+def sources(
+    paths: list[Path],
+    settings: Settings,
+    ray: str | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """What ``podcite ingest`` builds from: the documents (``ingest.load``'s
     ``Loaded``, or, with ``ray`` (an address or "local"), parsed and embedded as a
     Ray Data job, ``index.ray_ingest``), and ``index.build.build``'s arguments for
-    them: where to publish, and on Ray the vectors it computed."""
-    how: dict[str, Any] = {"publish": publisher(settings)}
+    them: where to publish (``progress`` as it writes), and on Ray the vectors it
+    computed."""
+    how: dict[str, Any] = {"publish": publisher(settings, progress)}
     if ray is None:
         from ingest import load
 

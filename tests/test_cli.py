@@ -40,6 +40,13 @@ def test_ingest_then_ask(tmp_path: Path) -> None:
     r = podcite("ingest", str(CORPUS), "--index", str(index))
     assert r.returncode == 0, r.stderr
     assert "indexed 1 documents, 8 passages" in r.stderr
+    # Not a terminal: one plain line per stage as it starts and ends, no
+    # redrawn bars, and not the model library's own loading bar.
+    lines = r.stderr.splitlines()
+    for stage, unit in (("parsing", "documents"), ("embedding", "passages"), ("writing", "steps")):
+        assert any(x.startswith(f"{stage}: ") and f"{unit} in " in x for x in lines), stage
+    assert "Loading weights" not in r.stderr and "0/?" not in r.stderr
+    assert "\r" not in r.stderr and "\x1b[" not in r.stderr
     r = podcite(
         "ask",
         "Who found a one to three hertz rhythm under ketamine?",
@@ -124,3 +131,45 @@ def test_ask_links_are_terminal_hyperlinks_where_supported(seed_index_dir: Path)
     )
     plain = podcite("ask", "psilocybin", "--index", str(seed_index_dir), "-k", "1")
     assert "\x1b]8;" not in plain.stdout  # not a terminal: plain text and the URL
+
+
+def test_strict_lists_every_problem_and_does_not_count_notes(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe")
+    empty = tmp_path / "empty.md"
+    empty.write_text("", encoding="utf-8")
+    repaired = tmp_path / "repaired.vtt"  # one cue without a timing line: repaired, a warning
+    repaired.write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\nThe first cue says enough words here.\n\n"
+        "no timing here\nThis block is dropped.\n",
+        encoding="utf-8",
+    )
+    # No catalog names this transcript: a note, not a problem.
+    noted = tmp_path / "noted.vtt"
+    noted.write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\nA transcript no catalog names.\n",
+        encoding="utf-8",
+    )
+    idx = tmp_path / "idx"
+    r = podcite(
+        "ingest",
+        str(CORPUS),
+        str(bad),
+        str(empty),
+        str(repaired),
+        str(noted),
+        "--index",
+        str(idx),
+        "--strict",
+    )
+    assert r.returncode == 1 and not idx.exists()
+    head = [x for x in r.stderr.splitlines() if "--strict" in x]
+    assert head and "2 error(s), 1 warning(s); 2 note(s) not counted" in head[0], r.stderr
+    assert "bad.txt:1" in r.stderr and "empty.md:1" in r.stderr  # every error
+    assert "repaired.vtt:6" in r.stderr and "block dropped" in r.stderr  # and the warning
+    assert "Traceback" not in r.stderr
+    # Notes alone do not fail --strict; the summary counts them apart.
+    r = podcite("ingest", str(CORPUS), str(noted), "--index", str(idx), "--strict")
+    assert r.returncode == 0, r.stderr
+    assert "0 errors (skipped), 0 warnings, 1 notes" in r.stderr
+    assert "note " in r.stderr and "noted.vtt:1: no catalog entry" in r.stderr

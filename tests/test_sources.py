@@ -98,7 +98,7 @@ def test_transcript_without_catalog_entry(tmp_path: Path, embedder) -> None:  # 
     assert doc.episode is None and doc.title == "Some Talk"
     assert any("no catalog entry" in str(i) for i in doc.issues)
     report = build(loaded.documents, tmp_path / "idx", embedder)
-    assert any("no catalog entry" in w for w in report.warnings)
+    assert any("no catalog entry" in w for w in report.notes)
     idx = open_index(tmp_path / "idx", embedder)
     (hit,) = search(idx, "does cold water raise dopamine", 1)
     assert hit.time is not None and hit.time.seconds == 0.0 and hit.passage.episode is None
