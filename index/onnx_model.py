@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.store import file_sha256
 from ingest.errors import PodciteError
 
 if TYPE_CHECKING:
@@ -73,14 +74,6 @@ def fingerprint(model_dir: Path) -> str:
         else:
             h.update(str(st.st_mtime_ns).encode())
     return h.hexdigest()[:16]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_modules(model_dir: Path) -> None:
@@ -138,7 +131,7 @@ def _valid(model: Path) -> bool:
     """The file is whole: its size and SHA-256 are those recorded after it was written."""
     try:
         meta = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
-        return bool(model.stat().st_size == meta["bytes"] and _sha256(model) == meta["sha256"])
+        return bool(model.stat().st_size == meta["bytes"] and file_sha256(model) == meta["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -241,7 +234,7 @@ def export_int8(model_dir: Path, dest: Path) -> None:
             os.fsync(fh.fileno())
         meta = {
             "bytes": int8.stat().st_size,
-            "sha256": _sha256(int8),
+            "sha256": file_sha256(int8),
             "source": str(model_dir),
             "quantisation": "dynamic int8, per-channel QInt8 weights, QUInt8 activations",
             "export_version": EXPORT_VERSION,
