@@ -139,6 +139,8 @@ def choose_answer(
             continue
         if any(c.text == o.text for o in chosen):
             continue
+        if c.text.rstrip().endswith(":"):  # "Here is the revised article:" leads in, never answers
+            continue
         chosen.append(c)
     return chosen
 

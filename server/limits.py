@@ -45,9 +45,22 @@ class Refused(Exception):
         self.retry_after = retry_after
 
 
+def one_thread() -> None:
+    """Each search thread single-threaded, as the module docstring says.  OpenMP's
+    thread count is per calling thread: ``index.store`` set it on the thread that
+    loaded the index, and a pool thread would otherwise start a team of one
+    thread per core, whose spinning competes with the other search and the event
+    loop (measured: docs/reliability.md, "Searches off the event loop")."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 class SearchPool:
     def __init__(self, threads: int, max_queued: int, rate: float = 0) -> None:
-        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="podcite-search")
+        self.executor = ThreadPoolExecutor(
+            threads, thread_name_prefix="podcite-search", initializer=one_thread
+        )
         self.max_queued = max_queued
         self.rate = rate
         self.pending = 0  # changed on the event loop only

@@ -184,6 +184,15 @@ def test_choose_answer_ranks_sentences_across_passages() -> None:
     assert choose_answer([], [], threshold=0.1) == []
 
 
+def test_a_sentence_that_leads_in_is_never_an_answer() -> None:
+    # Wiki pages keep their writer's lead-ins ("Here is the revised article:"):
+    # close to any question by their passage's score, they answer nothing.
+    p = _passage(0, "Here is the revised article:. Psilocin binds the 5-HT2A receptor")
+    hits = [Hit(p, 0.8, 0, row=0)]
+    chosen = choose_answer(hits, [np.array([0.9, 0.85], np.float32)], threshold=0.5)
+    assert [c.sentence for c in chosen] == [1]
+
+
 def test_answer_sentence_without_own_time_shows_anchor_approximately() -> None:
     p = _passage(0, "cited. uncited", times=(42.0, None))
     own = AnswerSentence(Hit(p, 0.9, 0), 0, 0.9)
@@ -247,3 +256,16 @@ def test_moment_pick_prefers_matches_near_the_citation() -> None:
     weak = np.array([0.1, 0.2, 0.3], np.float32)
     assert pick(times, weak, weak, cited=None, rule=rule) is None
     assert pick(np.zeros(0), weak[:0], weak[:0], cited=None) is None
+
+
+def test_search_threads_are_single_threaded() -> None:
+    # OpenMP's thread count is per calling thread: a pool thread must set its own.
+    import faiss
+
+    from server.limits import SearchPool
+
+    pool = SearchPool(threads=1, max_queued=4)
+    try:
+        assert pool.executor.submit(faiss.omp_get_max_threads).result() == 1
+    finally:
+        pool.close()
