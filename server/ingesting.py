@@ -91,9 +91,7 @@ def _ingest(
             prune=prune,
             replace=replace,
             **how,
-        )
-        stages.finish("embedding")
-        stages.finish("writing")
+        )  # leaving Stages ends the last stages (a new stage ends the one before)
     for line in report.errors:
         console.print(f"[red]skipped[/red] {line}", highlight=False)
     for line in report.warnings[:20]:

@@ -72,6 +72,9 @@ class Stages:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if kind is None:  # a clean end ends every stage; after a failure none is "done"
+            for name in [n for n, st in self._stages.items() if not st.over]:
+                self.finish(name)
         if self._bar is not None:
             self._bar.stop()
 

@@ -209,3 +209,15 @@ def test_strict_fails_whole_build(tmp_path: Path, embedder) -> None:  # type: ig
     assert report.documents == 1 and len(report.errors) == 1
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert "b.txt:1: not UTF-8" in manifest["errors"][0]
+
+
+def test_publish_counts_its_steps_to_the_total_it_announces(
+    seed_index_dir: Path, tmp_path: Path
+) -> None:
+    # WRITE_STEPS is written by hand beside the step() calls: a step added
+    # without it would leave the "writing" bar short of or past its end.
+    seen: list[tuple[int, int]] = []
+    data = store.load(seed_index_dir, searchable=False)
+    store.publish(tmp_path / "copy", data, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(i, store.WRITE_STEPS) for i in range(1, store.WRITE_STEPS + 1)]
+    assert store.load(tmp_path / "copy").manifest["counts"] == data.manifest["counts"]

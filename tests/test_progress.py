@@ -20,6 +20,7 @@ def _run(terminal: bool, quiet_s: float = 0.0) -> str:
         stages.update("downloading ep.mp3", 3.0, None, "MB")
         stages.finish("downloading ep.mp3")
         stages.finish("never started")  # nothing to say
+        stages.update("writing", 3, 7, "steps")  # ended by leaving the block
     return out.getvalue()
 
 
@@ -34,7 +35,9 @@ def test_plain_lines_when_not_a_terminal() -> None:
     assert lines[4].startswith("embedding: 8 passages in ") and lines[4].endswith(" s")
     assert lines[5] == "downloading ep.mp3"
     assert lines[6].startswith("downloading ep.mp3: 3 MB in ")
-    assert len(lines) == 7
+    assert lines[7:9] == ["writing: 7 steps", "writing: 3/7 steps (43%)"]
+    assert lines[9].startswith("writing: 7 steps in ")  # ended by leaving the block
+    assert len(lines) == 10
 
 
 def test_one_bar_per_stage_on_a_terminal() -> None:
@@ -51,4 +54,17 @@ def test_a_short_stage_gets_two_lines() -> None:
         "embedding: 8 passages",
         "downloading ep.mp3",
         "downloading ep.mp3: 3 MB",
+        "writing: 7 steps",
+        "writing: 7 steps",
     ]
+
+
+def test_a_failure_ends_no_stage_as_done() -> None:
+    out = io.StringIO()
+    try:
+        with Stages(Console(file=out, force_terminal=False), 0.0) as stages:
+            stages.update("embedding", 3, 8, "passages")
+            raise RuntimeError("killed")
+    except RuntimeError:
+        pass
+    assert " in " not in out.getvalue()
