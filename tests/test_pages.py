@@ -18,7 +18,7 @@ from index.records import Hit
 from index.timeline import Chapter, Mark, Strip, chapters, episodes_of, extent, marks, within
 from ingest.records import Episode, Passage, Sentence, Time
 from server.app import create_app
-from server.pages import citation, relevance, resolve_episode, strip_svg
+from server.pages import citation, drawn, relevance, resolve_episode, strip_svg
 from server.schemas import DocumentOut, EpisodeOut, ResultOut, SourceOut, TimestampOut
 from server.settings import Settings
 from tests import ui_corpus
@@ -69,14 +69,28 @@ def test_strip_svg_marks_are_links_inside_the_strip() -> None:
         [Chapter("Intro", 0)],
     )
     svg = strip_svg(strip, 0.51)
-    assert svg.count('<path class="mark"') == 3 and svg.count('<path class="chapter"') == 1
-    xs = [float(x) for x in re.findall(r'class="mark" d="M([\d.]+) 0v', svg)]
-    assert xs == [3.0, 500.0, 997.0]  # a whole 6-wide mark even at either end
-    assert re.findall(r'stroke-opacity="([\d.]+)"', svg) == ["0.86", "0.30", "0.57"]
+    assert svg.count("<path d=") == 3 and svg.count('<path class="chapter"') == 1
+    assert [int(x) for x in re.findall(r'<path d="M(\d+) 0v', svg)] == [3, 500, 997]
+    assert re.findall(r'stroke-opacity="([\d.]+)"', svg) == [".86", ".30", ".57"]
     hrefs = re.findall(r'<a href="([^"]+)">', svg)
     assert hrefs == [f"https://www.youtube.com/watch?v=a&amp;b&amp;t={t}s" for t in (0, 300, 600)]
     assert "<x>" not in svg and "&lt;x&gt;" in svg  # every value escaped
     assert "<title>≈0:10:00 · relevance 70</title>" in svg
+
+
+def test_marks_within_a_hundredth_of_the_episode_are_drawn_as_their_best() -> None:
+    # 1000 s: a hundredth is 10 s; a run is measured from its first mark
+    ms = [Mark(100, 0.6, True), Mark(104, 0.8, True), Mark(109, 0.7, True), Mark(111, 0.55, True)]
+    assert drawn([*ms, Mark(500, 0.6, True)], 1000.0) == [
+        (Mark(104, 0.8, True), 3),
+        (Mark(111, 0.55, True), 1),
+        (Mark(500, 0.6, True), 1),
+    ]
+    every = [Mark(float(s), 0.6, True) for s in range(0, 7200, 5)]  # one every 5 s
+    assert len(drawn(every, 7200.0)) <= 101
+    svg = strip_svg(Strip(EP, 1000.0, True, ms, []), 0.51)
+    assert "<title>0:01:44 · relevance 80 · best of 3 moments here</title>" in svg
+    assert 'aria-label="An episode: 4 moments on this question"' in svg
 
 
 def result(**kw: Any) -> ResultOut:
