@@ -1,9 +1,9 @@
 """Refresh the page's screenshots in docs/, in Debian's chromium: the answer with
-its timeline (screenshot.png), a result's context opened (screenshot-context.png),
-results grouped by episode (screenshot-grouped.png) and the home page
-(screenshot-home.png).
+its timeline (screenshot.png), a result's context opened in place
+(screenshot-context.png: page.js fetches it from /context), results grouped by
+episode (screenshot-grouped.png) and the home page (screenshot-home.png).
 
-.venv/bin/python bench/screenshot.py --index /work/lib/index
+.venv/bin/python bench/screenshot.py --index /tmp/lib/index
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ def main() -> None:
             page.keyboard.press("Enter")
             page.wait_for_selector("article.result")
             page.screenshot(path=str(DOCS / "screenshot.png"))
-            transcript = page.locator("article.result:has(details.around)").first
+            kind = "span.kind:text-matches('^transcript', 'i')"
+            transcript = page.locator(f"article.result:has({kind})").first
             transcript.locator("details.around summary").click()
+            transcript.locator("details.around li.cited").wait_for()
             transcript.scroll_into_view_if_needed()
             transcript.screenshot(path=str(DOCS / "screenshot-context.png"))
             page.goto(base + "/?" + urlencode({"q": args.q, "k": 8, "group": "episode"}))

@@ -307,6 +307,31 @@ def test_a_result_with_feed_audio_gets_an_audio_element(client: TestClient, ui_i
     assert audio in html and html.count("<audio") == 1
 
 
+def test_chapters_under_the_strip(client: TestClient, ui_index) -> None:  # type: ignore[no-untyped-def]
+    """Chapter titles (a feed's <podcast:chapters>, as section trails) under their
+    strip, each a link to its second, and a line on the strip at its start."""
+    from dataclasses import replace
+
+    from fastapi.templating import Jinja2Templates
+
+    from server import pages
+
+    options = Settings().query_options()
+    _, context = pages.page(ui_index, {"q": "ketamine dissociation"}, options, client.app)  # type: ignore[arg-type]
+    strip = replace(
+        context["strips"][0][0], chapters=[Chapter("Intro", 0), Chapter("Ketamine", 120)]
+    )
+    context["strips"] = [(strip, pages.strip_svg(strip, options.abstain_below))]
+    env = Jinja2Templates(directory=str(Path(pages.__file__).parent / "templates")).env
+    html = env.get_template("index.html").render(context | {"url_for": lambda *a, **k: "/s"})
+    url = f"https://www.youtube.com/watch?v={ui_corpus.EPISODE}&amp;t="
+    assert (
+        f'<ol class="chapters"><li><a href="{url}0s">0:00:00</a> Intro</li>'
+        f'<li><a href="{url}120s">0:02:00</a> Ketamine</li></ol>'
+    ) in html
+    assert html.count('<path class="chapter"') == 2
+
+
 def test_no_timeline_when_the_library_does_not_answer(client: TestClient) -> None:
     html = client.get("/", params={"q": "How do I file my taxes this year?"}).text
     assert "Not covered" in html and '<svg class="strip"' not in html
