@@ -335,3 +335,56 @@ def test_chapters_under_the_strip(client: TestClient, ui_index) -> None:  # type
 def test_no_timeline_when_the_library_does_not_answer(client: TestClient) -> None:
     html = client.get("/", params={"q": "How do I file my taxes this year?"}).text
     assert "Not covered" in html and '<svg class="strip"' not in html
+
+
+COLD = (
+    "Using Deliberate Cold Exposure for Health and Performance ｜ Huberman Lab Podcast #66.mp3.vtt"
+)
+COOLING = (
+    "Supercharge Exercise Performance & Recovery with Cooling ｜ Huberman Lab Podcast #19.mp3.vtt"
+)
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_page_weight_on_the_shared_library_heaviest_case(
+    shared: Path,
+    tmp_path: Path,
+    embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    """The heaviest 10-result page of 2,106 questions over the whole library
+    (docs/benchmarks.md) on a library of its episodes: two transcripts on the
+    very topic (a mark every half minute) and its wiki pages."""
+    from index import build, open_index
+    from ingest import load
+
+    wiki = shared / "wiki" / "hubermanlab"
+    loaded = load(
+        [
+            wiki / "hubermanlab.md",
+            *sorted(wiki.glob("*cold_exposure*.md")),
+            shared / "transcripts" / COLD,
+            shared / "transcripts" / COOLING,
+            shared / "catalog" / "transcripts.csv",
+            shared / "catalog" / "episodes.csv",
+        ]
+    )
+    out = tmp_path / "index"
+    build(loaded.documents, out, embedder, catalog_files=loaded.catalog_files)
+    idx = open_index(out, embedder)
+    q = (
+        "What are the key ways that temperature, specifically cold, can be used to "
+        "improve physical performance, recovery, and overall well-being?"
+    )
+    with TestClient(create_app(Settings(index_dir=out), index=idx)) as c:
+        assets = len(c.get("/static/style.css").content) + len(c.get("/static/page.js").content)
+        html = c.get("/", params={"q": q, "k": 10}).content
+        moments = c.get("/api/timeline", params={"q": q}).json()["episodes"]
+    assert html.count(b'<article class="result') == 10
+    assert b'<datalist id="episode-list"></datalist>' in html
+    assert sum(len(e["marks"]) for e in moments) > 150  # a mark every half minute or so
+    drawn_marks = html.count(b"<path d=")
+    assert 0 < drawn_marks <= 101 * len(moments) and drawn_marks < sum(
+        len(e["marks"]) for e in moments
+    )
+    assert len(html) + assets < 100_000
