@@ -154,8 +154,10 @@ def context_page(idx: Index, raw: Mapping[str, str | None]) -> tuple[int, dict[s
         return 422, context
     found = find_sentence(idx, doc, int(at))
     if found is None:
-        what = "no sentence starts" if idx.backend.document_rows(doc) else "no document"
-        context["error"] = QueryError("doc", f"{what} at {doc!r}:{at} in this index")
+        if idx.backend.document_rows(doc):
+            context["error"] = QueryError("at", f"no sentence of {doc!r} starts at character {at}")
+        else:
+            context["error"] = QueryError("doc", f"no document {doc!r} in this index")
         return 404, context
     p, j = found
     context |= {"passage": p, "sentence": p.sentences[j], "time": p.time_of(j)}
@@ -335,8 +337,8 @@ def page(
     context |= {"library": lib, "hours": hours(lib.transcript_seconds), "hms": format_hms}
     # The picker offers labels only (the field takes a label, a title, #N or an id):
     # a value and a label per option would double its weight.  It is on the home
-    # page only: 241 episodes are 25 kB, a quarter of a results page's budget;
-    # there page.js fills the same list from /api/episodes when the field is used.
+    # page only: 241 episodes are 25 kB, a quarter of a results page's budget; on
+    # a results page, page.js fills the same list from /api/episodes when it is used.
     context["episodes"] = []
     context["grouped"] = raw.get("group") == "episode"
     if raw.get("q") is None:

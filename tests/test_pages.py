@@ -253,7 +253,7 @@ def test_context_page_errors(client: TestClient) -> None:
     assert "<script>x" not in r.text and "&lt;script&gt;x" in r.text
     doc = link.split("doc=")[1].split("&")[0]
     r = client.get(f"/context?doc={doc}&at=1")  # inside a sentence, not at its start
-    assert r.status_code == 404 and "no sentence starts" in r.text
+    assert r.status_code == 404 and "starts at character 1" in r.text
 
 
 def test_grouped_by_episode(client: TestClient) -> None:
