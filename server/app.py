@@ -180,4 +180,12 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         )
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 
+    @app.get(pages.CONTEXT, response_class=HTMLResponse, include_in_schema=False)
+    async def context(request: Request) -> HTMLResponse:
+        """The sentences around one cited sentence (a result's "Around this moment"):
+        its own page, so the search page stays light; page.js shows it in place."""
+        raw = {f: request.query_params.get(f) for f in ("doc", "at")}
+        status, found = await pool.run(request, pages.context_page, current(request), raw)
+        return templates.TemplateResponse(request, "context.html", found, status_code=status)
+
     return app

@@ -1,19 +1,27 @@
 """What the search page shows, built from the query path's records: one result's
-citation, play control and surrounding sentences; the timeline's SVG; the
-episode groups; the library's summary.  The template only lays these out.
+citation and play control; the timeline's SVG; the episode groups; the
+library's summary; and the context page of one moment.  The templates only lay
+these out.
 
-Context around a moment is computed for the shown results only, after the
-search, from the backend's ``document_rows`` and ``passage`` (never on the API's
-hot path).  The timeline is drawn here as a few SVG rectangles rather than with
-a chart library: the page fetches nothing and runs no script to show it.
+Context around a moment is its own server-rendered page (``GET /context?doc=
+&at=``: the document and the cited sentence's character offset, both stable
+for a document's text), read from the backend's ``document_rows`` and
+``passage`` when someone opens it, never on the search's path.  A result links
+to it from a ``<details>``; page.js fetches it into place.  Inline, ten
+results' contexts (two minutes of cues each, or a wiki section whole) took a
+10-result page past 100 kB on the whole library (docs/benchmarks.md).
+
+The timeline is drawn here as one SVG path per mark rather than with a chart
+library: the page fetches nothing and runs no script to show it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI
 from markupsafe import Markup
@@ -23,13 +31,15 @@ from index.errors import QueryError
 from index.library import EpisodeInfo, Library, library
 from index.query import Options, SearchParams, parse, run
 from index.records import Hit
-from index.timeline import Strip, strips
+from index.timeline import Mark, Strip, strips
 from ingest.clock import format_hms
-from ingest.records import Episode, Sentence
+from ingest.records import Episode, Passage, Sentence
 from server import schemas
 from server.schemas import ResultOut
 
 AROUND_S = 60.0  # the context of a transcript moment: this much before and after
+CONTEXT = "/context"
+MAX_DOC_CHARS = 1000  # a document id longer than this is no id of any index
 YOUTUBE_WATCH = "https://www.youtube.com/watch?v="
 
 
@@ -54,7 +64,7 @@ class Shown:
     citation: str
     youtube: str | None = None  # video id: the page can embed it from r.timestamp
     start: int = 0  # the second the player starts at
-    context: list[Line] = field(default_factory=list)
+    context_url: str = ""  # its context page (GET /context)
 
 
 def relevance(score: float) -> int:
@@ -86,13 +96,14 @@ def _line(s: Sentence, ep: Episode | None, cited: bool) -> Line:
     return Line(s.text, label, ep.url_at(t.seconds) if ep and t else None, cited)
 
 
-def around(index: Index, hit: Hit, before: float = AROUND_S, after: float = AROUND_S) -> list[Line]:
-    """The sentences around a result: a transcript's from ``before`` seconds
-    before its moment to ``after`` seconds after, a wiki result's whole section;
-    each once, in document order, the cited one marked."""
-    p = hit.passage
-    cited = hit.sentence.start
-    t = hit.time
+def around(
+    index: Index, p: Passage, j: int, before: float = AROUND_S, after: float = AROUND_S
+) -> list[Line]:
+    """The sentences around sentence ``j`` of ``p``: a transcript's from ``before``
+    seconds before its moment to ``after`` seconds after, a wiki passage's whole
+    section; each once, in document order, the cited one marked."""
+    cited = p.sentences[j].start
+    t = p.time_of(j)
     seen: dict[int, Sentence] = {}
     for row in index.backend.document_rows(p.document_id):
         other = index.backend.passage(row)
@@ -108,13 +119,53 @@ def around(index: Index, hit: Hit, before: float = AROUND_S, after: float = AROU
         elif other.section == p.section:
             for s in other.sentences:
                 seen.setdefault(s.start, s)
-    for s in p.sentences:  # the cited sentence is always there
-        if s.start == cited:
-            seen.setdefault(s.start, s)
+    seen.setdefault(cited, p.sentences[j])  # the cited sentence is always there
     return [_line(seen[k], p.episode, k == cited) for k in sorted(seen)]
 
 
-def shown(index: Index, hits: Sequence[Hit], results: Sequence[ResultOut]) -> list[Shown]:
+def context_url(hit: Hit) -> str:
+    """The context page of a hit's cited sentence."""
+    return CONTEXT + "?" + urlencode({"doc": hit.passage.document_id, "at": hit.sentence.start})
+
+
+def find_sentence(index: Index, doc: str, at: int) -> tuple[Passage, int] | None:
+    """The passage of document ``doc`` holding the sentence that starts at
+    character ``at``, and that sentence's index; None where there is none."""
+    for row in index.backend.document_rows(doc):
+        p = index.backend.passage(row)
+        if p.start <= at <= p.end:
+            for j, s in enumerate(p.sentences):
+                if s.start == at:
+                    return p, j
+    return None
+
+
+def context_page(idx: Index, raw: Mapping[str, str | None]) -> tuple[int, dict[str, Any]]:
+    """The context page's status and template context for its raw query string:
+    ``doc`` (a document id, as the API's ``source.path``) and ``at`` (the
+    character offset where the cited sentence starts)."""
+    doc, at = (raw.get("doc") or "").strip(), (raw.get("at") or "").strip()
+    context: dict[str, Any] = {"error": None, "passage": None, "lines": [], "hms": format_hms}
+    if not doc or len(doc) > MAX_DOC_CHARS:
+        context["error"] = QueryError("doc", "name a document of the index (its source path)")
+        return 422, context
+    if not at.isdigit() or len(at) > 12:
+        context["error"] = QueryError("at", "at is the character offset of a sentence (0 or more)")
+        return 422, context
+    found = find_sentence(idx, doc, int(at))
+    if found is None:
+        if idx.backend.document_rows(doc):
+            context["error"] = QueryError("at", f"no sentence of {doc!r} starts at character {at}")
+        else:
+            context["error"] = QueryError("doc", f"no document {doc!r} in this index")
+        return 404, context
+    p, j = found
+    context |= {"passage": p, "sentence": p.sentences[j], "time": p.time_of(j)}
+    context["lines"] = around(idx, p, j)
+    return 200, context
+
+
+def shown(hits: Sequence[Hit], results: Sequence[ResultOut]) -> list[Shown]:
     out = []
     for h, r in zip(hits, results, strict=True):
         item = Shown(h, r, r.document.id, relevance(r.score), citation(r))
@@ -122,7 +173,7 @@ def shown(index: Index, hits: Sequence[Hit], results: Sequence[ResultOut]) -> li
             item.youtube, item.start = r.episode.id, int(r.timestamp.seconds)
         elif r.timestamp:
             item.start = int(r.timestamp.seconds)
-        item.context = around(index, h)
+        item.context_url = context_url(h)
         out.append(item)
     return out
 
@@ -157,36 +208,66 @@ def _attr(value: str) -> str:
 
 
 STRIP_W, STRIP_H = 1000, 28
+MARK_W = 6  # a mark's width in the strip's units (style.css draws it)
+RUN_W = 10  # marks within this of a run's first are drawn as one: 1% of the episode
+
+
+def position(seconds: float, length: float) -> int:
+    """A moment's x on the strip, a whole mark's width inside either end."""
+    half = MARK_W // 2
+    return round(min(max(seconds / length * STRIP_W, half), STRIP_W - half))
+
+
+def drawn(marks: Sequence[Mark], length: float) -> list[tuple[Mark, int]]:
+    """The marks as the strip draws them: a run of marks within 1% of the
+    episode's length of the run's first (``RUN_W``) is one mark, at and linking
+    to the run's best moment, with how many moments it stands for.  Marks that
+    close overlap or nearly (a mark is 0.6% wide) and can be neither told apart
+    nor clicked apart, and an episode on the very topic of the question has one
+    every half minute: a whole-library page had 344 marks, 61 kB of its 100.
+    At most 101 marks a strip; /api/timeline keeps every moment."""
+    out: list[tuple[Mark, int]] = []
+    first = -STRIP_W
+    for m in sorted(marks, key=lambda m: m.seconds):
+        x = position(m.seconds, length)
+        if out and x - first < RUN_W:
+            best, n = out[-1]
+            out[-1] = (m if m.score > best.score else best, n + 1)
+        else:
+            out.append((m, 1))
+            first = x
+    return out
 
 
 def strip_svg(strip: Strip, threshold: float) -> Markup:
     """One episode's strip: its length to scale, a link at each mark, darker
-    where it scores higher."""
+    where it scores higher.  A mark is a vertical path (stroke and width from
+    style.css), the shortest SVG for it; marks that would overlap are one
+    (``drawn``)."""
     ep, length = strip.episode, strip.duration
     n = len(strip.marks)
     title = f"{ep.title}: {n} moment{'' if n == 1 else 's'} on this question"
     parts = [
         f'<svg class="strip" viewBox="0 0 {STRIP_W} {STRIP_H}" preserveAspectRatio="none" '
         f'role="img" aria-label="{_attr(title)}">',
-        f'<rect class="track" x="0" y="0" width="{STRIP_W}" height="{STRIP_H}"/>',
+        f'<rect class="track" width="{STRIP_W}" height="{STRIP_H}"/>',
     ]
     for c in strip.chapters:
         x = min(c.seconds / length, 1.0) * STRIP_W
-        parts.append(f'<line class="chapter" x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{STRIP_H}"/>')
+        parts.append(f'<path class="chapter" d="M{x:.0f} 0v{STRIP_H}"/>')
     span = max(1.0 - threshold, 1e-6)
-    for m in strip.marks:
-        x = min(m.seconds / length, 1.0) * STRIP_W
+    for m, many in drawn(strip.marks, length):
         strength = min(max((m.score - threshold) / span, 0.0), 1.0)
-        label = time_label(m.seconds, m.exact)
+        label = f"{time_label(m.seconds, m.exact)} · relevance {relevance(m.score)}"
+        if many > 1:
+            label += f" · best of {many} moments here"
+        opacity = f"{0.3 + 0.7 * strength:.2f}".lstrip("0")
         mark = (
-            f'<rect class="mark" x="{max(x - 3, 0):.1f}" y="0" width="6" height="{STRIP_H}" '
-            f'fill-opacity="{0.3 + 0.7 * strength:.2f}">'
-            f"<title>{_attr(label)} · relevance {relevance(m.score)}</title></rect>"
+            f'<path d="M{position(m.seconds, length)} 0v{STRIP_H}" stroke-opacity="{opacity}">'
+            f"<title>{_attr(label)}</title></path>"
         )
         url = ep.url_at(m.seconds)  # None: an episode with no audio or page to open
-        parts.append(
-            f'<a href="{_attr(url)}" data-seconds="{int(m.seconds)}">{mark}</a>' if url else mark
-        )
+        parts.append(f'<a href="{_attr(url)}">{mark}</a>' if url else mark)
     parts.append("</svg>")
     # Every interpolated value above went through _attr (escape) or is a number.
     return Markup("".join(parts))  # nosec B704
@@ -255,10 +336,13 @@ def page(
     context |= {"answer": [], "results": [], "groups": [], "strips": []}
     context |= {"library": lib, "hours": hours(lib.transcript_seconds), "hms": format_hms}
     # The picker offers labels only (the field takes a label, a title, #N or an id):
-    # a value and a label per option would double its weight on every page.
-    context["episodes"] = [episode_label(e) for e in lib.episodes]
+    # a value and a label per option would double its weight.  It is on the home
+    # page only: 241 episodes are 25 kB, a quarter of a results page's budget; on
+    # a results page, page.js fills the same list from /api/episodes when it is used.
+    context["episodes"] = []
     context["grouped"] = raw.get("group") == "episode"
     if raw.get("q") is None:
+        context["episodes"] = [episode_label(e) for e in lib.episodes]
         return 200, context
     search_raw = dict(raw) | {"episode": resolve_episode(raw.get("episode"), lib)}
     try:
@@ -267,7 +351,7 @@ def page(
     except QueryError as exc:
         context["error"] = exc
         return 422, context
-    items = shown(idx, out.hits, [schemas.result(h, playable) for h in out.hits])
+    items = shown(out.hits, [schemas.result(h, playable) for h in out.hits])
     context["outcome"] = out
     context["answer"] = [schemas.answer_sentence(a, playable) for a in out.answer]
     context["results"] = items

@@ -47,16 +47,28 @@ def test_play_loads_nothing_external_before_the_click(browser: Any, ui_live_serv
 
 def test_context_expands_around_the_moment(browser: Any, ui_live_server: str) -> None:
     page = browser.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
     page.goto(ui_live_server + Q)
     first = page.locator("article.result").first
     cited_at = seconds_of(first.locator("a.chip").get_attribute("href") or "")
     lines = first.locator("details.around li")
-    assert not lines.first.is_visible()
+    assert lines.count() == 0  # loaded when opened (page.js), not with the page
+    assert not first.locator("details.around .context-link a").is_visible()
     first.locator("details.around summary").click()
+    lines.first.wait_for()
+    assert first.locator("details.around .context-link").count() == 0  # replaced in place
     assert lines.first.is_visible() and lines.count() > 5
     assert first.locator("li.cited").inner_text().endswith(first.locator("mark").inner_text())
     for href in first.locator("details.around a.t").evaluate_all("as => as.map(a => a.href)"):
         assert abs(seconds_of(href) - cited_at) <= 60
+    assert any("/context?" in u for u in requests)
+    assert all(u.startswith(ui_live_server) for u in requests), requests
+    count = lines.count()
+    first.locator("details.around summary").click()  # closed and opened again: no second copy
+    first.locator("details.around summary").click()
+    page.wait_for_timeout(200)
+    assert lines.count() == count
     page.close()
 
 
@@ -67,33 +79,51 @@ def test_timeline_marks_link_to_their_seconds(browser: Any, ui_live_server: str)
     page.goto(ui_live_server + Q)
     strip = page.locator("figure.episode-strip").first
     assert strip.get_attribute("data-episode") == ui_corpus.EPISODE
-    found = strip.locator("svg a").evaluate_all(
-        "as => as.map(a => [a.getAttribute('href'), a.dataset.seconds])"
-    )
+    found = strip.locator("svg a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
     api = httpx.get(ui_live_server + "/api/timeline", params={"q": "ketamine dissociation"}).json()
     expect = [int(m["seconds"]) for m in api["episodes"][0]["marks"]]
-    assert [int(s) for _, s in found] == expect and expect
-    for href, s in found:
+    assert [seconds_of(href) for href in found] == expect and expect
+    for href in found:
         assert href.startswith(f"https://www.youtube.com/watch?v={ui_corpus.EPISODE}&")
-        assert seconds_of(href) == int(s)
+    box = strip.locator("svg").bounding_box()
+    mark = strip.locator("svg a path").first.bounding_box()
+    assert box and mark and mark["width"] > 0 and mark["height"] >= box["height"] - 1
     page.close()
+
+
+LABELS = [
+    "#34 Understanding & Conquering Depression (2021-08-23)",
+    "#2 Master Your Sleep (2021-01-11)",
+]
+
+
+def options(page: Any) -> list[str]:
+    return list(page.locator("#episode-list option").evaluate_all("os => os.map(o => o.value)"))
 
 
 def test_episode_picker_filters(browser: Any, ui_live_server: str) -> None:
     page = browser.new_page()
     page.goto(ui_live_server + "/")
-    labels = page.locator("#episode-list option").evaluate_all("os => os.map(o => o.value)")
-    assert labels == [
-        "#34 Understanding & Conquering Depression (2021-08-23)",
-        "#2 Master Your Sleep (2021-01-11)",
-    ]
+    assert options(page) == LABELS
     page.fill("#q", "ketamine dissociation")
     page.click("details.filters summary")
-    page.fill("#episode", "#2 Master Your Sleep (2021-01-11)")  # as the picker's label reads
+    page.fill("#episode", LABELS[1])  # as the picker's label reads
     page.click("button[type=submit]")
     page.wait_for_selector("article.result")
     episodes = page.locator("article.result .episode").all_inner_texts()
     assert episodes and all(e.startswith("Master Your Sleep") for e in episodes)
+    # a results page fills the same list from /api/episodes when the field is used
+    page.goto(ui_live_server + Q)
+    assert options(page) == []
+    page.click("details.filters summary")
+    page.focus("#episode")
+    page.wait_for_selector("#episode-list option:nth-child(2)", state="attached")
+    assert options(page) == LABELS
+    page.fill("#episode", LABELS[0])
+    page.click("button[type=submit]")
+    page.wait_for_selector("article.result")
+    episodes = page.locator("article.result .episode").all_inner_texts()
+    assert episodes and all(e.startswith("Understanding & Conquering") for e in episodes)
     page.close()
 
 
@@ -124,11 +154,22 @@ def test_the_page_with_javascript_off(browser: Any, ui_live_server: str) -> None
     assert not first.locator("button.copy").is_visible()
     assert first.locator("a.chip").get_attribute("href", timeout=1000)
     assert first.locator(".cite-text").is_visible()  # the citation, selectable
-    first.locator("details.around summary").click()  # native, no script
-    assert first.locator("li.cited").is_visible()
     assert page.locator("svg.strip a").count() > 0
+    cited_at = seconds_of(first.locator("a.chip").get_attribute("href") or "")
+    mark = first.locator("mark").inner_text()
+    first.locator("details.around summary").click()  # native, no script
+    link = first.locator("details.around .context-link a")
+    assert link.is_visible()
+    link.click()  # the context is its own server-rendered page
+    page.wait_for_selector("ol.context")
+    assert page.locator("li.cited").is_visible()
+    assert page.locator("li.cited").inner_text().endswith(mark)
+    for href in page.locator("ol.context a.t").evaluate_all("as => as.map(a => a.href)"):
+        assert abs(seconds_of(href) - cited_at) <= 60
     page.goto(ui_live_server + Q + "&group=episode")
     assert page.locator("section.group").count() == 2
+    page.goto(ui_live_server + "/")
+    assert options(page) == LABELS  # the home page's picker needs no script
     context.close()
 
 

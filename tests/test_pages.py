@@ -5,18 +5,20 @@ library with transcripts (tests/ui_corpus.py)."""
 from __future__ import annotations
 
 import re
+from html import unescape
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
 
 from index.library import EpisodeInfo, Library
 from index.records import Hit
-from index.timeline import Mark, chapters, episodes_of, extent, marks, within
+from index.timeline import Chapter, Mark, Strip, chapters, episodes_of, extent, marks, within
 from ingest.records import Episode, Passage, Sentence, Time
 from server.app import create_app
-from server.pages import citation, relevance, resolve_episode
+from server.pages import citation, drawn, relevance, resolve_episode, strip_svg
 from server.schemas import DocumentOut, EpisodeOut, ResultOut, SourceOut, TimestampOut
 from server.settings import Settings
 from tests import ui_corpus
@@ -55,6 +57,40 @@ def test_chapters_from_section_trails_and_episode_order() -> None:
         "xyz",
         "abc",
     ]
+
+
+def test_strip_svg_marks_are_links_inside_the_strip() -> None:
+    ep = Episode("a&b", 'Title "<x>"', None)
+    strip = Strip(
+        ep,
+        600.0,
+        True,
+        [Mark(0, 0.9, True), Mark(300, 0.51, True), Mark(600, 0.7, False)],
+        [Chapter("Intro", 0)],
+    )
+    svg = strip_svg(strip, 0.51)
+    assert svg.count("<path d=") == 3 and svg.count('<path class="chapter"') == 1
+    assert [int(x) for x in re.findall(r'<path d="M(\d+) 0v', svg)] == [3, 500, 997]
+    assert re.findall(r'stroke-opacity="([\d.]+)"', svg) == [".86", ".30", ".57"]
+    hrefs = re.findall(r'<a href="([^"]+)">', svg)
+    assert hrefs == [f"https://www.youtube.com/watch?v=a&amp;b&amp;t={t}s" for t in (0, 300, 600)]
+    assert "<x>" not in svg and "&lt;x&gt;" in svg  # every value escaped
+    assert "<title>≈0:10:00 · relevance 70</title>" in svg
+
+
+def test_marks_within_a_hundredth_of_the_episode_are_drawn_as_their_best() -> None:
+    # 1000 s: a hundredth is 10 s; a run is measured from its first mark
+    ms = [Mark(100, 0.6, True), Mark(104, 0.8, True), Mark(109, 0.7, True), Mark(111, 0.55, True)]
+    assert drawn([*ms, Mark(500, 0.6, True)], 1000.0) == [
+        (Mark(104, 0.8, True), 3),
+        (Mark(111, 0.55, True), 1),
+        (Mark(500, 0.6, True), 1),
+    ]
+    every = [Mark(float(s), 0.6, True) for s in range(0, 7200, 5)]  # one every 5 s
+    assert len(drawn(every, 7200.0)) <= 101
+    svg = strip_svg(Strip(EP, 1000.0, True, ms, []), 0.51)
+    assert "<title>0:01:44 · relevance 80 · best of 3 moments here</title>" in svg
+    assert 'aria-label="An episode: 4 moments on this question"' in svg
 
 
 def result(**kw: Any) -> ResultOut:
@@ -147,12 +183,77 @@ def test_page_shows_context_timeline_and_no_paths_or_negative_scores(
     client: TestClient, ui_corpus: Path
 ) -> None:
     html = client.get("/", params={"q": "ketamine dissociation", "k": 10}).text
-    assert html.count('<details class="around">') >= 5
-    assert 'class="cited"' in html and '<svg class="strip"' in html
+    assert html.count('<details class="around">') == 10
+    assert html.count('<p class="context-link"><a href="/context?doc=') == 10
+    assert 'class="cited"' not in html  # contexts are their own pages (the page stays light)
+    assert '<svg class="strip"' in html
     assert "score -" not in html and str(ui_corpus) not in html and "relevance" in html
     assert re.search(r'<script src="[^"]*/static/page\.js" defer></script>', html)
     assert "<script>" not in html  # no inline script: a CSP can forbid it
     assert "youtube-nocookie" not in html  # the player's address lives in the script only
+
+
+def context_links(client: TestClient, q: str, **params: Any) -> list[str]:
+    html = client.get("/", params={"q": q, "k": 10, **params}).text
+    return [h.replace("&amp;", "&") for h in re.findall(r'context-link"><a href="([^"]+)"', html)]
+
+
+def lines(html: str) -> list[tuple[str, str]]:
+    """A context page's lines: (class, the line's text without its time)."""
+    line = r'<li( class="cited"[^>]*)?>(?:<a class="t"[^>]*>[^<]*</a> )?([^<]*)</li>'
+    return [("cited" if c else "", unescape(t)) for c, t in re.findall(line, html)]
+
+
+def test_context_page_of_a_transcript_moment(client: TestClient) -> None:
+    api = client.get("/api/search", params={"q": "ketamine dissociation", "k": 10}).json()
+    links = context_links(client, "ketamine dissociation")
+    first = api["results"][0]
+    assert first["kind"] == "transcript"
+    assert links[0].startswith(f"/context?{urlencode({'doc': first['document']['id']})}&at=")
+    r = client.get(links[0])
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    html = r.text
+    assert f"<title>{first['timestamp']['label']} · Understanding &amp; Conquering" in html
+    found = lines(html)
+    assert [c for c, _ in found].count("cited") == 1 and len(found) > 5
+    cited = next(t for c, t in found if c)
+    assert cited == first["sentence"]
+    at = first["timestamp"]["seconds"]
+    seconds = [int(s) for s in re.findall(r'<a class="t" href="[^"]*&amp;t=(\d+)s"', html)]
+    assert seconds == sorted(seconds) and all(abs(s - at) <= 61 for s in seconds)
+    assert min(seconds) < at < max(seconds)  # before and after
+
+
+def test_context_page_of_a_wiki_result_is_its_whole_section(client: TestClient, ui_index) -> None:  # type: ignore[no-untyped-def]
+    links = context_links(client, "psilocybin serotonin receptor", kind="wiki")
+    html = client.get(links[0]).text
+    assert "The whole section" in html
+    trail = re.search(r'<p class="trail">([^<]*)</p>', html)
+    assert trail and " › " in trail.group(1)
+    section = tuple(trail.group(1).replace("&amp;", "&").split(" › ")[1:])
+    rows = range(len(ui_index))
+    expect = [
+        s.text
+        for r in rows
+        if (p := ui_index.backend.passage(r)).kind == "wiki" and p.section == section
+        for s in p.sentences
+    ]
+    got = [t for _, t in lines(html)]
+    assert got == list(dict.fromkeys(expect)) and len(got) >= 2
+
+
+def test_context_page_errors(client: TestClient) -> None:
+    link = context_links(client, "ketamine dissociation")[0]
+    assert client.get("/context").status_code == 422
+    assert client.get("/context", params={"doc": "x", "at": "-1"}).status_code == 422
+    assert client.get("/context", params={"doc": "x", "at": "a"}).status_code == 422
+    assert client.get("/context", params={"doc": "x" * 1001, "at": "1"}).status_code == 422
+    r = client.get("/context", params={"doc": "<script>x</script>", "at": "0"})
+    assert r.status_code == 404 and "no document" in r.text
+    assert "<script>x" not in r.text and "&lt;script&gt;x" in r.text
+    doc = link.split("doc=")[1].split("&")[0]
+    r = client.get(f"/context?doc={doc}&at=1")  # inside a sentence, not at its start
+    assert r.status_code == 404 and "starts at character 1" in r.text
 
 
 def test_grouped_by_episode(client: TestClient) -> None:
@@ -167,11 +268,14 @@ def test_home_page_knows_the_library(client: TestClient) -> None:
     html = client.get("/").text
     assert "<strong>2</strong> episodes" in html and "<strong>1</strong> wiki pages" in html
     assert '<option value="#2 Master Your Sleep (2021-01-11)">' in html
+    # a results page leaves the list to page.js (/api/episodes), its labels the same
+    results = client.get("/", params={"q": "ketamine"}).text
+    assert '<datalist id="episode-list"></datalist>' in results
 
 
 def test_page_weight_for_ten_results(client: TestClient) -> None:
     html = client.get("/", params={"q": "ketamine dissociation", "k": 10}).content
-    assert html.count(b'<article class="result') == 10
+    assert html.count(b'<article class="result') == 10 and b"<svg" in html
     css = client.get("/static/style.css").content
     js = client.get("/static/page.js").content
     assert len(html) + len(css) + len(js) < 100_000
@@ -203,6 +307,84 @@ def test_a_result_with_feed_audio_gets_an_audio_element(client: TestClient, ui_i
     assert audio in html and html.count("<audio") == 1
 
 
+def test_chapters_under_the_strip(client: TestClient, ui_index) -> None:  # type: ignore[no-untyped-def]
+    """Chapter titles (a feed's <podcast:chapters>, as section trails) under their
+    strip, each a link to its second, and a line on the strip at its start."""
+    from dataclasses import replace
+
+    from fastapi.templating import Jinja2Templates
+
+    from server import pages
+
+    options = Settings().query_options()
+    _, context = pages.page(ui_index, {"q": "ketamine dissociation"}, options, client.app)  # type: ignore[arg-type]
+    strip = replace(
+        context["strips"][0][0], chapters=[Chapter("Intro", 0), Chapter("Ketamine", 120)]
+    )
+    context["strips"] = [(strip, pages.strip_svg(strip, options.abstain_below))]
+    env = Jinja2Templates(directory=str(Path(pages.__file__).parent / "templates")).env
+    html = env.get_template("index.html").render(context | {"url_for": lambda *a, **k: "/s"})
+    url = f"https://www.youtube.com/watch?v={ui_corpus.EPISODE}&amp;t="
+    assert (
+        f'<ol class="chapters"><li><a href="{url}0s">0:00:00</a> Intro</li>'
+        f'<li><a href="{url}120s">0:02:00</a> Ketamine</li></ol>'
+    ) in html
+    assert html.count('<path class="chapter"') == 2
+
+
 def test_no_timeline_when_the_library_does_not_answer(client: TestClient) -> None:
     html = client.get("/", params={"q": "How do I file my taxes this year?"}).text
     assert "Not covered" in html and '<svg class="strip"' not in html
+
+
+COLD = (
+    "Using Deliberate Cold Exposure for Health and Performance ｜ Huberman Lab Podcast #66.mp3.vtt"
+)
+COOLING = (
+    "Supercharge Exercise Performance & Recovery with Cooling ｜ Huberman Lab Podcast #19.mp3.vtt"
+)
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_page_weight_on_the_shared_library_heaviest_case(
+    shared: Path,
+    tmp_path: Path,
+    embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    """The heaviest 10-result page of 2,106 questions over the whole library
+    (docs/benchmarks.md) on a library of its episodes: two transcripts on the
+    very topic (a mark every half minute) and its wiki pages."""
+    from index import build, open_index
+    from ingest import load
+
+    wiki = shared / "wiki" / "hubermanlab"
+    loaded = load(
+        [
+            wiki / "hubermanlab.md",
+            *sorted(wiki.glob("*cold_exposure*.md")),
+            shared / "transcripts" / COLD,
+            shared / "transcripts" / COOLING,
+            shared / "catalog" / "transcripts.csv",
+            shared / "catalog" / "episodes.csv",
+        ]
+    )
+    out = tmp_path / "index"
+    build(loaded.documents, out, embedder, catalog_files=loaded.catalog_files)
+    idx = open_index(out, embedder)
+    q = (
+        "What are the key ways that temperature, specifically cold, can be used to "
+        "improve physical performance, recovery, and overall well-being?"
+    )
+    with TestClient(create_app(Settings(index_dir=out), index=idx)) as c:
+        assets = len(c.get("/static/style.css").content) + len(c.get("/static/page.js").content)
+        html = c.get("/", params={"q": q, "k": 10}).content
+        moments = c.get("/api/timeline", params={"q": q}).json()["episodes"]
+    assert html.count(b'<article class="result') == 10
+    assert b'<datalist id="episode-list"></datalist>' in html
+    assert sum(len(e["marks"]) for e in moments) > 150  # a mark every half minute or so
+    drawn_marks = html.count(b"<path d=")
+    assert 0 < drawn_marks <= 101 * len(moments) and drawn_marks < sum(
+        len(e["marks"]) for e in moments
+    )
+    assert len(html) + assets < 100_000
