@@ -87,7 +87,7 @@ def search(
     # A generator: best sentences are found only for the rows looked at.
     hits = distinct((hit_at(index, r.row, r.cosine, q) for r in ranked), k)
     if moments:
-        hits = with_moments(index, hits, q)
+        hits = with_moments(index, hits, q, [r.row for r in ranked])
     return [replace(h, rank=r + 1) for r, h in enumerate(hits)]
 
 

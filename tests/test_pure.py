@@ -65,7 +65,15 @@ def _passage(
     ep = Episode(episode, f"Episode {episode}", date) if episode else None
     anchor = next((s.time for s in sentences if s.time is not None), None)
     return Passage(
-        f"p{i}", doc, "Doc", kind, None, ep, (), tuple(sentences), anchor  # type: ignore[arg-type]
+        f"p{i}",
+        doc,
+        "Doc",
+        kind,
+        None,
+        ep,
+        (),
+        tuple(sentences),
+        anchor,  # type: ignore[arg-type]
     )
 
 
@@ -215,6 +223,35 @@ def test_citation_check_verdicts() -> None:
     assert far.verdict == "corrected" and far.said_at == 900.0
     weak = citecheck.check(tl, 100.0, "x", e[6], no_words)  # said nowhere
     assert weak.verdict == "unverified" and weak.said_at is None
+
+
+def test_citation_decision_thresholds() -> None:
+    times = np.array([0.0, 100.0, 400.0, 900.0])
+    p = citecheck.Params(confirm=0.7, confirm_margin=0.05, confirm_alone=1.0, correct=1.0,
+                         margin=0.1, unique=0.1)  # fmt: skip
+    # A near match that trails a far one by more than the margin: not confirmed,
+    # unless it is good enough alone.
+    assert citecheck.decide(times, np.array([0.2, 0.8, 0.2, 0.9]), 100.0, p).verdict == "unverified"
+    alone = citecheck.decide(times, np.array([0.2, 1.0, 0.2, 1.2]), 100.0, p)
+    assert alone.verdict == "confirmed" and alone.said_at == 100.0
+    # A far match corrects only when it is strong, well above the near one and
+    # above the best match elsewhere (a claim said twice is not corrected).
+    fix = citecheck.decide(times, np.array([0.2, 0.5, 0.6, 1.1]), 100.0, p)
+    assert fix.verdict == "corrected" and fix.said_at == 900.0
+    twice = citecheck.decide(times, np.array([0.2, 0.5, 1.05, 1.1]), 100.0, p)
+    assert twice.verdict == "unverified" and twice.said_at is None
+
+
+def test_citation_overlap_weighs_rare_terms_and_reads_numbers_alike() -> None:
+    e = np.eye(DIM, dtype=np.float32)
+    said = ["the brain is amazing", "a one to three Hertz rhythm appears", "the brain again",
+            "and the brain once more"]  # fmt: skip
+    tl = citecheck.timeline([(10.0 * i, s, e[i]) for i, s in enumerate(said)])
+    o = tl.overlap("a 1-3 Hz brain rhythm", window=1)
+    assert int(np.argmax(o)) == 1  # "1-3hz" and "rhythm" are rare here, "brain" is not
+    assert o[1] > 0.7 and 0 < o[0] < 0.3
+    wide = tl.overlap("a 1-3 Hz brain rhythm", window=2)
+    assert wide[0] == pytest.approx(o[0] + o[1]) and wide[3] == o[3]  # p counts p .. p+1
 
 
 @pytest.mark.parametrize(
