@@ -127,7 +127,7 @@ def match_scores(
     tl: Timeline, text: str, vector: NDArray[np.float32], p: Params = Params()
 ) -> NDArray[np.float32]:
     """How well each transcript position says the wiki sentence ``text``."""
-    emb = np.maximum(tl.vectors @ vector, tl.context @ vector)
+    emb: NDArray[np.float32] = np.maximum(tl.vectors @ vector, tl.context @ vector)
     if p.overlap_weight:
         emb = emb + p.overlap_weight * tl.overlap(text, p.window)
     return emb

@@ -30,10 +30,11 @@ from index.questions import (
     audit_scope,
     gold_in_index,
     judge,
+    judge_answer,
     read_questions,
 )
 from index.records import ABSTAIN_BELOW, FUSIONS, MODES, Filters, FusionSettings, Hit, Mode
-from index.search import search
+from index.search import AnswerRule, choose_answer, search
 from ingest.errors import PodciteError
 
 # Evaluation modes: the search modes, and hybrid with each fusion by name.
@@ -122,6 +123,9 @@ class Outcome:
     search_ms: float
     embed_ms: float
     in_scope: bool
+    # The first answer sentence is the evidence sentence (None: no answer given,
+    # or no evidence sentence to judge by).
+    answer_hit: bool | None = None
 
 
 @dataclass
@@ -136,6 +140,7 @@ class Report:
     timestamp: dict[str, float] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
     abstention: dict[str, float] = field(default_factory=dict)
+    answer: dict[str, float] = field(default_factory=dict)
     outcomes: list[Outcome] = field(default_factory=list)
 
     def table(self) -> str:
@@ -153,7 +158,7 @@ def table(reports: Sequence[Report]) -> str:
     rows: list[tuple[str, list[str]]] = [
         ("questions", [f"{r.questions} (+{r.skipped} skipped)" for r in reports])
     ]
-    for group in ("metrics", "episode", "timestamp", "abstention", "latency"):
+    for group in ("metrics", "episode", "timestamp", "answer", "abstention", "latency"):
         names = list(dict.fromkeys(n for r in reports for n in getattr(r, group)))
         for n in names:
             label = f"episode {n}" if group == "episode" else n
@@ -254,10 +259,54 @@ def evaluate(
         hit = [h for h, _ in judged]
         offset = _offset(q, hits, eps)
         report.outcomes.append(
-            Outcome(q.id, q.kind, q.video_id, hit, eps, top, offset, *ms, q.in_scope)
+            Outcome(
+                q.id,
+                q.kind,
+                q.video_id,
+                hit,
+                eps,
+                top,
+                offset,
+                *ms,
+                q.in_scope,
+                _answer_hit(index, q, hits, vector),
+            )
         )
     _summarise(report)
     return report
+
+
+def _answer_hit(index: Index, q: Question, hits: Sequence[Hit], vector: Any) -> bool | None:
+    """Whether the answer's first sentence is the question's evidence sentence
+    (None: no answer, or nothing to judge it by).  The answer is the one
+    ``index.search.answer`` gives: the same choice over the same hits."""
+    if q.kind not in ("evidence", "moment"):
+        return None
+    pool = hits[: AnswerRule().pool]
+    sims = [index.backend.sentence_vectors(h.row) @ vector for h in pool]
+    chosen = choose_answer(hits, sims)
+    return judge_answer(q, chosen[0]) if chosen else None
+
+
+def answer_metrics(outcomes: Sequence[Outcome], pool: int = AnswerRule().pool) -> dict[str, float]:
+    """How often the first answer sentence is the evidence sentence: over every
+    question with one ("answer@1"), and as the answer's precision where the
+    answer had the evidence to choose: the first result holds it ("answer
+    precision"), or one of the ``pool`` results the answer reads ("... top 5")."""
+    judged = [o for o in outcomes if o.kind in ("evidence", "moment")]
+    if not judged:
+        return {}
+    first = [o for o in judged if o.hits[:1] == [True]]
+    within = [o for o in judged if any(o.hits[:pool])]
+
+    def share(xs: Sequence[Outcome]) -> float:
+        return round(sum(bool(o.answer_hit) for o in xs) / len(xs), 4) if xs else float("nan")
+
+    return {
+        "answer@1": share(judged),
+        "answer precision": share(first),
+        f"answer precision top {pool}": share(within),
+    }
 
 
 def _summarise(report: Report) -> None:
@@ -267,6 +316,7 @@ def _summarise(report: Report) -> None:
     report.metrics = retrieval_metrics({o.id: o.hits for o in gold}, report.k)
     with_episode = [o for o in gold if o.video_id]
     report.episode = retrieval_metrics({o.id: o.episode_hits for o in with_episode}, report.k)
+    report.answer = answer_metrics(outs)
     offsets = [o.offset_s for o in outs if o.offset_s is not None]
     if offsets:
         report.timestamp = {

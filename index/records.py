@@ -109,6 +109,9 @@ class AnswerSentence:
 
     @property
     def time(self) -> Time | None:
-        """The sentence's own time, else its passage's anchor, approximate
-        (``Passage.time_of``: the same rule as a result card's)."""
+        """The time its result card shows for it: the result's transcript moment
+        when it is the result's best sentence (``Hit.time``), else its own time,
+        else its passage's anchor, approximate (``Passage.time_of``)."""
+        if self.sentence == self.hit.best_sentence:
+            return self.hit.time
         return self.hit.passage.time_of(self.sentence)

@@ -102,11 +102,16 @@ def mark_weak(hits: Sequence[Hit], threshold: float = ABSTAIN_BELOW) -> list[Hit
 
 @dataclass(frozen=True, slots=True)
 class AnswerRule:
-    """How answer sentences are chosen (measured in docs/benchmarks.md)."""
+    """How answer sentences are chosen (measured in docs/benchmarks.md, "Answer sentences")."""
 
     max_sentences: int = 3
     pool: int = 5  # top passages whose sentences compete
     sentence_weight: float = 0.6  # a sentence is judged by itself and by its passage
+    # Each rank down the results costs this much: the ranking read the
+    # question's rare words (BM25), which a sentence's cosine alone misses, so a
+    # later passage's sentence must beat the first result's clearly.
+    rank_penalty: float = 0.1
+    exact_bonus: float = 0.02  # close calls go to a sentence with its own exact time
     within: float = 0.08  # of the best sentence's score
     passage_within: float = 0.1  # of the best passage's cosine
 
@@ -118,24 +123,35 @@ def choose_answer(
     rule: AnswerRule = AnswerRule(),
 ) -> list[AnswerSentence]:
     """The answer sentences among ``hits[:rule.pool]``, given each hit's sentence
-    cosines ``sims`` (same order).  Empty when the library does not answer."""
+    cosines ``sims`` (same order).  Empty when the library does not answer.
+    Every sentence of those passages competes on its own score (its cosine,
+    its passage's, its passage's rank, whether it has its own exact time)."""
     if abstains(hits, threshold):
         return []
     top = max(h.score for h in hits)  # cosines; in hybrid order the first is not always the best
     w = rule.sentence_weight
-    candidates = [
-        AnswerSentence(h, j, w * float(s) + (1 - w) * h.score)
-        for h, hs in zip(hits[: rule.pool], sims, strict=False)
+
+    def own(h: Hit, j: int, s: float) -> float:  # the sentence's own worth
+        return w * s + (1 - w) * h.score
+
+    def order(rank: int, h: Hit, j: int, s: float) -> float:  # what comes first
+        t = h.passage.sentences[j].time
+        exact = rule.exact_bonus if t is not None and t.exact else 0.0
+        return own(h, j, s) - rule.rank_penalty * rank + exact
+
+    scored = [
+        (order(r, h, j, float(s)), own(h, j, float(s)), AnswerSentence(h, j, own(h, j, float(s))))
+        for r, (h, hs) in enumerate(zip(hits[: rule.pool], sims, strict=False))
         for j, s in enumerate(hs)
     ]
-    candidates.sort(key=lambda c: -c.score)
+    scored.sort(key=lambda c: -c[0])
     chosen: list[AnswerSentence] = []
-    best = candidates[0].score if candidates else 0.0
-    for c in candidates:
+    best = max((c[1] for c in scored), default=0.0)
+    for _, worth, c in scored:
         if len(chosen) == rule.max_sentences:
             break
         # Keep only sentences close to the best one, and from reasonably strong passages.
-        if c.score < best - rule.within or c.hit.score < max(top - rule.passage_within, threshold):
+        if worth < best - rule.within or c.hit.score < max(top - rule.passage_within, threshold):
             continue
         if any(c.text == o.text for o in chosen):
             continue

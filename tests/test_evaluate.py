@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from index.evaluate import calibrate, retrieval_metrics, run_eval
+from index.evaluate import Outcome, answer_metrics, calibrate, retrieval_metrics, run_eval
 from index.questions import (
     Question,
     audit_scope,
     judge,
+    judge_answer,
     read_questions,
     text_sha,
 )
-from index.records import Hit
+from index.records import AnswerSentence, Hit
 from ingest.clock import parse_clock
 from ingest.errors import PodciteError
 from ingest.records import Episode, Passage, Sentence, Time
@@ -159,6 +161,40 @@ def test_judge_time_episode_and_evidence() -> None:
     )
 
 
+def test_judge_answer_sentence() -> None:
+    ev = Question("w", "q", "evidence", "V1", evidence=(("wiki/x/b.md", 150),))
+    assert judge_answer(ev, AnswerSentence(_hit(None), 0, 0.5)) is True
+    other = Question("w", "q", "evidence", "V1", evidence=(("wiki/x/b.md", 99),))
+    assert judge_answer(other, AnswerSentence(_hit(None), 0, 0.5)) is False
+    moment = Question("m", "q", "moment", "V1", 60.0, 120.0)
+    assert judge_answer(moment, AnswerSentence(_hit(Time(90, True)), 0, 0.5)) is True
+    assert judge_answer(moment, AnswerSentence(_hit(Time(90, False)), 0, 0.5)) is False
+    assert judge_answer(moment, AnswerSentence(_hit(Time(90, True), video="V9"), 0, 0.5)) is False
+    # A wiki result cited at its transcript's moment: the answer shows that time too.
+    cited = replace(_hit(Time(500, True)), moment=Time(90, True))
+    assert judge_answer(moment, AnswerSentence(cited, 0, 0.5)) is True
+    assert judge_answer(Question("s", "q", "scope"), AnswerSentence(_hit(None), 0, 0.5)) is None
+
+
+def _outcome(kind: str, hits: list[bool], answer: bool | None) -> Outcome:
+    return Outcome("x", kind, "V1", hits, hits, 0.7, None, 1.0, 1.0, True, answer)  # type: ignore[arg-type]
+
+
+def test_answer_metrics_by_hand() -> None:
+    outs = [
+        _outcome("evidence", [True, False], True),  # first result right, answer right
+        _outcome("moment", [True], False),  # first result right, answer wrong
+        _outcome("evidence", [False, True], True),  # evidence second: top 5 only
+        _outcome("evidence", [False] * 6, None),  # no answer, evidence not read
+        _outcome("chapter", [True], None),  # no evidence sentence: not counted
+    ]
+    m = answer_metrics(outs)
+    assert m["answer@1"] == pytest.approx(2 / 4)
+    assert m["answer precision"] == pytest.approx(1 / 2)
+    assert m["answer precision top 5"] == pytest.approx(2 / 3, abs=1e-4)
+    assert answer_metrics([_outcome("scope", [], None)]) == {}
+
+
 # -- end to end on the seed index ---------------------------------------------------
 
 
@@ -184,6 +220,7 @@ def test_run_eval_on_the_seed(seed_index, tmp_path: Path) -> None:  # type: igno
         assert r.latency["search p50 ms"] > 0
         json.dumps(r.to_dict(per_question=True))
         assert mode in r.table() and "hit@1" in r.table()
+        assert "answer@1" in r.answer and "answer precision" in r.table()
     assert run_eval(seed_index, path, "dense", limit=1).questions == 1
     # One kind of source only: the seed is a wiki page, so a transcript-only
     # search has no gold in reach and every question is counted as skipped.

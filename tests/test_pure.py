@@ -192,6 +192,32 @@ def test_choose_answer_ranks_sentences_across_passages() -> None:
     assert choose_answer([], [], threshold=0.1) == []
 
 
+def test_first_answer_sentence_prefers_the_first_result_and_own_times() -> None:
+    # The second result's sentence scores a little higher on its own, but the
+    # first result ranked above it (its rare words matched): it answers first,
+    # and the other still joins the answer, being close enough.
+    p = _passage(0, "one. two", times=(10.0, 20.0))
+    q = _passage(1, "three. four")
+    hits = [Hit(p, 0.70, 0, row=0), Hit(q, 0.70, 0, row=1)]
+    sims = [np.array([0.80, 0.1], np.float32), np.array([0.85, 0.1], np.float32)]
+    chosen = choose_answer(hits, sims, threshold=0.5)
+    assert [(c.hit.row, c.sentence) for c in chosen] == [(0, 0), (1, 0)]
+    # Within one passage, a close call goes to the sentence with its own exact time.
+    r = _passage(2, "untimed. timed", times=(None, 30.0))
+    one = choose_answer([Hit(r, 0.7, 0)], [np.array([0.81, 0.80], np.float32)], threshold=0.5)
+    assert one[0].sentence == 1
+
+
+def test_answer_sentence_shows_its_cards_time() -> None:
+    """The same sentence shows the same time in the answer and on its card: a
+    result cited at its transcript's moment gives that moment to its best
+    sentence; its other sentences keep their own times."""
+    p = _passage(0, "cited. other", times=(42.0, None))
+    hit = Hit(p, 0.9, 0, moment=Time(300.0, True))
+    assert AnswerSentence(hit, 0, 0.9).time == hit.time == Time(300.0, True)
+    assert AnswerSentence(hit, 1, 0.9).time == Time(42.0, False)
+
+
 def test_a_sentence_that_leads_in_is_never_an_answer() -> None:
     # Wiki pages keep their writer's lead-ins ("Here is the revised article:"):
     # close to any question by their passage's score, they answer nothing.
