@@ -33,8 +33,17 @@ from index.questions import (
     judge_answer,
     read_questions,
 )
-from index.records import ABSTAIN_BELOW, FUSIONS, MODES, Filters, FusionSettings, Hit, Mode
-from index.search import AnswerRule, choose_answer, search
+from index.records import (
+    ABSTAIN_BELOW,
+    ABSTAIN_UNKNOWN_BELOW,
+    FUSIONS,
+    MODES,
+    Filters,
+    FusionSettings,
+    Hit,
+    Mode,
+)
+from index.search import AnswerRule, abstains_at, choose_answer, search, unknown_terms
 from ingest.errors import PodciteError
 
 # Evaluation modes: the search modes, and hybrid with each fusion by name.
@@ -77,13 +86,20 @@ def retrieval_metrics(relevance: dict[str, Sequence[bool]], k: int = 10) -> dict
 
 
 def calibrate(
-    top: Sequence[float], in_scope: Sequence[bool], default: float = ABSTAIN_BELOW
+    top: Sequence[float],
+    in_scope: Sequence[bool],
+    default: float = ABSTAIN_BELOW,
+    unknown: Sequence[bool] | None = None,
+    unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
 ) -> dict[str, float]:
     """The top-score threshold that best separates in-scope from out-of-scope
-    questions (answer when score >= threshold), its accuracy, and the ROC AUC;
-    and what the default threshold does: the share of out-of-scope questions it
-    abstains on (recall), of in-scope ones, and of its abstentions that were
-    right (precision)."""
+    questions (answer when score >= threshold), its accuracy, and the ROC AUC
+    (the cosine alone); and what the default rule does (``search.abstains``:
+    the cosine threshold, and ``unknown_below`` where the question names
+    something the library never says, ``unknown``): the share of out-of-scope
+    questions it abstains on (recall), of in-scope ones, and of its
+    abstentions that were right (precision)."""
+    unk = list(unknown) if unknown is not None else [False] * len(top)
     pos = [s for s, y in zip(top, in_scope, strict=True) if y]
     neg = [s for s, y in zip(top, in_scope, strict=True) if not y]
     out: dict[str, float] = {"in_scope_mean": _mean(pos), "out_of_scope_mean": _mean(neg)}
@@ -94,7 +110,9 @@ def calibrate(
         acc = (sum(s >= t for s in pos) + sum(s < t for s in neg)) / len(top)
         best = max(best, (acc, t))
     pairs = [(p > n) + 0.5 * (p == n) for p in pos for n in neg]
-    caught, wrong = sum(s < default for s in neg), sum(s < default for s in pos)
+    abstained = [abstains_at(s, u, default, unknown_below) for s, u in zip(top, unk, strict=True)]
+    caught = sum(a and not y for a, y in zip(abstained, in_scope, strict=True))
+    wrong = sum(a and y for a, y in zip(abstained, in_scope, strict=True))
     out |= {
         "threshold": round(best[1], 4),
         "accuracy": round(best[0], 4),
@@ -126,6 +144,7 @@ class Outcome:
     # The first answer sentence is the evidence sentence (None: no answer given,
     # or no evidence sentence to judge by).
     answer_hit: bool | None = None
+    unknown: bool = False  # the question names something no passage contains
 
 
 @dataclass
@@ -270,6 +289,7 @@ def evaluate(
                 *ms,
                 q.in_scope,
                 _answer_hit(index, q, hits, vector),
+                bool(unknown_terms(index, text)),
             )
         )
     _summarise(report)
@@ -334,7 +354,9 @@ def _summarise(report: Report) -> None:
     scored = [o for o in outs if o.top_score is not None]
     if scored:
         report.abstention = calibrate(
-            [o.top_score or 0.0 for o in scored], [o.in_scope for o in scored]
+            [o.top_score or 0.0 for o in scored],
+            [o.in_scope for o in scored],
+            unknown=[o.unknown for o in scored],
         )
 
 

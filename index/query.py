@@ -33,7 +33,7 @@ from index.records import (
     Hit,
     Mode,
 )
-from index.search import abstains, answer, mark_weak, search
+from index.search import abstains, answer, mark_weak, search, unknown_terms
 from ingest.records import KINDS, Kind
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "５"
@@ -219,10 +219,12 @@ def run(
     found = search(
         index, params.q, k, filters=params.filters, mode=params.mode, fusion=options.fusion
     )
-    hits = mark_weak(found, options.abstain_below)
-    sentences = answer(index, params.q, hits, options.abstain_below) if with_answer else []
+    abstained = abstains(found, options.abstain_below, unknown_terms(index, params.q))
+    hits = mark_weak(found, options.abstain_below, abstained)
+    answered = with_answer and not abstained
+    sentences = answer(index, params.q, hits, options.abstain_below) if answered else []
     took = (time.perf_counter() - t0) * 1000
-    return Outcome(params.q, hits, sentences, abstains(hits, options.abstain_below), took)
+    return Outcome(params.q, hits, sentences, abstained, took)
 
 
 def _episodes(index: Index) -> set[str]:

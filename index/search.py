@@ -9,6 +9,13 @@ the CLI and the evaluation all come through here, so they cannot disagree.
 The decisions themselves are pure functions of arrays and records
 (``best_of``, ``distinct``, ``choose_answer``, ``abstains``), tested on
 hand-made vectors without the model.
+
+Abstention reads two signals: the best passage's cosine, and whether the
+question names something the library never says (``unknown_terms``: a
+content word no passage contains, by the keyword index's document
+frequency).  A cosine alone cannot tell a health question the library
+covers from one it does not (a remedy or a device it never mentions lands
+on passages of the same topic); a name the library has never used can.
 """
 
 from __future__ import annotations
@@ -20,9 +27,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.backend import Index
+from index.keyword import STOPWORDS, normalise_tokens, words
 from index.moment import with_moments
 from index.rank import default_mode, rank
-from index.records import ABSTAIN_BELOW, AnswerSentence, Filters, FusionSettings, Hit, Mode
+from index.records import (
+    ABSTAIN_BELOW,
+    ABSTAIN_UNKNOWN_BELOW,
+    AnswerSentence,
+    Filters,
+    FusionSettings,
+    Hit,
+    Mode,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -91,13 +107,50 @@ def search(
     return [replace(h, rank=r + 1) for r, h in enumerate(hits)]
 
 
-def abstains(hits: Sequence[Hit], threshold: float = ABSTAIN_BELOW) -> bool:
-    """True when nothing in the library answers: no hit, or the best is too weak."""
-    return not hits or max(h.score for h in hits) < threshold
+def unknown_terms(index: Index, query: str) -> list[str]:
+    """The question's content words that no passage of the library contains
+    (none when the index has no keyword index to tell)."""
+    backend = index.backend
+    if not backend.has_keyword:
+        return []
+    candidates = dict.fromkeys(
+        w for w in words(query) if len(w) > 2 and w not in STOPWORDS and normalise_tokens(w)
+    )
+    # A word no passage contains has no BM25 score anywhere: its ceiling is 0
+    # (and costs nothing to ask; a known word's is computed once and kept).
+    return [w for w in candidates if backend.keyword_ceiling(w) <= 0.0]
 
 
-def mark_weak(hits: Sequence[Hit], threshold: float = ABSTAIN_BELOW) -> list[Hit]:
-    return [replace(h, weak=h.score < threshold) for h in hits]
+def abstains(
+    hits: Sequence[Hit],
+    threshold: float = ABSTAIN_BELOW,
+    unknown: Sequence[str] = (),
+    unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
+) -> bool:
+    """True when nothing in the library answers: no hit, the best is too weak,
+    or the question names something the library never mentions (``unknown``)
+    and the best is not strong enough to outweigh that."""
+    if not hits:
+        return True
+    return abstains_at(max(h.score for h in hits), bool(unknown), threshold, unknown_below)
+
+
+def abstains_at(
+    best: float,
+    unknown: bool,
+    threshold: float = ABSTAIN_BELOW,
+    unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
+) -> bool:
+    """The rule on its two numbers: the best cosine, and whether the question
+    names something the library never says."""
+    return best < threshold or (unknown and best < max(unknown_below, threshold))
+
+
+def mark_weak(
+    hits: Sequence[Hit], threshold: float = ABSTAIN_BELOW, abstained: bool = False
+) -> list[Hit]:
+    """Hits below the threshold marked weak; all of them when podcite abstains."""
+    return [replace(h, weak=abstained or h.score < threshold) for h in hits]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +223,7 @@ def answer(
 ) -> list[AnswerSentence]:
     """Extractive answer: the sentences, across the top passages, closest to the
     question.  Text from the sources only; nothing is generated."""
-    if abstains(hits, threshold):
+    if abstains(hits, threshold, unknown_terms(index, query)):
         return []
     q = index.embed(query.strip())
     sims = [index.backend.sentence_vectors(h.row) @ q for h in hits[: rule.pool]]

@@ -18,7 +18,7 @@ from index.errors import QueryError
 from index.fusion import candidates, fuse
 from index.query import parse
 from index.records import AnswerSentence, Filters, FusionSettings, Hit
-from index.search import choose_answer, distinct, search
+from index.search import abstains, choose_answer, distinct, mark_weak, search, unknown_terms
 from index.store import Stored
 from ingest.records import Episode, Passage, Sentence, Time
 
@@ -216,6 +216,29 @@ def test_answer_sentence_shows_its_cards_time() -> None:
     hit = Hit(p, 0.9, 0, moment=Time(300.0, True))
     assert AnswerSentence(hit, 0, 0.9).time == hit.time == Time(300.0, True)
     assert AnswerSentence(hit, 1, 0.9).time == Time(42.0, False)
+
+
+def test_abstention_reads_the_cosine_and_unknown_names() -> None:
+    hit = Hit(_passage(0, "x"), 0.60, 0)
+    assert not abstains([hit], threshold=0.5)
+    # The question names something no passage contains: 0.60 no longer suffices ...
+    assert abstains([hit], threshold=0.5, unknown=["epley"], unknown_below=0.66)
+    # ... unless the best passage is strong enough to outweigh it.
+    strong = Hit(_passage(1, "y"), 0.70, 0)
+    assert not abstains([hit, strong], threshold=0.5, unknown=["epley"], unknown_below=0.66)
+    assert abstains([Hit(_passage(2, "z"), 0.45, 0)], threshold=0.5)
+    assert abstains([], threshold=0.0)
+    # Abstaining marks every result weak, whatever its score.
+    assert [h.weak for h in mark_weak([hit, strong], 0.5, abstained=True)] == [True, True]
+    assert [h.weak for h in mark_weak([hit, Hit(_passage(3, "w"), 0.4, 0)], 0.5)] == [False, True]
+
+
+def test_unknown_terms_are_words_no_passage_contains(toy: Index) -> None:
+    # "psilocybin" and "hertz" are in the toy library; "epley", "maneuver" and "beat" are
+    # not; stopwords and short words never count.
+    q = "Does the Epley maneuver beat psilocybin at three hertz? Is it ok"
+    assert unknown_terms(toy, q) == ["epley", "maneuver", "beat"]
+    assert unknown_terms(toy, "psilocybin and caffeine, a 200 mg dose") == []
 
 
 def test_a_sentence_that_leads_in_is_never_an_answer() -> None:
