@@ -23,6 +23,7 @@ from typing import Any, cast
 import numpy as np
 
 from index.backend import Index
+from index.coverage import unknown_terms
 from index.query import check_question
 from index.questions import (
     Question,
@@ -43,7 +44,7 @@ from index.records import (
     Hit,
     Mode,
 )
-from index.search import AnswerRule, abstains_at, choose_answer, search, unknown_terms
+from index.search import AnswerRule, abstains_at, choose_answer, search
 from ingest.errors import PodciteError
 
 # Evaluation modes: the search modes, and hybrid with each fusion by name.
@@ -103,8 +104,17 @@ def calibrate(
     pos = [s for s, y in zip(top, in_scope, strict=True) if y]
     neg = [s for s, y in zip(top, in_scope, strict=True) if not y]
     out: dict[str, float] = {"in_scope_mean": _mean(pos), "out_of_scope_mean": _mean(neg)}
-    if not pos or not neg:
-        return {k: v for k, v in out.items() if not np.isnan(v)}
+    abstained = [abstains_at(s, u, default, unknown_below) for s, u in zip(top, unk, strict=True)]
+    caught = sum(a and not y for a, y in zip(abstained, in_scope, strict=True))
+    wrong = sum(a and y for a, y in zip(abstained, in_scope, strict=True))
+    if not pos or not neg:  # one class (a file of lookalikes): what the default does
+        out = {k: v for k, v in out.items() if not np.isnan(v)}
+        out["default"] = default
+        if neg:
+            out["default recall"] = round(caught / len(neg), 4)
+        if pos:
+            out["default in-scope abstained"] = round(wrong / len(pos), 4)
+        return out
     best = (-1.0, 0.0)
     for t in sorted(set(top)):
         acc = (sum(s >= t for s in pos) + sum(s < t for s in neg)) / len(top)

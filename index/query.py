@@ -21,9 +21,11 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from index.backend import Index
+from index.coverage import unknown_terms
 from index.errors import QueryError, UnknownEpisode
 from index.records import (
     ABSTAIN_BELOW,
+    ABSTAIN_UNKNOWN_BELOW,
     MAX_K,
     MAX_QUERY_CHARS,
     MODES,
@@ -33,7 +35,7 @@ from index.records import (
     Hit,
     Mode,
 )
-from index.search import abstains, answer, mark_weak, search, unknown_terms
+from index.search import abstains, answer, mark_weak, search
 from ingest.records import KINDS, Kind
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "５"
@@ -205,6 +207,7 @@ class Options:
 
     default_k: int = 5
     abstain_below: float = ABSTAIN_BELOW
+    abstain_unknown_below: float = ABSTAIN_UNKNOWN_BELOW
     fusion: FusionSettings = FusionSettings()
 
 
@@ -219,10 +222,16 @@ def run(
     found = search(
         index, params.q, k, filters=params.filters, mode=params.mode, fusion=options.fusion
     )
-    abstained = abstains(found, options.abstain_below, unknown_terms(index, params.q))
+    reads_names = options.abstain_unknown_below > options.abstain_below
+    unknown = unknown_terms(index, params.q) if reads_names else []
+    abstained = abstains(found, options.abstain_below, unknown, options.abstain_unknown_below)
     hits = mark_weak(found, options.abstain_below, abstained)
-    answered = with_answer and not abstained
-    sentences = answer(index, params.q, hits, options.abstain_below) if answered else []
+    # The rule was read above; the answer only chooses its sentences.
+    sentences = (
+        answer(index, params.q, hits, options.abstain_below, unknown_below=-1.0)
+        if (with_answer and not abstained)
+        else []
+    )
     took = (time.perf_counter() - t0) * 1000
     return Outcome(params.q, hits, sentences, abstained, took)
 

@@ -11,11 +11,7 @@ The decisions themselves are pure functions of arrays and records
 hand-made vectors without the model.
 
 Abstention reads two signals: the best passage's cosine, and whether the
-question names something the library never says (``unknown_terms``: a
-content word no passage contains, by the keyword index's document
-frequency).  A cosine alone cannot tell a health question the library
-covers from one it does not (a remedy or a device it never mentions lands
-on passages of the same topic); a name the library has never used can.
+question names something the library never says (``index.coverage``).
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.backend import Index
-from index.keyword import STOPWORDS, normalise_tokens, words
+from index.coverage import unknown_terms
 from index.moment import with_moments
 from index.rank import default_mode, rank
 from index.records import (
@@ -105,20 +101,6 @@ def search(
     if moments:
         hits = with_moments(index, hits, q, [r.row for r in ranked])
     return [replace(h, rank=r + 1) for r, h in enumerate(hits)]
-
-
-def unknown_terms(index: Index, query: str) -> list[str]:
-    """The question's content words that no passage of the library contains
-    (none when the index has no keyword index to tell)."""
-    backend = index.backend
-    if not backend.has_keyword:
-        return []
-    candidates = dict.fromkeys(
-        w for w in words(query) if len(w) > 2 and w not in STOPWORDS and normalise_tokens(w)
-    )
-    # A word no passage contains has no BM25 score anywhere: its ceiling is 0
-    # (and costs nothing to ask; a known word's is computed once and kept).
-    return [w for w in candidates if backend.keyword_ceiling(w) <= 0.0]
 
 
 def abstains(
@@ -220,10 +202,14 @@ def answer(
     hits: Sequence[Hit],
     threshold: float = ABSTAIN_BELOW,
     rule: AnswerRule = AnswerRule(),
+    unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
 ) -> list[AnswerSentence]:
     """Extractive answer: the sentences, across the top passages, closest to the
-    question.  Text from the sources only; nothing is generated."""
-    if abstains(hits, threshold, unknown_terms(index, query)):
+    question.  Text from the sources only; nothing is generated.  Empty where
+    podcite abstains (``abstains``; ``unknown_below`` at or under ``threshold``
+    leaves the unknown-word reading out, for a caller that applied it)."""
+    unknown = unknown_terms(index, query) if unknown_below > threshold else []
+    if abstains(hits, threshold, unknown, unknown_below):
         return []
     q = index.embed(query.strip())
     sims = [index.backend.sentence_vectors(h.row) @ q for h in hits[: rule.pool]]

@@ -60,7 +60,10 @@ def test_calibrate_finds_the_separating_threshold() -> None:
     assert c["threshold"] == 0.8 and c["accuracy"] == 1.0 and c["auc"] == 1.0
     half = calibrate([0.5, 0.5], [True, False])
     assert half["auc"] == 0.5
-    assert "threshold" not in calibrate([0.4], [True])  # one class: nothing to separate
+    one = calibrate([0.4, 0.6], [False, False], default=0.5)  # one class: nothing to separate
+    assert "threshold" not in one and one["default recall"] == 0.5
+    # A question naming something the library never says needs a higher score.
+    assert calibrate([0.6], [False], 0.5, unknown=[True], unknown_below=0.66)["default recall"] == 1
     # What the default does: abstains below it.
     d = calibrate([0.9, 0.4, 0.3, 0.2, 0.5], [True, True, False, False, False], default=0.45)
     assert d["default recall"] == pytest.approx(2 / 3, abs=1e-4)

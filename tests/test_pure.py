@@ -13,12 +13,13 @@ import pytest
 
 from index import citecheck
 from index.backend import Index
+from index.coverage import common_words, name_words, unknown_terms
 from index.embedded import EmbeddedBackend
 from index.errors import QueryError
 from index.fusion import candidates, fuse
 from index.query import parse
 from index.records import AnswerSentence, Filters, FusionSettings, Hit
-from index.search import abstains, choose_answer, distinct, mark_weak, search, unknown_terms
+from index.search import abstains, choose_answer, distinct, mark_weak, search
 from index.store import Stored
 from ingest.records import Episode, Passage, Sentence, Time
 
@@ -234,11 +235,24 @@ def test_abstention_reads_the_cosine_and_unknown_names() -> None:
 
 
 def test_unknown_terms_are_words_no_passage_contains(toy: Index) -> None:
-    # "psilocybin" and "hertz" are in the toy library; "epley", "maneuver" and "beat" are
-    # not; stopwords and short words never count.
+    # "psilocybin" and "hertz" are in the toy library; "epley", "maneuver" and
+    # "beat" are not; stopwords and short words never count.
     q = "Does the Epley maneuver beat psilocybin at three hertz? Is it ok"
-    assert unknown_terms(toy, q) == ["epley", "maneuver", "beat"]
-    assert unknown_terms(toy, "psilocybin and caffeine, a 200 mg dose") == []
+    assert unknown_terms(toy, q, common=frozenset()) == ["epley", "maneuver", "beat"]
+    assert unknown_terms(toy, "psilocybin and caffeine, a 200 mg dose", frozenset()) == []
+    # Common English words (whole words of the model's vocabulary) never count:
+    # a small library lacks many of them without lacking the topic.
+    assert {"maneuver", "beat"} <= common_words() and "epley" not in common_words()
+    assert unknown_terms(toy, q) == ["epley"]
+
+
+def test_candidate_words_for_names() -> None:
+    common = frozenset({"cure", "vertigo"})
+    assert name_words("Does the Epley maneuver cure vertigo, or not?", common) == [
+        "epley",
+        "maneuver",
+    ]
+    assert name_words("is it ok to go?", frozenset()) == []
 
 
 def test_a_sentence_that_leads_in_is_never_an_answer() -> None:
