@@ -358,6 +358,16 @@ def test_moment_pick_prefers_matches_near_the_citation() -> None:
     assert pick(np.zeros(0), weak[:0], weak[:0], cited=None) is None
 
 
+def test_ranked_moment_takes_the_first_window_of_the_episode_near_the_citation() -> None:
+    from index.moment import ranked_moment
+
+    windows = [("E2", Time(100.0, True)), ("E1", Time(3000.0, True)), ("E1", Time(700.0, True))]
+    # The best-ranked window of E1 is 45 min from the wiki's citation: out of reach.
+    assert ranked_moment("E1", 400.0, windows, near_s=600.0) == Time(700.0, True)
+    assert ranked_moment("E1", None, windows, near_s=600.0) == Time(3000.0, True)
+    assert ranked_moment("E3", 400.0, windows, near_s=600.0) is None
+
+
 def test_search_threads_are_single_threaded() -> None:
     # OpenMP's thread count is per calling thread: a pool thread must set its own.
     import faiss
