@@ -31,6 +31,7 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 WIKI_FILE = EVAL_DIR / "wiki_questions.jsonl"
 MOMENT_FILE = EVAL_DIR / "moment_questions.jsonl"
 OOS_FILE = EVAL_DIR / "out_of_scope.jsonl"
+LOOKALIKE_FILE = EVAL_DIR / "out_of_scope_lookalikes.jsonl"
 AUDIT_FILE = EVAL_DIR / "scope_audit.jsonl"
 AUDIT_LABELS = frozenset({"answered", "partly", "not"})
 AUDIT_MAX_NOTE_WORDS = 20  # our own few words, never a quote
@@ -50,6 +51,7 @@ MIN_MOMENT_EPISODES = 22
 MIN_MOMENT_SPECIFIC = 10
 MIN_OOS = 25
 MIN_OOS_LOOKALIKE = 17
+MIN_LOOKALIKES = 40  # out_of_scope_lookalikes.jsonl: every question a lookalike
 # A checked term of an out-of-scope question may occur at most this often in
 # the whole library (wiki pages and transcripts together).
 MAX_TERM_HITS = 5
@@ -331,12 +333,40 @@ def count_word_starts(haystack: str, needle: str) -> int:
 
 
 def check_out_of_scope(report: Report, have_data: bool) -> None:
+    terms: dict[str, list[str]] = {}
+    total, lookalike = _out_of_scope_file(OOS_FILE, "o", report, terms)
+    if total < MIN_OOS:
+        report.error(OOS_FILE.name, f"only {total} questions (want {MIN_OOS})")
+    if lookalike < MIN_OOS_LOOKALIKE:
+        report.error(
+            OOS_FILE.name, f"only {lookalike} lookalike questions (want {MIN_OOS_LOOKALIKE})"
+        )
+    total, lookalike = _out_of_scope_file(LOOKALIKE_FILE, "l", report, terms)
+    if lookalike < MIN_LOOKALIKES or lookalike != total:
+        report.error(
+            LOOKALIKE_FILE.name,
+            f"{lookalike} lookalike questions of {total} (want {MIN_LOOKALIKES}, all lookalike)",
+        )
+    if not have_data:
+        return
+    library = library_text().lower()
+    for where, checked in terms.items():
+        for term in checked:
+            hits = count_word_starts(library, term.lower())
+            if hits > MAX_TERM_HITS:
+                report.error(where, f"checked term {term!r} occurs {hits} times in the library")
+
+
+def _out_of_scope_file(
+    path: Path, prefix: str, report: Report, terms: dict[str, list[str]]
+) -> tuple[int, int]:
+    """Check one out-of-scope file's rows; collect their checked terms; return
+    (questions, lookalikes)."""
     seen: set[str] = set()
     lookalike = total = 0
-    terms: dict[str, list[str]] = {}
-    for where, obj in iter_jsonl(OOS_FILE, report):
+    for where, obj in iter_jsonl(path, report):
         total += 1
-        tags = check_common(where, obj, "o", seen, OOS_TAGS, report)
+        tags = check_common(where, obj, prefix, seen, OOS_TAGS, report)
         checked = obj.get("checked_terms")
         if "lookalike" in tags:
             lookalike += 1
@@ -349,21 +379,8 @@ def check_out_of_scope(report: Report, have_data: bool) -> None:
                 continue
         if isinstance(checked, list):
             terms[where] = [t for t in checked if isinstance(t, str) and t]
-    report.note(f"{OOS_FILE.name}: {total} questions, {lookalike} lookalike")
-    if total < MIN_OOS:
-        report.error(OOS_FILE.name, f"only {total} questions (want {MIN_OOS})")
-    if lookalike < MIN_OOS_LOOKALIKE:
-        report.error(
-            OOS_FILE.name, f"only {lookalike} lookalike questions (want {MIN_OOS_LOOKALIKE})"
-        )
-    if not have_data:
-        return
-    library = library_text().lower()
-    for where, checked in terms.items():
-        for term in checked:
-            hits = count_word_starts(library, term.lower())
-            if hits > MAX_TERM_HITS:
-                report.error(where, f"checked term {term!r} occurs {hits} times in the library")
+    report.note(f"{path.name}: {total} questions, {lookalike} lookalike")
+    return total, lookalike
 
 
 def check_scope_audit(report: Report, have_data: bool) -> None:

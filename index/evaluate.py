@@ -23,6 +23,7 @@ from typing import Any, cast
 import numpy as np
 
 from index.backend import Index
+from index.coverage import unknown_terms
 from index.query import check_question
 from index.questions import (
     Question,
@@ -30,10 +31,20 @@ from index.questions import (
     audit_scope,
     gold_in_index,
     judge,
+    judge_answer,
     read_questions,
 )
-from index.records import ABSTAIN_BELOW, FUSIONS, MODES, Filters, FusionSettings, Hit, Mode
-from index.search import search
+from index.records import (
+    ABSTAIN_BELOW,
+    ABSTAIN_UNKNOWN_BELOW,
+    FUSIONS,
+    MODES,
+    Filters,
+    FusionSettings,
+    Hit,
+    Mode,
+)
+from index.search import AnswerRule, abstains_at, choose_answer, search
 from ingest.errors import PodciteError
 
 # Evaluation modes: the search modes, and hybrid with each fusion by name.
@@ -76,24 +87,42 @@ def retrieval_metrics(relevance: dict[str, Sequence[bool]], k: int = 10) -> dict
 
 
 def calibrate(
-    top: Sequence[float], in_scope: Sequence[bool], default: float = ABSTAIN_BELOW
+    top: Sequence[float],
+    in_scope: Sequence[bool],
+    default: float = ABSTAIN_BELOW,
+    unknown: Sequence[bool] | None = None,
+    unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
 ) -> dict[str, float]:
     """The top-score threshold that best separates in-scope from out-of-scope
-    questions (answer when score >= threshold), its accuracy, and the ROC AUC;
-    and what the default threshold does: the share of out-of-scope questions it
-    abstains on (recall), of in-scope ones, and of its abstentions that were
-    right (precision)."""
+    questions (answer when score >= threshold), its accuracy, and the ROC AUC
+    (the cosine alone); and what the default rule does (``search.abstains``:
+    the cosine threshold, and ``unknown_below`` where the question names
+    something the library never says, ``unknown``): the share of out-of-scope
+    questions it abstains on (recall), of in-scope ones, and of its
+    abstentions that were right (precision)."""
+    unk = list(unknown) if unknown is not None else [False] * len(top)
     pos = [s for s, y in zip(top, in_scope, strict=True) if y]
     neg = [s for s, y in zip(top, in_scope, strict=True) if not y]
     out: dict[str, float] = {"in_scope_mean": _mean(pos), "out_of_scope_mean": _mean(neg)}
-    if not pos or not neg:
-        return {k: v for k, v in out.items() if not np.isnan(v)}
+    abstained = [abstains_at(s, u, default, unknown_below) for s, u in zip(top, unk, strict=True)]
+    caught = sum(a and not y for a, y in zip(abstained, in_scope, strict=True))
+    wrong = sum(a and y for a, y in zip(abstained, in_scope, strict=True))
+    if not pos or not neg:  # one class (a file of lookalikes): what the default does
+        out = {k: v for k, v in out.items() if not np.isnan(v)}
+        out["default"] = default
+        if neg:
+            out["default recall"] = round(caught / len(neg), 4)
+        if pos:
+            out["default in-scope abstained"] = round(wrong / len(pos), 4)
+        return out
     best = (-1.0, 0.0)
     for t in sorted(set(top)):
         acc = (sum(s >= t for s in pos) + sum(s < t for s in neg)) / len(top)
         best = max(best, (acc, t))
     pairs = [(p > n) + 0.5 * (p == n) for p in pos for n in neg]
-    caught, wrong = sum(s < default for s in neg), sum(s < default for s in pos)
+    abstained = [abstains_at(s, u, default, unknown_below) for s, u in zip(top, unk, strict=True)]
+    caught = sum(a and not y for a, y in zip(abstained, in_scope, strict=True))
+    wrong = sum(a and y for a, y in zip(abstained, in_scope, strict=True))
     out |= {
         "threshold": round(best[1], 4),
         "accuracy": round(best[0], 4),
@@ -122,6 +151,10 @@ class Outcome:
     search_ms: float
     embed_ms: float
     in_scope: bool
+    # The first answer sentence is the evidence sentence (None: no answer given,
+    # or no evidence sentence to judge by).
+    answer_hit: bool | None = None
+    unknown: bool = False  # the question names something no passage contains
 
 
 @dataclass
@@ -136,6 +169,7 @@ class Report:
     timestamp: dict[str, float] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
     abstention: dict[str, float] = field(default_factory=dict)
+    answer: dict[str, float] = field(default_factory=dict)
     outcomes: list[Outcome] = field(default_factory=list)
 
     def table(self) -> str:
@@ -153,7 +187,7 @@ def table(reports: Sequence[Report]) -> str:
     rows: list[tuple[str, list[str]]] = [
         ("questions", [f"{r.questions} (+{r.skipped} skipped)" for r in reports])
     ]
-    for group in ("metrics", "episode", "timestamp", "abstention", "latency"):
+    for group in ("metrics", "episode", "timestamp", "answer", "abstention", "latency"):
         names = list(dict.fromkeys(n for r in reports for n in getattr(r, group)))
         for n in names:
             label = f"episode {n}" if group == "episode" else n
@@ -254,10 +288,55 @@ def evaluate(
         hit = [h for h, _ in judged]
         offset = _offset(q, hits, eps)
         report.outcomes.append(
-            Outcome(q.id, q.kind, q.video_id, hit, eps, top, offset, *ms, q.in_scope)
+            Outcome(
+                q.id,
+                q.kind,
+                q.video_id,
+                hit,
+                eps,
+                top,
+                offset,
+                *ms,
+                q.in_scope,
+                _answer_hit(index, q, hits, vector),
+                bool(unknown_terms(index, text)),
+            )
         )
     _summarise(report)
     return report
+
+
+def _answer_hit(index: Index, q: Question, hits: Sequence[Hit], vector: Any) -> bool | None:
+    """Whether the answer's first sentence is the question's evidence sentence
+    (None: no answer, or nothing to judge it by).  The answer is the one
+    ``index.search.answer`` gives: the same choice over the same hits."""
+    if q.kind not in ("evidence", "moment"):
+        return None
+    pool = hits[: AnswerRule().pool]
+    sims = [index.backend.sentence_vectors(h.row) @ vector for h in pool]
+    chosen = choose_answer(hits, sims)
+    return judge_answer(q, chosen[0]) if chosen else None
+
+
+def answer_metrics(outcomes: Sequence[Outcome], pool: int = AnswerRule().pool) -> dict[str, float]:
+    """How often the first answer sentence is the evidence sentence: over every
+    question with one ("answer@1"), and as the answer's precision where the
+    answer had the evidence to choose: the first result holds it ("answer
+    precision"), or one of the ``pool`` results the answer reads ("... top 5")."""
+    judged = [o for o in outcomes if o.kind in ("evidence", "moment")]
+    if not judged:
+        return {}
+    first = [o for o in judged if o.hits[:1] == [True]]
+    within = [o for o in judged if any(o.hits[:pool])]
+
+    def share(xs: Sequence[Outcome]) -> float:
+        return round(sum(bool(o.answer_hit) for o in xs) / len(xs), 4) if xs else float("nan")
+
+    return {
+        "answer@1": share(judged),
+        "answer precision": share(first),
+        f"answer precision top {pool}": share(within),
+    }
 
 
 def _summarise(report: Report) -> None:
@@ -267,6 +346,7 @@ def _summarise(report: Report) -> None:
     report.metrics = retrieval_metrics({o.id: o.hits for o in gold}, report.k)
     with_episode = [o for o in gold if o.video_id]
     report.episode = retrieval_metrics({o.id: o.episode_hits for o in with_episode}, report.k)
+    report.answer = answer_metrics(outs)
     offsets = [o.offset_s for o in outs if o.offset_s is not None]
     if offsets:
         report.timestamp = {
@@ -284,7 +364,9 @@ def _summarise(report: Report) -> None:
     scored = [o for o in outs if o.top_score is not None]
     if scored:
         report.abstention = calibrate(
-            [o.top_score or 0.0 for o in scored], [o.in_scope for o in scored]
+            [o.top_score or 0.0 for o in scored],
+            [o.in_scope for o in scored],
+            unknown=[o.unknown for o in scored],
         )
 
 

@@ -4,10 +4,16 @@ A wiki page is written from its episode, and its citations are often off by a
 minute or many (docs/benchmarks.md, "Citation check").  When the episode's
 transcript is in the same index, the listener is better served by the second
 at which the transcript says the claim: the citation check's ``said_at`` for
-a corrected citation, else the transcript sentence that best matches the wiki
-sentence (and the question), near the wiki's citation when it has one.  That
-time is the transcript's own, exact for the transcript sentence; the result
-says so (``moment == "transcript"``) and keeps the wiki's own time beside it.
+a corrected citation; else, when the search's own candidates hold a window of
+that episode's transcript near the wiki's citation, the moment that window
+cites (its best sentence for the question, ranked by the same hybrid search:
+it reads the question's rare words, which the wiki sentence may not); else
+the transcript sentence that best matches the wiki sentence (and the
+question), near the wiki's citation when it has one.  That time is the
+transcript's own, exact for the transcript sentence; the result says so
+(``moment == "transcript"``) and keeps the wiki's own time beside it.
+Measured on the whole library (docs/benchmarks.md, "Wiki results at the
+transcript's moment").
 
 ``pick`` is the pure decision over arrays; ``transcript_moment`` gathers them
 from the search backend.
@@ -61,16 +67,58 @@ def pick(
     return best if score[best] >= rule.min_score else None
 
 
-def transcript_moment(
-    index: Index, hit: Hit, q: NDArray[np.float32], rule: MomentRule = MomentRule()
+Moment = tuple[str, Time]  # a transcript window's episode and the time it cites
+
+
+def ranked_moment(
+    episode: str, cited: float | None, candidates: Sequence[Moment], near_s: float
 ) -> Time | None:
-    """The transcript's moment for a wiki hit, or None where there is none to give."""
+    """The time of the first of ``candidates`` (transcript windows in rank
+    order) that is of ``episode`` and within ``near_s`` of the wiki's citation."""
+    for ep, t in candidates:
+        if ep == episode and (cited is None or abs(t.seconds - cited) <= near_s):
+            return t
+    return None
+
+
+def candidate_moments(
+    index: Index, rows: Sequence[int], q: NDArray[np.float32], episodes: set[str]
+) -> list[Moment]:
+    """The transcript windows among ``rows`` (rank order) of ``episodes``, each
+    with the time a result for it cites (its best sentence's: ``search.hit_at``)."""
+    out: list[Moment] = []
+    backend = index.backend
+    for r in rows:
+        p = backend.passage(r)
+        if p.kind != "transcript" or p.episode is None or p.episode.id not in episodes:
+            continue
+        t = p.time_of(int(np.argmax(backend.sentence_vectors(r) @ q)))
+        if t is not None:
+            out.append((p.episode.id, t))
+    return out
+
+
+def transcript_moment(
+    index: Index,
+    hit: Hit,
+    q: NDArray[np.float32],
+    rule: MomentRule = MomentRule(),
+    candidates: Sequence[Moment] = (),
+    transcribed: frozenset[str] | None = None,
+) -> Time | None:
+    """The transcript's moment for a wiki hit, or None where there is none to give.
+    ``candidates``: the search's transcript windows, in rank order."""
     p = hit.passage
-    if p.kind != "wiki" or p.episode is None or p.episode.id not in index.transcribed_episodes:
+    episodes = index.transcribed_episodes if transcribed is None else transcribed
+    if p.kind != "wiki" or p.episode is None or p.episode.id not in episodes:
         return None
     own = hit.sentence.time
     if own is not None and own.verified == "corrected" and own.said_at is not None:
         return Time(own.said_at, exact=True)
+    cited = hit.time.seconds if hit.time is not None else None
+    ranked = ranked_moment(p.episode.id, cited, candidates, rule.near_s)
+    if ranked is not None:
+        return ranked
     backend = index.backend
     v = backend.sentence_vectors(hit.row)[hit.best_sentence]
     rows = [
@@ -90,17 +138,29 @@ def transcript_moment(
     if not vecs:
         return None
     m = np.stack(vecs)
-    cited = hit.time.seconds if hit.time is not None else None
     j = pick(np.array(times), m @ v, m @ q, cited, rule)
     return Time(times[j], exact=True) if j is not None else None
 
 
-def with_moments(index: Index, hits: Sequence[Hit], q: NDArray[np.float32]) -> list[Hit]:
-    """``hits`` with each wiki hit's transcript moment filled in where there is one."""
-    if not index.transcribed_episodes:
+def with_moments(
+    index: Index, hits: Sequence[Hit], q: NDArray[np.float32], ranked: Sequence[int] = ()
+) -> list[Hit]:
+    """``hits`` with each wiki hit's transcript moment filled in where there is one.
+    ``ranked``: the rows the search ranked, in order (the results and the
+    candidates past them), whose transcript windows may give the moment."""
+    transcribed = index.transcribed_episodes
+    if not transcribed:
         return list(hits)
+    wiki = {
+        h.passage.episode.id
+        for h in hits
+        if h.passage.kind == "wiki" and h.passage.episode and h.passage.episode.id in transcribed
+    }
+    if not wiki:
+        return list(hits)
+    candidates = candidate_moments(index, ranked, q, wiki)
     out = []
     for h in hits:
-        t = transcript_moment(index, h, q)
+        t = transcript_moment(index, h, q, candidates=candidates, transcribed=transcribed)
         out.append(replace(h, moment=t) if t is not None else h)
     return out

@@ -21,9 +21,11 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from index.backend import Index
+from index.coverage import unknown_terms
 from index.errors import QueryError, UnknownEpisode
 from index.records import (
     ABSTAIN_BELOW,
+    ABSTAIN_UNKNOWN_BELOW,
     MAX_K,
     MAX_QUERY_CHARS,
     MODES,
@@ -205,6 +207,7 @@ class Options:
 
     default_k: int = 5
     abstain_below: float = ABSTAIN_BELOW
+    abstain_unknown_below: float = ABSTAIN_UNKNOWN_BELOW
     fusion: FusionSettings = FusionSettings()
 
 
@@ -219,10 +222,18 @@ def run(
     found = search(
         index, params.q, k, filters=params.filters, mode=params.mode, fusion=options.fusion
     )
-    hits = mark_weak(found, options.abstain_below)
-    sentences = answer(index, params.q, hits, options.abstain_below) if with_answer else []
+    reads_names = options.abstain_unknown_below > options.abstain_below
+    unknown = unknown_terms(index, params.q) if reads_names else []
+    abstained = abstains(found, options.abstain_below, unknown, options.abstain_unknown_below)
+    hits = mark_weak(found, options.abstain_below, abstained)
+    # The rule was read above; the answer only chooses its sentences.
+    sentences = (
+        answer(index, params.q, hits, options.abstain_below, unknown_below=-1.0)
+        if (with_answer and not abstained)
+        else []
+    )
     took = (time.perf_counter() - t0) * 1000
-    return Outcome(params.q, hits, sentences, abstains(hits, options.abstain_below), took)
+    return Outcome(params.q, hits, sentences, abstained, took)
 
 
 def _episodes(index: Index) -> set[str]:

@@ -10,6 +10,8 @@ What counts as a hit, by question file:
   (a citation may land a little early: the player starts before the answer).
 - evidence (eval/wiki_questions.jsonl): a result whose passage file ends with the
   evidence source path and whose ``[start, end)`` holds the evidence ``char``.
+- an answer sentence (``judge_answer``): for evidence questions the evidence
+  sentence itself; for moment questions one whose time lands on the moment.
 - scope (relevant_qs, irrelevant_qs, eval/out_of_scope.jsonl): no gold; the top
   score of each question is kept, to calibrate the abstention threshold.  A hand
   audit may correct their labels (``audit_scope``).
@@ -24,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from index.records import Hit
+from index.records import AnswerSentence, Hit
 from ingest.clock import parse_clock
 from ingest.errors import PodciteError
 
@@ -136,6 +138,23 @@ def judge(q: Question, hit: Hit) -> tuple[bool, bool]:
         t = hit.time
         return t is not None and t.exact and q.start <= t.seconds <= q.end, True
     return False, episode
+
+
+def judge_answer(q: Question, a: AnswerSentence) -> bool | None:
+    """Whether an answer sentence is the question's evidence sentence (None:
+    the question has none to judge by).  Evidence questions: the very sentence
+    (its source span holds the evidence offset).  Moment questions: a sentence
+    whose shown time (``AnswerSentence.time``, as the answer box shows it) is
+    exact and lands on the moment, as a result's must."""
+    p = a.hit.passage
+    if q.kind == "evidence":
+        s = p.sentences[a.sentence]
+        return any(_path_ends_with(p.path, src) and s.start <= c < s.end for src, c in q.evidence)
+    if q.kind == "moment" and q.start is not None and q.end is not None:
+        t = a.time
+        same = p.episode is not None and p.episode.id == q.video_id
+        return same and t is not None and t.exact and q.start <= t.seconds <= q.end
+    return None
 
 
 def gold_in_index(q: Question, episodes: set[str], paths: list[str]) -> bool:

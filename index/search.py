@@ -9,6 +9,9 @@ the CLI and the evaluation all come through here, so they cannot disagree.
 The decisions themselves are pure functions of arrays and records
 (``best_of``, ``distinct``, ``choose_answer``, ``abstains``), tested on
 hand-made vectors without the model.
+
+Abstention reads two signals: the best passage's cosine, and whether the
+question names something the library never says (``index.coverage``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.backend import Index
+from index.coverage import unknown_terms
 from index.moment import with_moments
 from index.rank import default_mode, rank
-from index.records import ABSTAIN_BELOW, AnswerSentence, Filters, FusionSettings, Hit, Mode
+from index.records import (
+    ABSTAIN_BELOW,
+    ABSTAIN_UNKNOWN_BELOW,
+    AnswerSentence,
+    Filters,
+    FusionSettings,
+    Hit,
+    Mode,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -87,26 +99,54 @@ def search(
     # A generator: best sentences are found only for the rows looked at.
     hits = distinct((hit_at(index, r.row, r.cosine, q) for r in ranked), k)
     if moments:
-        hits = with_moments(index, hits, q)
+        hits = with_moments(index, hits, q, [r.row for r in ranked])
     return [replace(h, rank=r + 1) for r, h in enumerate(hits)]
 
 
-def abstains(hits: Sequence[Hit], threshold: float = ABSTAIN_BELOW) -> bool:
-    """True when nothing in the library answers: no hit, or the best is too weak."""
-    return not hits or max(h.score for h in hits) < threshold
+def abstains(
+    hits: Sequence[Hit],
+    threshold: float = ABSTAIN_BELOW,
+    unknown: Sequence[str] = (),
+    unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
+) -> bool:
+    """True when nothing in the library answers: no hit, the best is too weak,
+    or the question names something the library never mentions (``unknown``)
+    and the best is not strong enough to outweigh that."""
+    if not hits:
+        return True
+    return abstains_at(max(h.score for h in hits), bool(unknown), threshold, unknown_below)
 
 
-def mark_weak(hits: Sequence[Hit], threshold: float = ABSTAIN_BELOW) -> list[Hit]:
-    return [replace(h, weak=h.score < threshold) for h in hits]
+def abstains_at(
+    best: float,
+    unknown: bool,
+    threshold: float = ABSTAIN_BELOW,
+    unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
+) -> bool:
+    """The rule on its two numbers: the best cosine, and whether the question
+    names something the library never says."""
+    return best < threshold or (unknown and best < max(unknown_below, threshold))
+
+
+def mark_weak(
+    hits: Sequence[Hit], threshold: float = ABSTAIN_BELOW, abstained: bool = False
+) -> list[Hit]:
+    """Hits below the threshold marked weak; all of them when podcite abstains."""
+    return [replace(h, weak=abstained or h.score < threshold) for h in hits]
 
 
 @dataclass(frozen=True, slots=True)
 class AnswerRule:
-    """How answer sentences are chosen (measured in docs/benchmarks.md)."""
+    """How answer sentences are chosen (measured in docs/benchmarks.md, "Answer sentences")."""
 
     max_sentences: int = 3
     pool: int = 5  # top passages whose sentences compete
     sentence_weight: float = 0.6  # a sentence is judged by itself and by its passage
+    # Each rank down the results costs this much: the ranking read the
+    # question's rare words (BM25), which a sentence's cosine alone misses, so a
+    # later passage's sentence must beat the first result's clearly.
+    rank_penalty: float = 0.1
+    exact_bonus: float = 0.02  # close calls go to a sentence with its own exact time
     within: float = 0.08  # of the best sentence's score
     passage_within: float = 0.1  # of the best passage's cosine
 
@@ -118,24 +158,35 @@ def choose_answer(
     rule: AnswerRule = AnswerRule(),
 ) -> list[AnswerSentence]:
     """The answer sentences among ``hits[:rule.pool]``, given each hit's sentence
-    cosines ``sims`` (same order).  Empty when the library does not answer."""
+    cosines ``sims`` (same order).  Empty when the library does not answer.
+    Every sentence of those passages competes on its own score (its cosine,
+    its passage's, its passage's rank, whether it has its own exact time)."""
     if abstains(hits, threshold):
         return []
     top = max(h.score for h in hits)  # cosines; in hybrid order the first is not always the best
     w = rule.sentence_weight
-    candidates = [
-        AnswerSentence(h, j, w * float(s) + (1 - w) * h.score)
-        for h, hs in zip(hits[: rule.pool], sims, strict=False)
+
+    def own(h: Hit, j: int, s: float) -> float:  # the sentence's own worth
+        return w * s + (1 - w) * h.score
+
+    def order(rank: int, h: Hit, j: int, s: float) -> float:  # what comes first
+        t = h.passage.sentences[j].time
+        exact = rule.exact_bonus if t is not None and t.exact else 0.0
+        return own(h, j, s) - rule.rank_penalty * rank + exact
+
+    scored = [
+        (order(r, h, j, float(s)), own(h, j, float(s)), AnswerSentence(h, j, own(h, j, float(s))))
+        for r, (h, hs) in enumerate(zip(hits[: rule.pool], sims, strict=False))
         for j, s in enumerate(hs)
     ]
-    candidates.sort(key=lambda c: -c.score)
+    scored.sort(key=lambda c: -c[0])
     chosen: list[AnswerSentence] = []
-    best = candidates[0].score if candidates else 0.0
-    for c in candidates:
+    best = max((c[1] for c in scored), default=0.0)
+    for _, worth, c in scored:
         if len(chosen) == rule.max_sentences:
             break
         # Keep only sentences close to the best one, and from reasonably strong passages.
-        if c.score < best - rule.within or c.hit.score < max(top - rule.passage_within, threshold):
+        if worth < best - rule.within or c.hit.score < max(top - rule.passage_within, threshold):
             continue
         if any(c.text == o.text for o in chosen):
             continue
@@ -151,10 +202,14 @@ def answer(
     hits: Sequence[Hit],
     threshold: float = ABSTAIN_BELOW,
     rule: AnswerRule = AnswerRule(),
+    unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
 ) -> list[AnswerSentence]:
     """Extractive answer: the sentences, across the top passages, closest to the
-    question.  Text from the sources only; nothing is generated."""
-    if abstains(hits, threshold):
+    question.  Text from the sources only; nothing is generated.  Empty where
+    podcite abstains (``abstains``; ``unknown_below`` at or under ``threshold``
+    leaves the unknown-word reading out, for a caller that applied it)."""
+    unknown = unknown_terms(index, query) if unknown_below > threshold else []
+    if abstains(hits, threshold, unknown, unknown_below):
         return []
     q = index.embed(query.strip())
     sims = [index.backend.sentence_vectors(h.row) @ q for h in hits[: rule.pool]]

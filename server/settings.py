@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from index.records import ABSTAIN_BELOW
+from index.records import ABSTAIN_BELOW, ABSTAIN_UNKNOWN_BELOW
 
 if TYPE_CHECKING:
     from index.query import Options as QueryOptions
@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         le=1,
         description="Best-passage cosine under which podcite says 'not covered'.",
     )
+    abstain_unknown_below: float = Field(
+        ABSTAIN_UNKNOWN_BELOW,
+        ge=-1,
+        le=1,
+        description="The same, when the question names something no passage contains "
+        "(at or under abstain_below: that reading is off).",
+    )
     metrics: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
     verify_index: bool = Field(True, description="Check the index files' checksums when loading.")
     # Serving under load and the HTTP surface (issue 14: server/limits.py, server/security.py).
@@ -92,4 +99,8 @@ class Settings(BaseSettings):
         """What these settings decide about every query (index.query.run)."""
         from index.query import Options
 
-        return Options(default_k=self.default_k, abstain_below=self.abstain_below)
+        return Options(
+            default_k=self.default_k,
+            abstain_below=self.abstain_below,
+            abstain_unknown_below=self.abstain_unknown_below,
+        )

@@ -166,13 +166,13 @@ def test_api_timeline(client: TestClient) -> None:
     r = client.get("/api/timeline", params={"q": "ketamine dissociation"})
     assert r.status_code == 200
     body = r.json()
-    assert body["threshold"] == 0.51
+    assert body["threshold"] == 0.50
     first = body["episodes"][0]
     assert first["episode"]["id"] == ui_corpus.EPISODE
     assert first["duration"] == ui_corpus.duration("depression-episode.vtt")
     assert first["duration_known"] is True and first["marks"]
     for m in first["marks"]:
-        assert m["score"] >= 0.51 and 0 <= m["seconds"] <= first["duration"]
+        assert m["score"] >= 0.50 and 0 <= m["seconds"] <= first["duration"]
         assert m["url"].endswith(f"&t={int(m['seconds'])}s")
     # the ketamine talk is at 2:00-4:00 and 6:00-8:00 of the written transcript
     assert all(120 <= m["seconds"] < 240 or m["seconds"] >= 360 for m in first["marks"])

@@ -13,12 +13,13 @@ import pytest
 
 from index import citecheck
 from index.backend import Index
+from index.coverage import common_words, name_words, unknown_terms
 from index.embedded import EmbeddedBackend
 from index.errors import QueryError
 from index.fusion import candidates, fuse
 from index.query import parse
 from index.records import AnswerSentence, Filters, FusionSettings, Hit
-from index.search import choose_answer, distinct, search
+from index.search import abstains, choose_answer, distinct, mark_weak, search
 from index.store import Stored
 from ingest.records import Episode, Passage, Sentence, Time
 
@@ -65,7 +66,15 @@ def _passage(
     ep = Episode(episode, f"Episode {episode}", date) if episode else None
     anchor = next((s.time for s in sentences if s.time is not None), None)
     return Passage(
-        f"p{i}", doc, "Doc", kind, None, ep, (), tuple(sentences), anchor  # type: ignore[arg-type]
+        f"p{i}",
+        doc,
+        "Doc",
+        kind,
+        None,
+        ep,
+        (),
+        tuple(sentences),
+        anchor,  # type: ignore[arg-type]
     )
 
 
@@ -184,6 +193,68 @@ def test_choose_answer_ranks_sentences_across_passages() -> None:
     assert choose_answer([], [], threshold=0.1) == []
 
 
+def test_first_answer_sentence_prefers_the_first_result_and_own_times() -> None:
+    # The second result's sentence scores a little higher on its own, but the
+    # first result ranked above it (its rare words matched): it answers first,
+    # and the other still joins the answer, being close enough.
+    p = _passage(0, "one. two", times=(10.0, 20.0))
+    q = _passage(1, "three. four")
+    hits = [Hit(p, 0.70, 0, row=0), Hit(q, 0.70, 0, row=1)]
+    sims = [np.array([0.80, 0.1], np.float32), np.array([0.85, 0.1], np.float32)]
+    chosen = choose_answer(hits, sims, threshold=0.5)
+    assert [(c.hit.row, c.sentence) for c in chosen] == [(0, 0), (1, 0)]
+    # Within one passage, a close call goes to the sentence with its own exact time.
+    r = _passage(2, "untimed. timed", times=(None, 30.0))
+    one = choose_answer([Hit(r, 0.7, 0)], [np.array([0.81, 0.80], np.float32)], threshold=0.5)
+    assert one[0].sentence == 1
+
+
+def test_answer_sentence_shows_its_cards_time() -> None:
+    """The same sentence shows the same time in the answer and on its card: a
+    result cited at its transcript's moment gives that moment to its best
+    sentence; its other sentences keep their own times."""
+    p = _passage(0, "cited. other", times=(42.0, None))
+    hit = Hit(p, 0.9, 0, moment=Time(300.0, True))
+    assert AnswerSentence(hit, 0, 0.9).time == hit.time == Time(300.0, True)
+    assert AnswerSentence(hit, 1, 0.9).time == Time(42.0, False)
+
+
+def test_abstention_reads_the_cosine_and_unknown_names() -> None:
+    hit = Hit(_passage(0, "x"), 0.60, 0)
+    assert not abstains([hit], threshold=0.5)
+    # The question names something no passage contains: 0.60 no longer suffices ...
+    assert abstains([hit], threshold=0.5, unknown=["epley"], unknown_below=0.66)
+    # ... unless the best passage is strong enough to outweigh it.
+    strong = Hit(_passage(1, "y"), 0.70, 0)
+    assert not abstains([hit, strong], threshold=0.5, unknown=["epley"], unknown_below=0.66)
+    assert abstains([Hit(_passage(2, "z"), 0.45, 0)], threshold=0.5)
+    assert abstains([], threshold=0.0)
+    # Abstaining marks every result weak, whatever its score.
+    assert [h.weak for h in mark_weak([hit, strong], 0.5, abstained=True)] == [True, True]
+    assert [h.weak for h in mark_weak([hit, Hit(_passage(3, "w"), 0.4, 0)], 0.5)] == [False, True]
+
+
+def test_unknown_terms_are_words_no_passage_contains(toy: Index) -> None:
+    # "psilocybin" and "hertz" are in the toy library; "epley", "maneuver" and
+    # "beat" are not; stopwords and short words never count.
+    q = "Does the Epley maneuver beat psilocybin at three hertz? Is it ok"
+    assert unknown_terms(toy, q, common=frozenset()) == ["epley", "maneuver", "beat"]
+    assert unknown_terms(toy, "psilocybin and caffeine, a 200 mg dose", frozenset()) == []
+    # Common English words (whole words of the model's vocabulary) never count:
+    # a small library lacks many of them without lacking the topic.
+    assert {"maneuver", "beat"} <= common_words() and "epley" not in common_words()
+    assert unknown_terms(toy, q) == ["epley"]
+
+
+def test_candidate_words_for_names() -> None:
+    common = frozenset({"cure", "vertigo"})
+    assert name_words("Does the Epley maneuver cure vertigo, or not?", common) == [
+        "epley",
+        "maneuver",
+    ]
+    assert name_words("is it ok to go?", frozenset()) == []
+
+
 def test_a_sentence_that_leads_in_is_never_an_answer() -> None:
     # Wiki pages keep their writer's lead-ins ("Here is the revised article:"):
     # close to any question by their passage's score, they answer nothing.
@@ -215,6 +286,35 @@ def test_citation_check_verdicts() -> None:
     assert far.verdict == "corrected" and far.said_at == 900.0
     weak = citecheck.check(tl, 100.0, "x", e[6], no_words)  # said nowhere
     assert weak.verdict == "unverified" and weak.said_at is None
+
+
+def test_citation_decision_thresholds() -> None:
+    times = np.array([0.0, 100.0, 400.0, 900.0])
+    p = citecheck.Params(confirm=0.7, confirm_margin=0.05, confirm_alone=1.0, correct=1.0,
+                         margin=0.1, unique=0.1)  # fmt: skip
+    # A near match that trails a far one by more than the margin: not confirmed,
+    # unless it is good enough alone.
+    assert citecheck.decide(times, np.array([0.2, 0.8, 0.2, 0.9]), 100.0, p).verdict == "unverified"
+    alone = citecheck.decide(times, np.array([0.2, 1.0, 0.2, 1.2]), 100.0, p)
+    assert alone.verdict == "confirmed" and alone.said_at == 100.0
+    # A far match corrects only when it is strong, well above the near one and
+    # above the best match elsewhere (a claim said twice is not corrected).
+    fix = citecheck.decide(times, np.array([0.2, 0.5, 0.6, 1.1]), 100.0, p)
+    assert fix.verdict == "corrected" and fix.said_at == 900.0
+    twice = citecheck.decide(times, np.array([0.2, 0.5, 1.05, 1.1]), 100.0, p)
+    assert twice.verdict == "unverified" and twice.said_at is None
+
+
+def test_citation_overlap_weighs_rare_terms_and_reads_numbers_alike() -> None:
+    e = np.eye(DIM, dtype=np.float32)
+    said = ["the brain is amazing", "a one to three Hertz rhythm appears", "the brain again",
+            "and the brain once more"]  # fmt: skip
+    tl = citecheck.timeline([(10.0 * i, s, e[i]) for i, s in enumerate(said)])
+    o = tl.overlap("a 1-3 Hz brain rhythm", window=1)
+    assert int(np.argmax(o)) == 1  # "1-3hz" and "rhythm" are rare here, "brain" is not
+    assert o[1] > 0.7 and 0 < o[0] < 0.3
+    wide = tl.overlap("a 1-3 Hz brain rhythm", window=2)
+    assert wide[0] == pytest.approx(o[0] + o[1]) and wide[3] == o[3]  # p counts p .. p+1
 
 
 @pytest.mark.parametrize(
@@ -256,6 +356,16 @@ def test_moment_pick_prefers_matches_near_the_citation() -> None:
     weak = np.array([0.1, 0.2, 0.3], np.float32)
     assert pick(times, weak, weak, cited=None, rule=rule) is None
     assert pick(np.zeros(0), weak[:0], weak[:0], cited=None) is None
+
+
+def test_ranked_moment_takes_the_first_window_of_the_episode_near_the_citation() -> None:
+    from index.moment import ranked_moment
+
+    windows = [("E2", Time(100.0, True)), ("E1", Time(3000.0, True)), ("E1", Time(700.0, True))]
+    # The best-ranked window of E1 is 45 min from the wiki's citation: out of reach.
+    assert ranked_moment("E1", 400.0, windows, near_s=600.0) == Time(700.0, True)
+    assert ranked_moment("E1", None, windows, near_s=600.0) == Time(3000.0, True)
+    assert ranked_moment("E3", 400.0, windows, near_s=600.0) is None
 
 
 def test_search_threads_are_single_threaded() -> None:

@@ -1,0 +1,61 @@
+"""Whether a question names something the library never says: abstention's
+second signal (``index.search.abstains``).
+
+A cosine threshold cannot tell a health question the library covers from one
+it does not: "Does the Epley maneuver cure vertigo?" lands on the vestibular
+passages with a cosine as high as a covered question's.  What gives it away is
+a word no passage of the library contains ("epley"), read off the keyword
+index's document frequency (a word in no passage has no BM25 score anywhere).
+
+Only uncommon words count: a word that is a whole entry of the packaged
+model's WordPiece vocabulary (30,522 entries, the common English words) is
+not a name or a term of art, and a small library (the 8-passage seed) lacks
+many common words ("cause", "help") without lacking the topic.  No word list
+is packaged for this, so the model's own vocabulary stands in for one; it is
+a property of English, not of the model, so a tuned model shares it.
+Measured in docs/benchmarks.md, "Abstention".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import cache
+
+from index.backend import Index
+from index.keyword import STOPWORDS, normalise_tokens, words
+
+
+@cache
+def common_words() -> frozenset[str]:
+    """Whole words of the packaged model's vocabulary (empty if it cannot be read)."""
+    from index.embedder import default_model_dir
+
+    try:
+        lines = (default_model_dir() / "vocab.txt").read_text(encoding="utf-8").split()
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(w for w in lines if w.isalpha())
+
+
+def name_words(query: str, common: frozenset[str]) -> list[str]:
+    """The question's words that could name something: not stopwords, not
+    short, not common English, and giving a keyword token (pure)."""
+    out = (w for w in words(query) if len(w) > 2 and w not in STOPWORDS and w not in common)
+    return [w for w in dict.fromkeys(out) if normalise_tokens(w)]
+
+
+def unknown(words_: Iterable[str], in_library: Callable[[str], bool]) -> list[str]:
+    """Those of ``words_`` the library never says (pure, given ``in_library``)."""
+    return [w for w in words_ if not in_library(w)]
+
+
+def unknown_terms(index: Index, query: str, common: frozenset[str] | None = None) -> list[str]:
+    """The question's uncommon words that no passage of the library contains
+    (none when the index has no keyword index to tell)."""
+    backend = index.backend
+    if not backend.has_keyword:
+        return []
+    found = name_words(query, common_words() if common is None else common)
+    # A word in no passage has no BM25 score anywhere: its ceiling is 0, at no
+    # cost (a known word's is computed once and kept by the keyword index).
+    return unknown(found, lambda w: backend.keyword_ceiling(w) > 0.0)
