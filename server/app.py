@@ -9,6 +9,7 @@ calls ``index.query.run``; this module only translates to HTTP.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -47,6 +48,13 @@ def _error(exc: QueryError) -> JSONResponse:
             "detail": [{"loc": ["query", exc.field], "msg": exc.message, "type": "value_error"}]
         },
     )
+
+
+def from_environment() -> FastAPI:
+    """One worker's app under ``podcite serve --workers N``: uvicorn starts each
+    worker as a fresh process and calls this factory there; the settings come
+    from the environment, where the command put its overrides."""
+    return create_app(Settings())
 
 
 def create_app(settings: Settings | None = None, index: Index | None = None) -> FastAPI:
@@ -140,9 +148,10 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     def healthz(request: Request) -> dict[str, Any]:
         idx: Index | None = request.app.state.index
         if idx is None:
-            return {"status": "starting"}
+            return {"status": "starting", "worker": os.getpid()}
         return {
             "status": "ok",
+            "worker": os.getpid(),  # which process answered (podcite serve --workers N)
             "passages": len(idx),
             "documents": idx.manifest["counts"]["documents"],
             "model": idx.model,

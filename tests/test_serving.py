@@ -157,12 +157,14 @@ def test_schemathesis_finds_no_failures(live_server: str, tmp_path: Path) -> Non
 
 
 @contextmanager
-def serving(index: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serving(
+    index: Path, log: Path, *args: str, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     full = {**os.environ, "PYTHONPATH": str(ROOT), "PODCITE_INDEX_DIR": str(index), **env}
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *args],
             env=full, stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -266,3 +268,32 @@ def test_live_reload_on_sighup_and_a_bad_index_refused(
         assert httpx.get(f"{base}/readyz").json()["version"] == second
         r = httpx.get(f"{base}/api/search", params={"q": "cold water dopamine", "k": 1})
         assert r.status_code == 200
+
+
+def test_workers_share_one_memory_mapped_index(seed_index_dir: Path, tmp_path: Path) -> None:
+    """``podcite serve --workers 2``: two processes answer on one port, both
+    serve the same build, and each maps the index's vector files rather than
+    holding its own copy (the kernel shares a mapped file's pages)."""
+    build = seed_index_dir.resolve()
+    with serving(seed_index_dir, tmp_path / "log", "--workers", "2") as (base, proc):
+        answered: dict[int, str] = {}
+        deadline = time.monotonic() + 60
+
+        def health(_: int) -> tuple[int, str]:
+            body = httpx.get(f"{base}/healthz", timeout=30).json()  # a new connection each
+            return body["worker"], body["built_at"]
+
+        with ThreadPoolExecutor(8) as pool:
+            while len(answered) < 2:
+                assert time.monotonic() < deadline, f"only workers {set(answered)} answered"
+                answered.update(pool.map(health, range(16)))
+        assert len(set(answered.values())) == 1  # the same build
+        versions = {httpx.get(f"{base}/readyz").json()["version"] for _ in range(8)}
+        assert versions == {build.name}
+        assert proc.pid not in answered  # the supervisor answers nothing itself
+        for pid in answered:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+            for name in (store.VECTORS, store.SENTENCES):
+                assert str(build / name) in maps, f"worker {pid} does not map {name}"
+        r = httpx.get(f"{base}/api/search", params={"q": "ketamine", "k": 2})
+        assert r.status_code == 200 and r.json()["results"]
