@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from index import build, store
 from ingest import load
+from server import schemas
 from server.app import create_app
 from server.security import exposure_warning
 from server.settings import Settings
@@ -117,6 +118,20 @@ def test_strict_parameters(client: TestClient, params, status: int, field: str, 
     assert r.status_code == status
     detail = r.json()["detail"][0]
     assert detail["loc"] == ["query", field] and words in detail["msg"]
+
+
+def test_bodies_are_what_the_schema_declares(client: TestClient) -> None:
+    """/api/search and /api/ask are serialised in the search thread and handed
+    back as bytes; they still validate against the declared response models,
+    which the OpenAPI schema names."""
+    for path, model in (("/api/search", schemas.SearchOut), ("/api/ask", schemas.AskOut)):
+        r = client.get(path, params={"q": "Which receptor does psilocybin act on?", "k": 3})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        body = model.model_validate_json(r.content)
+        assert len(body.results) == 3 and body.results[0].rank == 1
+        assert model.model_validate(r.json()).model_dump(mode="json") == r.json()
+        ok = client.get("/openapi.json").json()["paths"][path]["get"]["responses"]["200"]
+        assert ok["content"]["application/json"]["schema"]["$ref"].endswith(model.__name__)
 
 
 def test_openapi_states_what_the_server_enforces(client: TestClient) -> None:
