@@ -155,9 +155,9 @@ def cmd_txtai(out: Path) -> None:
     syn = [json.loads(x)["question"] for x in (EVAL / "syn_test.jsonl").open(encoding="utf-8")]
     ranked = [[int(r["id"]) for r in emb.search(q, 10)] for q in syn]
     result = {"build_s": build_s, "runs": runs, "syn_rows": ranked, "config": config}
-    import txtai
+    from importlib.metadata import version
 
-    result["txtai"] = txtai.__version__
+    result["txtai"] = version("txtai")
     (out / "txtai.json").write_text(json.dumps(result), encoding="utf-8")
 
 
