@@ -133,7 +133,8 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         def body() -> bytes:
             return schemas.search_json(run(idx, params, False, options), playable)
 
-        return Response(await pool.run(request, body), media_type="application/json")
+        found = await pool.run(request, body, question=(idx, params.q))
+        return Response(found, media_type="application/json")
 
     @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"], responses=ERRORS)
     async def api_ask(request: Request, params: Params) -> Response:
@@ -143,7 +144,8 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
         def body() -> bytes:
             return schemas.ask_json(run(idx, params, True, options), playable)
 
-        return Response(await pool.run(request, body), media_type="application/json")
+        found = await pool.run(request, body, question=(idx, params.q))
+        return Response(found, media_type="application/json")
 
     @app.get(ROUTE + "/{path:path}", include_in_schema=False)
     def audio(request: Request, path: str) -> FileResponse:

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     max_queued: int = Field(
         32, ge=1, description="Searches running or waiting past which clients get 503."
     )
+    embed_batch: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Micro-batching: embed up to this many waiting questions in one forward "
+        "pass (0 or 1: one at a time; docs/benchmarks.md measured whether it pays).",
+    )
     rate_limit: float = Field(
         0, ge=0, description="Searches per second per client address; 0 means no limit."
     )

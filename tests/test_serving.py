@@ -312,3 +312,45 @@ def test_workers_share_one_memory_mapped_index(seed_index_dir: Path, tmp_path: P
                 assert str(build / name) in maps, f"worker {pid} does not map {name}"
         r = httpx.get(f"{base}/api/search", params={"q": "ketamine", "k": 2})
         assert r.status_code == 200 and r.json()["results"]
+
+
+def test_micro_batching_embeds_waiting_questions_together(
+    seed_index, seed_index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """PODCITE_EMBED_BATCH: questions that wait at the same moment go through
+    the model in one pass, and each search answers exactly as it would alone."""
+    import asyncio
+
+    from index.backend import Index
+
+    questions = [f"ketamine dose {i}" for i in range(8)] + ["psilocybin receptor"]
+    alone = TestClient(create_app(Settings(index_dir=seed_index_dir), index=seed_index))
+    want = {q: alone.get("/api/search", params={"q": q}).json()["results"] for q in questions}
+
+    index = Index(seed_index.backend, seed_index.manifest, seed_index.embedder, seed_index.path)
+    sizes: list[int] = []
+    encode = index.embedder.encode
+
+    def spy(texts, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(texts))
+        return encode(texts, *args, **kwargs)
+
+    monkeypatch.setattr(index.embedder, "encode", spy)
+    settings = Settings(index_dir=seed_index_dir, embed_batch=16, search_threads=1)
+    app = create_app(settings, index=index)
+
+    async def all_at_once() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await asyncio.gather(
+                *(c.get("/api/search", params={"q": q}) for q in questions)
+            )
+
+    got = asyncio.run(all_at_once())
+    assert sum(sizes) == len(questions) and max(sizes) > 1, sizes  # batched, each once
+    for q, r in zip(questions, got, strict=True):
+        assert r.status_code == 200
+        results = r.json()["results"]
+        assert [x["id"] for x in results] == [x["id"] for x in want[q]]
+        scores = [x["score"] for x in want[q]]
+        assert [x["score"] for x in results] == pytest.approx(scores, abs=1e-4)
