@@ -153,6 +153,11 @@ def serve(
     limits = uvicorn_limits(settings)
     where = {"host": settings.host, "port": settings.port, "log_level": "info", **limits}
     if workers > 1:
+        if settings.backend == "milvus" and "://" not in settings.milvus_uri:
+            raise _fail(
+                f"--workers {workers}: Milvus Lite ({settings.milvus_uri}) is open in one "
+                "process at a time; serve one worker, or a Milvus server (http://host:19530)"
+            )
         # Checked here, before any worker loads the model: uvicorn reports a failing
         # startup itself (a traceback and its own exit code), nothing reaches us.
         _guard(lambda: check_index(settings))
