@@ -233,9 +233,21 @@ def health_under_load(
 
 
 def in_process(index: Path, backend: str | None, qs: list[str], extra: dict[str, str]) -> None:
+    """``search()`` called directly, and where its time goes: each stage of a
+    hybrid search timed apart (the same calls ``index.search`` and
+    ``index.rank`` make, through the public backend interface), then the JSON
+    body ``/api/search`` sends."""
     from index import SentenceTransformerEmbedder, open_index, search
+    from index.backend import rows_of
+    from index.fusion import candidates, fuse
+    from index.moment import with_moments
+    from index.query import Options, SearchParams, run
+    from index.records import Filters, FusionSettings
+    from index.search import distinct, hit_at
+    from server.schemas import search_json
 
-    idx = open_index(index, SentenceTransformerEmbedder(backend=backend or "torch"))  # type: ignore[arg-type]
+    emb = SentenceTransformerEmbedder(backend=backend or "torch", threads=1)  # type: ignore[arg-type]
+    idx = open_index(index, emb)
     for q in qs[:20]:
         search(idx, q, 5, **extra)  # type: ignore[arg-type]
     lat = []
@@ -245,6 +257,34 @@ def in_process(index: Path, backend: str | None, qs: list[str], extra: dict[str,
         lat.append((time.perf_counter() - t0) * 1000)
     s = summary(lat)
     print(f"in-process search(): n={s['n']} p50 {s['p50']:.1f} ms p99 {s['p99']:.1f} ms")
+    b, none, fusion = idx.backend, Filters(), FusionSettings()
+    stages: dict[str, list[float]] = {}
+    for q in qs[220:420]:
+        t = [time.perf_counter()]
+        v = idx.embed(q)  # "embed" (and into the question cache)
+        t.append(time.perf_counter())
+        dense = rows_of(b.dense(v, fusion.depth, none))
+        t.append(time.perf_counter())
+        keyword = rows_of(b.keyword(q, fusion.depth, none))  # BM25 over every row
+        t.append(time.perf_counter())
+        rows = candidates(dense, keyword)
+        cos, bm = b.cosines(v, rows), b.keyword_scores(q, rows)
+        ranked = fuse(dense, keyword, cos, bm, 20, fusion, bm25_ceiling=b.keyword_ceiling(q))
+        t.append(time.perf_counter())
+        hits = distinct((hit_at(idx, r.row, r.cosine, v) for r in ranked), 5)
+        t.append(time.perf_counter())
+        with_moments(idx, hits, v)
+        t.append(time.perf_counter())
+        out = run(idx, SearchParams(q=q), False, Options())  # cached vector: no embedding
+        t.append(time.perf_counter())
+        search_json(out)
+        t.append(time.perf_counter())
+        names = ("embed", "dense", "BM25", "fusion", "best sentences", "moments",
+                 "(run() again, vector cached)", "response JSON")  # fmt: skip
+        for name, a, z in zip(names, t, t[1:], strict=False):
+            stages.setdefault(name, []).append((z - a) * 1000)
+    for name, xs in stages.items():
+        print(f"  {name:30s} p50 {statistics.median(xs):6.2f} ms  mean {statistics.fmean(xs):6.2f}")
 
 
 def main() -> None:
