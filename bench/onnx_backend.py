@@ -280,7 +280,9 @@ def cmd_quality(out: Path, modes: list[str], index: str) -> None:
     )
 
 
-def cmd_compare(torch_index: Path, onnx_index: Path, modes: list[str], out: Path) -> None:
+def cmd_compare(
+    torch_index: Path, onnx_index: Path, modes: list[str], out: Path, sets: list[str]
+) -> None:
     """Whole builds against each other: the index built with torch, asked with
     torch's query vectors (today's default), against the index built with onnx,
     asked with onnx's (the candidate default); and, between them, the torch-built
@@ -293,12 +295,16 @@ def cmd_compare(torch_index: Path, onnx_index: Path, modes: list[str], out: Path
         "onnx queries": open_index(torch_index, onnx_e),
         "onnx": open_index(onnx_index, onnx_e),
     }
+    for idx in configs.values():  # a question's vector once for every mode and set
+        idx.queries.size = 100_000
     names = list(configs)
     head = " | ".join(f"{m} {c}" for m in ("hit@1", "MRR@10", "AUC") for c in names)
     print(f"| question set | mode | n | {head} |")
     print("|---|---|---|" + "---|" * (3 * len(names)))
     rows = []
     for name, paths, kw in SETS:
+        if sets and name not in sets:
+            continue
         for mode in modes:
             r = {c: run_eval(idx, paths, mode, **kw) for c, idx in configs.items()}
 
@@ -314,7 +320,8 @@ def cmd_compare(torch_index: Path, onnx_index: Path, modes: list[str], out: Path
             changed = _changed_at_1(dicts["torch"], dicts["onnx"])
             if changed:
                 print(f"    hit@1 torch -> onnx changed: {changed}", flush=True)
-    (out / "compare.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    name = "compare.json" if not sets else f"compare-{len(rows)}.json"
+    (out / name).write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
 
 def _changed_at_1(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -338,6 +345,7 @@ def main() -> None:
     ap.add_argument("--index", default="index", help="quality: the index folder under --out")
     ap.add_argument("--torch-index", type=Path, help="compare: an index built with torch")
     ap.add_argument("--onnx-index", type=Path, help="compare: the same library built with onnx")
+    ap.add_argument("--sets", default="", help="compare: only these question sets (;-separated)")
     args = ap.parse_args()
     if args.what == "build":
         cmd_build(args.out, args.backend)
@@ -349,7 +357,8 @@ def main() -> None:
         cmd_ingest(args.rounds)
     elif args.what == "compare":
         args.out.mkdir(parents=True, exist_ok=True)
-        cmd_compare(args.torch_index, args.onnx_index, args.modes.split(","), args.out)
+        sets = args.sets.split(";") if args.sets else []
+        cmd_compare(args.torch_index, args.onnx_index, args.modes.split(","), args.out, sets)
     else:
         cmd_quality(args.out, args.modes.split(","), args.index)
 

@@ -19,13 +19,21 @@ if TYPE_CHECKING:
 
 
 def embedder(settings: Settings, threads: int | None = None) -> SentenceTransformerEmbedder:
-    """The model the settings name (the packaged all-MiniLM-L6-v2 by default);
-    ``threads``: the onnx backend's threads per forward pass (None: one per core)."""
+    """The model the settings name (the packaged all-MiniLM-L6-v2 by default),
+    run as ``embed_backend`` says: what embeds questions.  ``threads``: the onnx
+    backend's threads per forward pass (None: one per core)."""
     from index.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(
         settings.model_dir, backend=settings.embed_backend, threads=threads
     )
+
+
+def ingest_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    """The same model run as ``ingest_backend`` says: what embeds passages."""
+    from index.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(settings.model_dir, backend=settings.ingest_backend)
 
 
 def open_for_queries(settings: Settings, warm: bool = True) -> Index:
