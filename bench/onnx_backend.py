@@ -280,9 +280,62 @@ def cmd_quality(out: Path, modes: list[str], index: str) -> None:
     )
 
 
+def cmd_compare(
+    torch_index: Path, onnx_index: Path, modes: list[str], out: Path, sets: list[str]
+) -> None:
+    """Whole builds against each other: the index built with torch, asked with
+    torch's query vectors (today's default), against the index built with onnx,
+    asked with onnx's (the candidate default); and, between them, the torch-built
+    index asked with onnx (onnx for queries only).  hit@1, MRR@10 and abstention
+    AUC on every question set and mode, and which questions change at hit@1."""
+    torch_e = SentenceTransformerEmbedder(backend="torch")
+    onnx_e = SentenceTransformerEmbedder(backend="onnx", threads=1)
+    configs = {
+        "torch": open_index(torch_index, torch_e),
+        "onnx queries": open_index(torch_index, onnx_e),
+        "onnx": open_index(onnx_index, onnx_e),
+    }
+    for idx in configs.values():  # a question's vector once for every mode and set
+        idx.queries.size = 100_000
+    names = list(configs)
+    head = " | ".join(f"{m} {c}" for m in ("hit@1", "MRR@10", "AUC") for c in names)
+    print(f"| question set | mode | n | {head} |")
+    print("|---|---|---|" + "---|" * (3 * len(names)))
+    rows = []
+    for name, paths, kw in SETS:
+        if sets and name not in sets:
+            continue
+        for mode in modes:
+            r = {c: run_eval(idx, paths, mode, **kw) for c, idx in configs.items()}
+
+            def f(c: str, group: str, key: str, r: dict[str, Any] = r) -> str:
+                v = getattr(r[c], group).get(key)
+                return "-" if v is None else f"{v:.3f}"
+
+            cells = [f(c, g, k) for g, k in (("metrics", "hit@1"), ("metrics", "mrr@10"),
+                                             ("abstention", "auc")) for c in names]  # fmt: skip
+            print(f"| {name} | {mode} | {r['torch'].questions} | {' | '.join(cells)} |", flush=True)
+            dicts = {c: x.to_dict(per_question=True) for c, x in r.items()}
+            rows.append((name, mode, dicts))
+            changed = _changed_at_1(dicts["torch"], dicts["onnx"])
+            if changed:
+                print(f"    hit@1 torch -> onnx changed: {changed}", flush=True)
+    name = "compare.json" if not sets else f"compare-{len(rows)}.json"
+    (out / name).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+
+
+def _changed_at_1(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Question ids whose first result hits under one and not the other (+: onnx gains)."""
+    def firsts(d: dict[str, Any]) -> dict[str, bool]:
+        return {o["id"]: bool(o["hits"][:1] and o["hits"][0]) for o in d.get("outcomes", [])}
+
+    fa, fb = firsts(a), firsts(b)
+    return [("+" if fb[q] else "-") + q for q in fa if q in fb and fa[q] != fb[q]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["build", "query", "solo", "ingest", "quality"])
+    ap.add_argument("what", choices=["build", "query", "solo", "ingest", "quality", "compare"])
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--modes", default="dense,hybrid")
@@ -290,6 +343,9 @@ def main() -> None:
         "--backend", choices=["torch", "onnx"], default="torch", help="build or solo with"
     )
     ap.add_argument("--index", default="index", help="quality: the index folder under --out")
+    ap.add_argument("--torch-index", type=Path, help="compare: an index built with torch")
+    ap.add_argument("--onnx-index", type=Path, help="compare: the same library built with onnx")
+    ap.add_argument("--sets", default="", help="compare: only these question sets (;-separated)")
     args = ap.parse_args()
     if args.what == "build":
         cmd_build(args.out, args.backend)
@@ -299,6 +355,10 @@ def main() -> None:
         cmd_solo(args.backend)
     elif args.what == "ingest":
         cmd_ingest(args.rounds)
+    elif args.what == "compare":
+        args.out.mkdir(parents=True, exist_ok=True)
+        sets = args.sets.split(";") if args.sets else []
+        cmd_compare(args.torch_index, args.onnx_index, args.modes.split(","), args.out, sets)
     else:
         cmd_quality(args.out, args.modes.split(","), args.index)
 

@@ -104,6 +104,7 @@ class SentenceTransformerEmbedder:
         name: str | None = None,
         backend: Backend = "torch",
         cache_dir: Path | None = None,
+        threads: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise PodciteError(f"embedder backend {backend!r}: expected one of {BACKENDS}")
@@ -113,6 +114,7 @@ class SentenceTransformerEmbedder:
         self.name = name or (PACKAGED_MODEL if model_dir is None else str(self.model_dir))
         self.backend: Backend = backend
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.threads = threads  # onnx: ONNX Runtime's threads per run (None: one per core)
         self._model: Any = None
         self._onnx: OnnxModel | None = None
         self._dimension: int | None = None
@@ -135,7 +137,7 @@ class SentenceTransformerEmbedder:
             _offline()
             from index.onnx_model import OnnxModel
 
-            self._onnx = OnnxModel(self.model_dir, self.cache_dir)
+            self._onnx = OnnxModel(self.model_dir, self.cache_dir, self.threads)
         return self._onnx
 
     def load(self) -> None:

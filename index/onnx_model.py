@@ -251,8 +251,11 @@ def export_int8(model_dir: Path, dest: Path) -> None:
 class OnnxModel:
     """Tokenizer plus ONNX Runtime session: last hidden states, mean pooled."""
 
-    def __init__(self, model_dir: Path, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, cache_dir: Path | None = None, threads: int | None = None
+    ) -> None:
         _check_modules(model_dir)
+        self.threads = threads
         tok_file = model_dir / "tokenizer.json"
         if not tok_file.is_file():
             raise PodciteError(f"{tok_file}: missing; the onnx backend needs a fast tokenizer")
@@ -284,9 +287,18 @@ class OnnxModel:
         self.dimension: int = width
 
     def _session(self) -> Any:
+        """``threads``: ONNX Runtime's own pool for one run (None: one thread per
+        core).  A server gives 1: its searches already run side by side, one per
+        search thread, and a pool per search would only contend for the cores."""
         import onnxruntime as ort
 
-        return ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+        return ort.InferenceSession(
+            str(self.path), options, providers=["CPUExecutionProvider"]
+        )
 
     def token_count(self, text: str) -> int:
         """Tokens the model would see without truncation, special tokens included."""

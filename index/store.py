@@ -182,8 +182,10 @@ def load(path: Path, verify: bool = True, searchable: bool = True) -> Stored:
     try:
         with (path / PASSAGES).open(encoding="utf-8") as fh:
             passages = [passage_from_dict(json.loads(line)) for line in fh if line.strip()]
-        vectors = np.load(path / VECTORS)
-        sentence_vectors = np.load(path / SENTENCES)
+        # Memory-mapped, read-only: the worker processes of one server share
+        # these pages (the kernel's page cache) instead of a copy each.
+        vectors = np.load(path / VECTORS, mmap_mode="r")
+        sentence_vectors = np.load(path / SENTENCES, mmap_mode="r")
         keys = (path / KEYS).read_text(encoding="utf-8").split()
         fidx = faiss.read_index(str(path / FAISS)) if searchable else None
         keyword = load_keyword_index(path / KEYWORD)

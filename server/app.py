@@ -9,6 +9,7 @@ calls ``index.query.run``; this module only translates to HTTP.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -47,6 +48,13 @@ def _error(exc: QueryError) -> JSONResponse:
             "detail": [{"loc": ["query", exc.field], "msg": exc.message, "type": "value_error"}]
         },
     )
+
+
+def from_environment() -> FastAPI:
+    """One worker's app under ``podcite serve --workers N``: uvicorn starts each
+    worker as a fresh process and calls this factory there; the settings come
+    from the environment, where the command put its overrides."""
+    return create_app(Settings())
 
 
 def create_app(settings: Settings | None = None, index: Index | None = None) -> FastAPI:
@@ -115,17 +123,29 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     # Searches run in the pool's threads (server/limits.py), never on the event
     # loop, so /healthz and /metrics answer while they run.  Each request takes
     # the index once: a reload mid-request cannot mix two versions.
+    # The body is built and serialised in the search thread too (the declared
+    # response_model documents it): the event loop only passes bytes on.
     @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"], responses=ERRORS)
-    async def api_search(request: Request, params: Params) -> schemas.SearchOut:
+    async def api_search(request: Request, params: Params) -> Response:
         """Passages that answer the question, best first, each cited to its moment."""
-        out = await pool.run(request, run, current(request), params, False, options)
-        return schemas.search_response(out, folders(request).playable)
+        idx, playable = current(request), folders(request).playable
+
+        def body() -> bytes:
+            return schemas.search_json(run(idx, params, False, options), playable)
+
+        found = await pool.run(request, body, question=(idx, params.q))
+        return Response(found, media_type="application/json")
 
     @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"], responses=ERRORS)
-    async def api_ask(request: Request, params: Params) -> schemas.AskOut:
+    async def api_ask(request: Request, params: Params) -> Response:
         """The one to three source sentences that best answer the question, then the passages."""
-        out = await pool.run(request, run, current(request), params, True, options)
-        return schemas.ask_response(out, folders(request).playable)
+        idx, playable = current(request), folders(request).playable
+
+        def body() -> bytes:
+            return schemas.ask_json(run(idx, params, True, options), playable)
+
+        found = await pool.run(request, body, question=(idx, params.q))
+        return Response(found, media_type="application/json")
 
     @app.get(ROUTE + "/{path:path}", include_in_schema=False)
     def audio(request: Request, path: str) -> FileResponse:
@@ -136,13 +156,15 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             raise HTTPException(status_code=404, detail="no ingested audio at this path")
         return FileResponse(target)
 
+    # async: answered on the event loop itself, with no hop to a thread pool
     @app.get("/healthz", tags=["ops"])
-    def healthz(request: Request) -> dict[str, Any]:
+    async def healthz(request: Request) -> dict[str, Any]:
         idx: Index | None = request.app.state.index
         if idx is None:
-            return {"status": "starting"}
+            return {"status": "starting", "worker": os.getpid()}
         return {
             "status": "ok",
+            "worker": os.getpid(),  # which process answered (podcite serve --workers N)
             "passages": len(idx),
             "documents": idx.manifest["counts"]["documents"],
             "model": idx.model,

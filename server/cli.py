@@ -7,6 +7,7 @@ become one line on stderr and exit code 1 here, and only here.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -122,6 +123,15 @@ def serve(
         str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes, each answering on the same port; they share the "
+            "index's memory-mapped files.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the search page and the JSON API (builds an index from corpus/ if none exists)."""
     import uvicorn
@@ -140,12 +150,33 @@ def serve(
     warning = exposure_warning(settings)
     if warning:
         typer.secho(f"podcite: warning: {warning}", err=True, fg="yellow")
-    # Checked here, before the model loads: uvicorn reports a failing startup itself
-    # (a traceback and its own exit code), so nothing raised in the lifespan reaches us.
-    _guard(lambda: check_index(settings))
-    application = create_app(settings)
     limits = uvicorn_limits(settings)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info", **limits)
+    where = {"host": settings.host, "port": settings.port, "log_level": "info", **limits}
+    if workers > 1:
+        if settings.backend == "milvus" and "://" not in settings.milvus_uri:
+            raise _fail(
+                f"--workers {workers}: Milvus Lite ({settings.milvus_uri}) is open in one "
+                "process at a time; serve one worker, or a Milvus server (http://host:19530)"
+            )
+        # Checked here, before any worker loads the model: uvicorn reports a failing
+        # startup itself (a traceback and its own exit code), nothing reaches us.
+        _guard(lambda: check_index(settings))
+        # uvicorn starts each worker as a new Python process, which builds its own
+        # app (server.app.from_environment) from the environment: hand it the
+        # command line's overrides there.
+        os.environ.update(
+            PODCITE_INDEX_DIR=str(settings.index_dir),
+            PODCITE_HOST=settings.host,
+            PODCITE_PORT=str(settings.port),
+        )
+        uvicorn.run("server.app:from_environment", factory=True, workers=workers, **where)
+        return
+    # One process: the index is opened (and checked) here, before uvicorn, so a bad
+    # one is one line and exit code 1, and its files are read and verified once.
+    from server.runtime import open_for_queries
+
+    loaded = _guard(lambda: open_for_queries(settings))
+    uvicorn.run(create_app(settings, index=loaded), **where)
 
 
 def check_index(settings: Settings) -> None:

@@ -55,7 +55,7 @@ def _ingest(
     from index.errors import BuildError
     from ingest import load
     from server.progress import Stages
-    from server.runtime import embedder as make_embedder
+    from server.runtime import ingest_embedder as make_embedder
     from server.runtime import publisher, sources, target
 
     console = Console(stderr=True, quiet=quiet, soft_wrap=True)  # a log's lines whole

