@@ -19,10 +19,42 @@ if TYPE_CHECKING:
 
 
 def embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    """The model the settings name (the packaged all-MiniLM-L6-v2 by default)."""
+    """The model the settings name; without one, the model the index's manifest
+    records as the one that built it (a tuned model, ``podcite tune``), else the
+    packaged all-MiniLM-L6-v2.  A tuned model's name is the one its directory
+    gives (``tuned-<weights hash>``), whatever path it is reached by."""
     from index.embedder import SentenceTransformerEmbedder
+    from index.training import read_meta
 
-    return SentenceTransformerEmbedder(settings.model_dir, backend=settings.embed_backend)
+    model_dir = settings.model_dir or built_with(settings)
+    meta = read_meta(model_dir) if model_dir is not None else None
+    name = str(meta["name"]) if meta and meta.get("name") else None
+    return SentenceTransformerEmbedder(model_dir, name=name, backend=settings.embed_backend)
+
+
+def built_with(settings: Settings) -> Path | None:
+    """The model directory an index directory's manifest records (None: the
+    packaged model, no index yet, or the Milvus backend).  A recorded directory
+    that is gone is an error that says so, not a silent switch of models."""
+    from index import store
+    from ingest.errors import PodciteError
+
+    if settings.backend != "faiss":
+        return None
+    try:
+        manifest = store.read_manifest(settings.index_dir)
+    except PodciteError:
+        return None  # no index (yet), or one that the caller's own checks will refuse
+    record = manifest.get("model")
+    path = record.get("path") if isinstance(record, dict) else None
+    if not path:
+        return None
+    if not (Path(path) / "config.json").is_file():
+        raise PodciteError(
+            f"{settings.index_dir} was built with the model at {path}, which is gone; "
+            "set PODCITE_MODEL_DIR (or --model) to it, or ingest again with --replace"
+        )
+    return Path(path)
 
 
 def open_for_queries(settings: Settings, warm: bool = True) -> Index:
