@@ -3,6 +3,7 @@ steps on a tiny library whose model ingest, ask and serve then use."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -50,10 +51,8 @@ def test_cloze_choices_one_long_sentence_per_slot() -> None:
     line = [Spoken(float(t), long if t % 20 else short, _unit(1, 0)) for t in range(0, 300, 10)]
     picked = cloze_choices(line, every_s=60, min_words=5, rng=random.Random(0))
     assert picked and all(line[i].text == long for i in picked)
-    slots = [int(line[i].time // 60) for i in picked]
-    assert len(picked) <= 6 and all(b - a >= 0 for a, b in zip(slots, slots[1:], strict=False))
-    gaps = [line[j].time - line[i].time for i, j in zip(picked, picked[1:], strict=False)]
-    assert all(g >= 10 for g in gaps)
+    assert 4 <= len(picked) <= 6  # 300 s in slots of 60 s (the first slot may be cut short)
+    assert all(line[j].time > line[i].time for i, j in itertools.pairwise(picked))
 
 
 def test_pick_negative_hardest_but_not_a_paraphrase() -> None:
