@@ -326,6 +326,9 @@ def tune(
         bool, typer.Option(help="Tune on one fixed half of the episodes (to measure on the other).")
     ] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")] = None,
+    checkpoints: Annotated[
+        Path | None, typer.Option(help="Save the model every 100 steps under this folder.")
+    ] = None,
 ) -> None:
     """Adapt the embedding model to the library: train all-MiniLM-L6-v2 on pairs mined
     from the index (checked wiki citations, headings, transcript cloze), write it
@@ -337,7 +340,7 @@ def tune(
         raise _fail("--negatives must be mixed, same, other or none")
     settings = _settings(index)
     kinds = tuple(k.strip() for k in pairs.split(",") if k.strip())
-    request = TuneRequest(out=out, kinds=kinds, negatives=negatives, half=half, threads=threads)
+    request = TuneRequest(out, kinds, negatives, half, threads, checkpoints)
     train = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, minutes=minutes)
     target, card = _guard(lambda: do_tune(settings, request, train))
     typer.echo(

@@ -82,8 +82,15 @@ def do_tune(
             )
         console.print(f"{len(pairs):,} pairs in {mined_s:.0f} s: {counts(pairs)}", highlight=False)
 
+        recent: list[float] = []
+        every = max(1, train.steps // 20)
+
         def step(done: int, total: int, loss: float) -> None:
-            stages.update("training", done, total, "steps", f"loss {loss:.3f}")
+            recent.append(loss)
+            mean = sum(recent[-every:]) / len(recent[-every:])
+            stages.update("training", done, total, "steps", f"loss {mean:.3f}")
+            if stages.plain and done % every == 0:  # a log gets the loss as it goes
+                console.print(f"training: step {done}/{total}, loss {mean:.3f}", highlight=False)
 
         with tempfile.TemporaryDirectory(prefix="podcite-tune-") as tmp:
             trained = Path(tmp) / "model"
