@@ -114,9 +114,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(json.dumps({k: v for k, v in meta.items() if k != "losses"}, default=str))
 
 
-def _transcripts() -> list[Path]:
+def _transcripts(only: set[str] | None = None) -> list[Path]:
     with (SHARED / "catalog" / "transcripts.csv").open(encoding="utf-8") as fh:
-        return [SHARED / "transcripts" / r["file"] for r in csv.DictReader(fh)]
+        rows = list(csv.DictReader(fh))
+    return [
+        SHARED / "transcripts" / r["file"] for r in rows if only is None or r["youtube_id"] in only
+    ]
 
 
 def cmd_build(args: argparse.Namespace) -> None:
@@ -127,7 +130,15 @@ def cmd_build(args: argparse.Namespace) -> None:
     from ingest import load
 
     torch.set_num_threads(args.threads)
-    paths = [*_transcripts(), SHARED / "catalog" / "transcripts.csv"]
+    from index.tune import split_episodes
+
+    only = None
+    if args.half != "all":
+        tuned, held = split_episodes(_episodes(args.index))
+        only = (held if args.half == "held" else tuned) & transcribed()
+        if args.max_episodes:  # the episodes with the most questions (a cheaper index)
+            only = set(sorted(only, key=lambda e: (-_questions_of(e), e))[: args.max_episodes])
+    paths = [*_transcripts(only), SHARED / "catalog" / "transcripts.csv"]
     if args.wiki:
         paths += [SHARED / "wiki", SHARED / "catalog" / "episodes.csv"]
     loaded = load(paths)
@@ -156,6 +167,13 @@ def cmd_build(args: argparse.Namespace) -> None:
 def transcribed() -> set[str]:
     with (SHARED / "catalog" / "transcripts.csv").open(encoding="utf-8") as fh:
         return {r["youtube_id"] for r in csv.DictReader(fh)}
+
+
+def _questions_of(episode: str) -> int:
+    from index.questions import read_questions
+
+    sets = [SHARED / "eval" / "syn_test.jsonl", ROOT / "eval" / "moment_questions.jsonl"]
+    return sum(q.video_id == episode for f in sets for q in read_questions(f))
 
 
 def tool_questions(episodes: set[str]) -> list[Any]:
@@ -326,6 +344,8 @@ def main() -> None:
     b.add_argument("--out", type=Path, required=True)
     b.add_argument("--index", type=Path, default=Path("/tmp/lib/index"))
     b.add_argument("--wiki", action="store_true", help="the whole library, not transcripts only")
+    b.add_argument("--half", default="all", choices=["all", "held", "tuned"])
+    b.add_argument("--max-episodes", type=int, default=0)
     b.add_argument("--threads", type=int, default=2)
     e = sub.add_parser("eval")
     e.add_argument("--index", type=Path, required=True)
