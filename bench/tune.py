@@ -231,6 +231,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     out: dict[str, Any] = {"index": str(args.index), "model": args.model, "sets": {}}
     for kind in [None, "transcript"] if args.kinds else [None]:
         for name, qs in sets.items():
+            if args.sets and name not in args.sets.split(","):
+                continue
             scope = name.startswith("scope")
             for mode in ["hybrid"] if scope else list(MODES):
                 r = evaluate(index, qs, mode=mode, source=name, kind=kind, only_indexed=not scope)
@@ -352,6 +354,7 @@ def main() -> None:
     e.add_argument("--model", default="base")
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--kinds", action="store_true", help="also transcripts only (kind filter)")
+    e.add_argument("--sets", default="", help="only these sets, comma-separated")
     c = sub.add_parser("compare")
     c.add_argument("before")
     c.add_argument("after")

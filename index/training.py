@@ -39,11 +39,13 @@ WEIGHTS = "model.safetensors"
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 300
-    batch_size: int = 32
-    lr: float = 2e-5
+    # The defaults are what bench/tune.py measured (docs/benchmarks.md, "Adapting
+    # the model"): on 2 shared CPU cores a step of 16 pairs took 30-35 s.
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 3e-5
     warmup: float = 0.1  # share of steps
-    max_seq_length: int = 160  # word pieces; a 45 s moment is about 150
+    max_seq_length: int = 128  # word pieces; a 45 s moment is about 150, cut a little
     loss: str = "mnrl"  # or "cached" (CachedMNRL: the batch in mini-batches of 16)
     scale: float = 20.0  # MNRL's inverse temperature
     freeze_embeddings: bool = True  # the word-piece table: most parameters, least to learn

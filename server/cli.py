@@ -310,12 +310,13 @@ def tune(
             help="Folder for the tuned model [default: beside the index, <index>.cache/models]."
         ),
     ] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 300,
-    batch_size: Annotated[int, typer.Option(min=2, help="Pairs per step.")] = 32,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-5,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 200,
+    batch_size: Annotated[int, typer.Option(min=2, help="Pairs per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-5,
     minutes: Annotated[
-        float | None, typer.Option(help="Stop training after this long, whatever the steps.")
-    ] = None,
+        float | None,
+        typer.Option(help="Stop training after this long, whatever the steps (0: no bound)."),
+    ] = 25,
     pairs: Annotated[
         str, typer.Option(help="Kinds of pairs, comma-separated: citation,heading,cloze.")
     ] = "citation,heading,cloze",
@@ -341,7 +342,7 @@ def tune(
     settings = _settings(index)
     kinds = tuple(k.strip() for k in pairs.split(",") if k.strip())
     request = TuneRequest(out, kinds, negatives, half, threads, checkpoints)
-    train = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, minutes=minutes)
+    train = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, minutes=minutes or None)
     target, card = _guard(lambda: do_tune(settings, request, train))
     typer.echo(
         f"tuned {card['steps']} steps in {card['seconds']:.0f} s on {card['device']} "

@@ -73,6 +73,7 @@ def do_tune(
             negatives=request.negatives,  # type: ignore[arg-type]  # checked by the CLI
         )
         mined_s = time.perf_counter() - t0
+        del stored  # the index's passages and vectors: gigabytes the training needs
         if not pairs:
             from ingest.errors import PodciteError
 
