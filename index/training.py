@@ -94,6 +94,10 @@ def train(
         raise ValueError("no training pairs")
     dev = device()
     model = SentenceTransformer(str(base), device=dev)
+    # Train on short inputs (cheaper), but save the base's length: the index's
+    # model windows are cut for 256 word pieces, and a model saved at 128 would
+    # silently drop the end of every window.
+    base_length = model.max_seq_length
     model.max_seq_length = settings.max_seq_length
     if settings.freeze_embeddings:
         for name, param in model.named_parameters():
@@ -145,6 +149,7 @@ def train(
             break
     result.seconds = time.perf_counter() - t0
     model.eval()
+    model.max_seq_length = base_length
     model.save(str(out))
     return result
 

@@ -121,8 +121,9 @@ def test_tune_a_tiny_library_then_ingest_ask_and_serve_use_it(
     assert meta["pairs"].get("heading") and meta["pairs"].get("cloze")  # no citation pairs here
     card = (model_dir / "README.md").read_text()
     assert "pairs" in card and "steps run: 2" in card
-    vec = SentenceTransformer(str(model_dir), device="cpu").encode(["ketamine"])
-    assert vec.shape == (1, 384)
+    tuned = SentenceTransformer(str(model_dir), device="cpu")
+    assert tuned.encode(["ketamine"]).shape == (1, 384)
+    assert tuned.max_seq_length == 256  # the base's, not the shorter training length
 
     index = tmp_path / "index"
     built = _cli("ingest", str(ui_corpus), "--index", str(index), "--model", str(model_dir))
