@@ -27,6 +27,7 @@ from index import citecheck, store
 from index.embedder import Embedder
 from index.errors import BuildError
 from index.library import episode_entries
+from index.training import model_record
 from index.vectors import MODEL_WINDOWS, Vectors, compute, passage_key, previous
 from ingest.chunking import passages as make_passages
 from ingest.errors import DocumentError, PodciteError
@@ -165,7 +166,7 @@ def _build(
     old_catalogs = old.manifest.get("catalogs", []) if carry and old is not None else []
     manifest: dict[str, Any] = {
         "format_version": store.FORMAT_VERSION,
-        "model": {"name": model},
+        "model": model_record(model, getattr(embedder, "model_dir", None)),
         "dimension": embedder.dimension,
         "similarity": "cosine (inner product of L2-normalised vectors)",
         "counts": {

@@ -50,11 +50,9 @@ OPSET = 17
 # hashing the 90 MB of weights would cost a quarter of a second per start.
 _HASH_WHOLE_BELOW = 1 << 20
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-_MODULES_SUPPORTED = {
-    "sentence_transformers.models.Transformer",
-    "sentence_transformers.models.Pooling",
-    "sentence_transformers.models.Normalize",
-}
+# By class name: sentence-transformers 5+ saves its modules under new paths
+# ("sentence_transformers.base.modules.transformer.Transformer").
+_MODULES_SUPPORTED = {"Transformer", "Pooling", "Normalize"}
 
 
 def default_cache_dir() -> Path:
@@ -81,7 +79,8 @@ def _check_modules(model_dir: Path) -> None:
     that need anything else (a Dense layer, CLS pooling) rather than be wrong."""
     modules = model_dir / "modules.json"
     if modules.is_file():
-        kinds = {m.get("type") for m in json.loads(modules.read_text(encoding="utf-8"))}
+        listed = json.loads(modules.read_text(encoding="utf-8"))
+        kinds = {str(m.get("type", "")).rsplit(".", 1)[-1] for m in listed}
         if not kinds <= _MODULES_SUPPORTED:
             raise PodciteError(
                 f"{modules}: modules {sorted(str(k) for k in kinds - _MODULES_SUPPORTED)} "
@@ -90,8 +89,11 @@ def _check_modules(model_dir: Path) -> None:
     pooling = model_dir / "1_Pooling" / "config.json"
     if pooling.is_file():
         cfg = json.loads(pooling.read_text(encoding="utf-8"))
+        # sentence-transformers <5 writes flags, 5+ one "pooling_mode" (a tuned model).
         modes = [k for k, v in cfg.items() if k.startswith("pooling_mode_") and v]
-        if modes != ["pooling_mode_mean_tokens"]:
+        if "pooling_mode" in cfg:
+            modes = [str(cfg["pooling_mode"])]
+        if modes not in (["pooling_mode_mean_tokens"], ["mean"]):
             raise PodciteError(
                 f"{pooling}: the onnx backend does mean pooling only, this model asks for {modes}"
             )

@@ -78,6 +78,13 @@ def ingest(
             "(default: PODCITE_WHISPER_MODEL_DIR, else the packaged tiny.en)."
         ),
     ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="A sentence-transformers model directory, e.g. from `podcite tune` "
+            "(default: PODCITE_MODEL_DIR, else the model the index was built with)."
+        ),
+    ] = None,
     strict: Annotated[bool, typer.Option(help="Fail the whole build on any bad document.")] = False,
     prune: Annotated[
         bool, typer.Option(help="Also remove documents whose files are gone, wherever they were.")
@@ -101,7 +108,7 @@ def ingest(
     """Add documents, feeds and audio to the index (new files added, changed ones
     re-indexed, the others kept; audio transcribed locally where no transcript is
     published) and publish the new build atomically."""
-    settings = _settings(index, whisper_model_dir=whisper_model)
+    settings = _settings(index, whisper_model_dir=whisper_model, model_dir=model)
     if rollback:
         from index import store
 
@@ -323,6 +330,57 @@ def eval_(
         sys.stdout.write(json.dumps([r.to_dict() for r in reports], indent=2) + "\n")
     else:
         typer.echo(table(reports))
+
+
+@app.command()
+def tune(
+    index: IndexOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for the tuned model [default: beside the index, <index>.cache/models]."
+        ),
+    ] = None,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 200,
+    batch_size: Annotated[int, typer.Option(min=2, help="Pairs per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-5,
+    minutes: Annotated[
+        float | None,
+        typer.Option(help="Stop training after this long, whatever the steps (0: no bound)."),
+    ] = 25,
+    pairs: Annotated[
+        str, typer.Option(help="Kinds of pairs, comma-separated: citation,heading,cloze.")
+    ] = "citation,heading,cloze",
+    negatives: Annotated[
+        str, typer.Option(help="Hard negatives: mixed, same (episode), other, or none.")
+    ] = "mixed",
+    half: Annotated[
+        bool, typer.Option(help="Tune on one fixed half of the episodes (to measure on the other).")
+    ] = False,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")] = None,
+    checkpoints: Annotated[
+        Path | None, typer.Option(help="Save the model every 100 steps under this folder.")
+    ] = None,
+) -> None:
+    """Adapt the embedding model to the library: train all-MiniLM-L6-v2 on pairs mined
+    from the index (checked wiki citations, headings, transcript cloze), write it
+    with a model card; rebuild with `podcite ingest --model DIR --replace PATHS`."""
+    from index.training import TrainSettings
+    from server.tuning import TuneRequest, do_tune
+
+    if negatives not in ("mixed", "same", "other", "none"):
+        raise _fail("--negatives must be mixed, same, other or none")
+    settings = _settings(index)
+    kinds = tuple(k.strip() for k in pairs.split(",") if k.strip())
+    request = TuneRequest(out, kinds, negatives, half, threads, checkpoints)
+    train = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, minutes=minutes or None)
+    target, card = _guard(lambda: do_tune(settings, request, train))
+    typer.echo(
+        f"tuned {card['steps']} steps in {card['seconds']:.0f} s on {card['device']} "
+        f"(loss {card['loss_start']:.3f} -> {card['loss_end']:.3f}): {target}\n"
+        f"rebuild with it: podcite ingest --model {target} --replace PATHS",
+        err=True,
+    )
 
 
 def _when(t: Any) -> str:

@@ -14,26 +14,60 @@ from server.settings import Settings
 
 if TYPE_CHECKING:
     from index.backend import Index
-    from index.embedder import Embedder, SentenceTransformerEmbedder
+    from index.embedder import Backend, Embedder, SentenceTransformerEmbedder
     from index.store import Stored
 
 
 def embedder(settings: Settings, threads: int | None = None) -> SentenceTransformerEmbedder:
-    """The model the settings name (the packaged all-MiniLM-L6-v2 by default),
-    run as ``embed_backend`` says: what embeds questions.  ``threads``: the onnx
-    backend's threads per forward pass (None: one per core)."""
-    from index.embedder import SentenceTransformerEmbedder
-
-    return SentenceTransformerEmbedder(
-        settings.model_dir, backend=settings.embed_backend, threads=threads
-    )
+    """The model the settings name; without one, the model the index's manifest
+    records as the one that built it (a tuned model, ``podcite tune``), else the
+    packaged all-MiniLM-L6-v2; run as ``embed_backend`` says: what embeds
+    questions.  ``threads``: the onnx backend's threads per forward pass (None:
+    one per core).  A tuned model's name is the one its directory gives
+    (``tuned-<weights hash>``), whatever path it is reached by."""
+    return _embedder(settings, settings.embed_backend, threads)
 
 
 def ingest_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     """The same model run as ``ingest_backend`` says: what embeds passages."""
-    from index.embedder import SentenceTransformerEmbedder
+    return _embedder(settings, settings.ingest_backend)
 
-    return SentenceTransformerEmbedder(settings.model_dir, backend=settings.ingest_backend)
+
+def _embedder(
+    settings: Settings, backend: Backend, threads: int | None = None
+) -> SentenceTransformerEmbedder:
+    from index.embedder import SentenceTransformerEmbedder
+    from index.training import read_meta
+
+    model_dir = settings.model_dir or built_with(settings)
+    meta = read_meta(model_dir) if model_dir is not None else None
+    name = str(meta["name"]) if meta and meta.get("name") else None
+    return SentenceTransformerEmbedder(model_dir, name=name, backend=backend, threads=threads)
+
+
+def built_with(settings: Settings) -> Path | None:
+    """The model directory an index directory's manifest records (None: the
+    packaged model, no index yet, or the Milvus backend).  A recorded directory
+    that is gone is an error that says so, not a silent switch of models."""
+    from index import store
+    from ingest.errors import PodciteError
+
+    if settings.backend != "faiss":
+        return None
+    try:
+        manifest = store.read_manifest(settings.index_dir)
+    except PodciteError:
+        return None  # no index (yet), or one that the caller's own checks will refuse
+    record = manifest.get("model")
+    path = record.get("path") if isinstance(record, dict) else None
+    if not path:
+        return None
+    if not (Path(path) / "config.json").is_file():
+        raise PodciteError(
+            f"{settings.index_dir} was built with the model at {path}, which is gone; "
+            "set PODCITE_MODEL_DIR (or --model) to it, or ingest again with --replace"
+        )
+    return Path(path)
 
 
 def open_for_queries(settings: Settings, warm: bool = True) -> Index:

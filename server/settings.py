@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     )
     model_dir: Path | None = Field(
         None,
-        description="A sentence-transformers model directory; default: packaged all-MiniLM-L6-v2.",
+        description="A sentence-transformers model directory (e.g. from podcite tune); default: "
+        "the model the index's manifest records, else the packaged all-MiniLM-L6-v2.",
     )
     whisper_model_dir: Path | None = Field(
         None,
