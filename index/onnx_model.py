@@ -1,9 +1,13 @@
-"""The embedding model run by ONNX Runtime, from an int8 export made here.
+"""The embedding model run by ONNX Runtime, from an export made here.
 
-The first use exports the packaged sentence-transformers model to ONNX and
-quantises it (dynamic int8, per-channel weights), once, into a model cache
-folder outside site-packages (default ``$XDG_CACHE_HOME/podcite`` or
-``~/.cache/podcite``); later uses load the cached file.  Nothing is downloaded.
+The first use exports the packaged sentence-transformers model to ONNX and,
+for ``int8`` (questions), quantises it (dynamic int8, per-channel weights),
+once, into a model cache folder outside site-packages (default
+``$XDG_CACHE_HOME/podcite`` or ``~/.cache/podcite``); later uses load the
+cached file.  Nothing is downloaded.  ``fp32`` keeps the exported weights as
+they are: the same vectors as torch (cosine ≥ 0.99999 over real passages), in
+two thirds of torch's time on batches, so it embeds passages at ingest
+(docs/benchmarks.md, "Ingest").
 
 Why not sentence-transformers' own ``backend="onnx"`` and its
 ``export_dynamic_quantized_onnx_model``: both go through optimum-onnx, whose
@@ -32,7 +36,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
 # Bumped when the export recipe changes, so older caches are not reused.
 EXPORT_VERSION = 1
 MODEL_FILE = "model_int8.onnx"
+Precision = Literal["int8", "fp32"]
+FILES: dict[str, str] = {"int8": MODEL_FILE, "fp32": "model_fp32.onnx"}
 OPSET = 17
 # Above this size a model file is fingerprinted by size and mtime, not read:
 # hashing the 90 MB of weights would cost a quarter of a second per start.
@@ -138,16 +144,27 @@ def _valid(model: Path) -> bool:
         return False
 
 
-def cached_model(model_dir: Path, cache_dir: Path | None = None, *, redo: bool = False) -> Path:
-    """The int8 ONNX file for ``model_dir``, exported first if missing or damaged."""
-    folder = (cache_dir or default_cache_dir()) / "models" / fingerprint(model_dir) / "onnx-int8"
-    model = folder / MODEL_FILE
+def cached_model(
+    model_dir: Path,
+    cache_dir: Path | None = None,
+    *,
+    redo: bool = False,
+    precision: Precision = "int8",
+) -> Path:
+    """The ONNX file of ``precision`` for ``model_dir``, exported first if
+    missing or damaged."""
+    root = (cache_dir or default_cache_dir()) / "models" / fingerprint(model_dir)
+    folder = root / f"onnx-{precision}"
+    model = folder / FILES[precision]
     if not redo and _valid(model):
         return model
     try:
         with _locked(folder):
             if redo or not _valid(model):  # another process may have exported meanwhile
-                export_int8(model_dir, model)
+                if precision == "int8":
+                    export_int8(model_dir, model)
+                else:
+                    export_int8(model_dir, model, quantise=False)
     except PodciteError:
         raise
     except OSError as exc:
@@ -173,10 +190,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def export_int8(model_dir: Path, dest: Path) -> None:
+def export_int8(model_dir: Path, dest: Path, quantise: bool = True) -> None:
     """Export ``model_dir``'s transformer to ONNX (fp32), quantise it to int8
     (dynamic, per-channel QInt8 weights: measured the closest to torch of the
-    variants tried, see docs/benchmarks.md), and publish it at ``dest``.
+    variants tried, see docs/benchmarks.md) unless ``quantise`` is False, and
+    publish it at ``dest``.
 
     torch and transformers are imported here only: once per machine."""
     import logging
@@ -226,19 +244,24 @@ def export_int8(model_dir: Path, dest: Path) -> None:
                 dynamic_axes=axes,
                 opset_version=OPSET,
             )
-        # quantize_dynamic logs advice through the root logger on every call.
-        logging.disable(logging.WARNING)
-        try:
-            quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
-        finally:
-            logging.disable(logging.NOTSET)
+        if quantise:
+            # quantize_dynamic logs advice through the root logger on every call.
+            logging.disable(logging.WARNING)
+            try:
+                quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
+            finally:
+                logging.disable(logging.NOTSET)
+        else:
+            int8 = fp32
         with int8.open("rb+") as fh:
             os.fsync(fh.fileno())
         meta = {
             "bytes": int8.stat().st_size,
             "sha256": file_sha256(int8),
             "source": str(model_dir),
-            "quantisation": "dynamic int8, per-channel QInt8 weights, QUInt8 activations",
+            "quantisation": "dynamic int8, per-channel QInt8 weights, QUInt8 activations"
+            if quantise
+            else "none (fp32)",
             "export_version": EXPORT_VERSION,
             "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__,
@@ -254,7 +277,11 @@ class OnnxModel:
     """Tokenizer plus ONNX Runtime session: last hidden states, mean pooled."""
 
     def __init__(
-        self, model_dir: Path, cache_dir: Path | None = None, threads: int | None = None
+        self,
+        model_dir: Path,
+        cache_dir: Path | None = None,
+        threads: int | None = None,
+        precision: Precision = "int8",
     ) -> None:
         _check_modules(model_dir)
         self.threads = threads
@@ -275,11 +302,11 @@ class OnnxModel:
         self.tokenizer.enable_padding(
             pad_id=int(pad.get("pad_id", 0)), pad_token=str(pad.get("pad_token", "[PAD]"))
         )
-        self.path = cached_model(model_dir, cache_dir)
+        self.path = cached_model(model_dir, cache_dir, precision=precision)
         try:
             self.session = self._session()
         except Exception:  # a valid-looking file this runtime will not load: make it anew
-            self.path = cached_model(model_dir, cache_dir, redo=True)
+            self.path = cached_model(model_dir, cache_dir, redo=True, precision=precision)
             self.session = self._session()
         self.inputs = [i.name for i in self.session.get_inputs()]
         width = self.session.get_outputs()[0].shape[-1]

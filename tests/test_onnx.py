@@ -143,6 +143,21 @@ def test_pooling_works_on_both_backends(embedder: Any, onnx: SentenceTransformer
     assert cosines(pvecs, got["onnx"][0]).min() > 0.9999
 
 
+def test_the_fp32_export_gives_torchs_vectors(embedder: Any, onnx_cache: Path) -> None:
+    """What ingest embeds passages with (PODCITE_INGEST_BACKEND=onnx-fp32): the
+    export unquantised, so a build's vectors are torch's (pooled spans included)."""
+    fp32 = SentenceTransformerEmbedder(backend="onnx-fp32", cache_dir=onnx_cache)
+    docs = load([CORPUS]).documents
+    inputs = [embed_input(p) for d in docs for p in passages(d)]
+    texts, spans = [t for t, _ in inputs], [s for _, s in inputs]
+    want_p, want_s = embedder.encode_spans(texts, spans)
+    got_p, got_s = fp32.encode_spans(texts, spans)
+    assert cosines(want_p, got_p).min() > 0.99999
+    assert cosines(np.concatenate(want_s), np.concatenate(got_s)).min() > 0.9999
+    assert fp32.name == embedder.name and fp32.dimension == embedder.dimension
+    assert list(onnx_cache.rglob("model_fp32.onnx"))
+
+
 def test_an_index_built_with_torch_is_searched_with_onnx(
     seed_index_dir: Path, seed_index: Any, onnx: SentenceTransformerEmbedder
 ) -> None:
