@@ -320,6 +320,7 @@ def test_micro_batching_embeds_waiting_questions_together(
     """PODCITE_EMBED_BATCH: questions that wait at the same moment go through
     the model in one pass, and each search answers exactly as it would alone."""
     import asyncio
+    import concurrent.futures
 
     from index.backend import Index
 
@@ -346,7 +347,10 @@ def test_micro_batching_embeds_waiting_questions_together(
                 *(c.get("/api/search", params={"q": q}) for q in questions)
             )
 
-    got = asyncio.run(all_at_once())
+    # A thread of its own: a browser test's session (Playwright's sync API)
+    # may hold a running loop on this thread, where asyncio.run refuses.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        got = pool.submit(asyncio.run, all_at_once()).result()
     assert sum(sizes) == len(questions) and max(sizes) > 1, sizes  # batched, each once
     for q, r in zip(questions, got, strict=True):
         assert r.status_code == 200
