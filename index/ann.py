@@ -1,0 +1,219 @@
+"""Dense search by size: exact inner product below ``HNSW_FROM`` passages, a
+FAISS HNSW graph from there on (docs/benchmarks.md, "Index by size and 1M
+passages", measured the threshold and the parameters).
+
+- Exact (``flat``): one pass over the memory-mapped vectors (``faiss.knn``
+  reads the array in place; nothing is copied into an index).  Right up to
+  ~10^5 passages: a few milliseconds, and exact.
+- HNSW (``IndexHNSWFlat``, inner product): the graph is written into the
+  index directory by ``index.store`` (``ann.faiss``) and read back with
+  ``IO_FLAG_MMAP_IFC``, so its copy of the vectors stays on disk and only the
+  pages a search visits come into memory.
+
+Filters stay inside the ranking (index/embedded.py): the admitted rows are a
+mask, and a filter that admits few rows (an episode: a few hundred) is ranked
+exactly over those rows, while a broad one (a kind, a date range) searches the
+graph with the mask as a FAISS ``IDSelectorBitmap`` and a wider beam, so a
+filter never empties a list that has matches further down.
+
+Which to use is a setting (``PODCITE_ANN``: auto, flat, hnsw; ``choose``):
+``auto`` builds the graph from ``HNSW_FROM`` passages on and searches with
+whatever the directory holds.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+Mode = Literal["auto", "flat", "hnsw"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+Ranking = list[tuple[int, float]]
+
+# Measured (bench/ann.py): exact search costs ~1.3 ms at 32k and ~4 ms at 100k,
+# HNSW ~0.2-0.4 ms at either with recall@10 >= 0.99; below 100k passages the
+# exact scan is cheap next to embedding the question (~3-6 ms), exact, and needs
+# no graph build at ingest.
+HNSW_FROM = 100_000
+M = 32  # neighbours a node: recall 0.99+ at 10^6 where 16 gave less (docs/benchmarks.md)
+EF_CONSTRUCTION = 100
+EF_SEARCH = 128
+# A filter admitting at most this many rows is ranked exactly over them
+# (gathering a few thousand rows is cheaper than a filtered graph walk, and exact).
+EXACT_ROWS = 20_000
+MAX_EF = 1024  # the filtered beam: EF_SEARCH / admitted fraction, at most this
+_BUILD_BATCH = 50_000
+
+
+def choose(n: int, mode: Mode) -> Literal["flat", "hnsw"]:
+    """What a build of ``n`` passages writes: the graph under ``hnsw``, or
+    under ``auto`` from ``HNSW_FROM`` passages on."""
+    if mode == "hnsw" or (mode == "auto" and n >= HNSW_FROM):
+        return "hnsw"
+    return "flat"
+
+
+def build(vectors: NDArray[np.float32], threads: int | None = None) -> Any:
+    """An HNSW graph over ``vectors`` (L2-normalised rows: inner product is the
+    cosine), added in batches so a memory-mapped array is never copied whole."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    if threads is not None:
+        faiss.omp_set_num_threads(threads)
+    try:
+        index = faiss.IndexHNSWFlat(int(vectors.shape[1]), M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = EF_CONSTRUCTION
+        index.hnsw.efSearch = EF_SEARCH
+        for a in range(0, vectors.shape[0], _BUILD_BATCH):
+            index.add(np.ascontiguousarray(vectors[a : a + _BUILD_BATCH], dtype=np.float32))
+    finally:
+        faiss.omp_set_num_threads(before)
+    return index
+
+
+def write(index: Any, path: Path) -> None:
+    import faiss
+
+    faiss.write_index(index, str(path))
+
+
+def read(path: Path) -> Any:
+    """The graph, with its vectors memory-mapped (read on demand, shared
+    between processes that open the same build)."""
+    import faiss
+
+    index: Any = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+    index.hnsw.efSearch = EF_SEARCH
+    return index
+
+
+class Dense:
+    """Top-n rows by inner product, exactly or through an HNSW graph, with the
+    filter rules of the module docstring."""
+
+    def __init__(self, vectors: NDArray[np.float32], graph: Any = None) -> None:
+        self.vectors = vectors
+        self.graph = graph
+        self._bitmaps: dict[int, tuple[NDArray[np.bool_], Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def kind(self) -> Literal["flat", "hnsw"]:
+        return "flat" if self.graph is None else "hnsw"
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def search(
+        self, q: NDArray[np.float32], n: int, admitted: NDArray[np.bool_] | None = None
+    ) -> Ranking:
+        """The ``n`` best rows for ``q`` among ``admitted`` (all rows when None)."""
+        total = len(self)
+        n = min(n, total)
+        if n <= 0:
+            return []
+        if admitted is None:
+            return self._graph(q, n) if self.graph is not None else self._all(q, n)
+        rows = np.flatnonzero(admitted)
+        if rows.size == 0:
+            return []
+        if self.graph is not None and rows.size > EXACT_ROWS:
+            return self._graph(q, min(n, rows.size), admitted, rows.size / total)
+        if rows.size * 4 >= total:  # broad filter, exact: scan everything, mask the rest
+            return self._all(q, n, admitted)
+        return exact(self.vectors, q, n, rows)
+
+    def _all(
+        self, q: NDArray[np.float32], n: int, admitted: NDArray[np.bool_] | None = None
+    ) -> Ranking:
+        if admitted is None:
+            import faiss
+
+            found, ids = faiss.knn(q[None, :], self.vectors, n, faiss.METRIC_INNER_PRODUCT)
+            return [(int(i), float(s)) for i, s in zip(ids[0], found[0], strict=True) if i >= 0]
+        scores = inner(self.vectors, q)
+        scores[~admitted] = -np.inf
+        return _top(scores, min(n, int(np.count_nonzero(admitted))))
+
+    def _graph(
+        self,
+        q: NDArray[np.float32],
+        n: int,
+        admitted: NDArray[np.bool_] | None = None,
+        fraction: float = 1.0,
+    ) -> Ranking:
+        import faiss
+
+        ef = min(max(EF_SEARCH, n) / max(fraction, 1e-6), MAX_EF)
+        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in faiss's stub
+        params.efSearch = int(max(ef, n))
+        if admitted is not None:
+            params.sel = self._selector(admitted)
+        found, ids = self.graph.search(q[None, :].astype(np.float32), n, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], found[0], strict=True) if i >= 0]
+
+    def _selector(self, admitted: NDArray[np.bool_]) -> Any:
+        """An IDSelectorBitmap over ``admitted``; the bitmap array must outlive
+        the selector, so both are kept (for the last few masks: callers cache
+        their masks, so the same array comes back)."""
+        import faiss
+
+        key = id(admitted)
+        with self._lock:
+            held = self._bitmaps.get(key)
+            if held is not None and held[0] is admitted:
+                return held[2]
+        bits = np.packbits(admitted, bitorder="little")
+        sel = faiss.IDSelectorBitmap(admitted.size, faiss.swig_ptr(bits))
+        with self._lock:
+            if len(self._bitmaps) >= 16:
+                self._bitmaps.pop(next(iter(self._bitmaps)))
+            self._bitmaps[key] = (admitted, bits, sel)
+        return sel
+
+
+def exact(
+    vectors: NDArray[np.float32], q: NDArray[np.float32], n: int, rows: NDArray[np.intp]
+) -> Ranking:
+    """The ``n`` best of ``rows`` by inner product (rows ascending: a sequential
+    read of the memory-mapped vectors)."""
+    scores = inner(vectors[rows], q)
+    return [(int(rows[t]), s) for t, s in _top(scores, min(n, rows.size))]
+
+
+def inner(vectors: NDArray[np.float32], q: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``vectors @ q`` by FAISS's single-threaded SIMD loop.  NumPy's matrix-vector
+    product goes to OpenBLAS, whose threads fight for the cores under load:
+    32,286 rows took 17-20 ms p50 on this 2-core machine at load 9 against
+    2 ms single-threaded (docs/benchmarks.md)."""
+    import faiss
+
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    y = np.ascontiguousarray(q, dtype=np.float32)
+    out = np.empty(x.shape[0], dtype=np.float32)
+    if out.size:
+        faiss.fvec_inner_products_ny(
+            faiss.swig_ptr(out), faiss.swig_ptr(y), faiss.swig_ptr(x), x.shape[1], x.shape[0]
+        )
+    return out
+
+
+def _top(scores: NDArray[np.float32], n: int) -> Ranking:
+    if n <= 0:
+        return []
+    part = np.argpartition(-scores, n - 1)[:n] if n < scores.size else np.arange(scores.size)
+    order = part[np.argsort(-scores[part], kind="stable")]
+    return [(int(i), float(scores[i])) for i in order]
+
+
+def recall_at(found: list[int], truth: list[int], k: int = 10) -> float:
+    """The share of the exact top ``k`` that an approximate top ``k`` found."""
+    want = set(truth[:k])
+    return len(want & set(found[:k])) / len(want) if want else 1.0
