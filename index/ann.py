@@ -24,6 +24,7 @@ whatever the directory holds.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -94,6 +95,33 @@ def read(path: Path) -> Any:
     return index
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """The rows a filter admits: a mask over every row, their ascending list
+    (kept where an exact ranking gathers them: a narrow filter), and how many."""
+
+    mask: NDArray[np.bool_] | None
+    rows: NDArray[np.intp] | None
+    count: int
+
+    @classmethod
+    def of_mask(cls, mask: NDArray[np.bool_]) -> Admitted:
+        count = int(np.count_nonzero(mask))
+        narrow = count <= EXACT_ROWS or count * 4 < mask.size
+        return cls(mask, np.flatnonzero(mask) if narrow else None, count)
+
+    @classmethod
+    def of_rows(cls, rows: NDArray[np.intp]) -> Admitted:
+        return cls(None, rows, int(rows.size))
+
+    def bitmask(self, n: int) -> NDArray[np.bool_]:
+        if self.mask is not None:
+            return self.mask
+        mask = np.zeros(n, dtype=bool)
+        mask[self.rows] = True
+        return mask
+
+
 class Dense:
     """Top-n rows by inner product, exactly or through an HNSW graph, with the
     filter rules of the module docstring."""
@@ -111,24 +139,21 @@ class Dense:
     def __len__(self) -> int:
         return int(self.vectors.shape[0])
 
-    def search(
-        self, q: NDArray[np.float32], n: int, admitted: NDArray[np.bool_] | None = None
-    ) -> Ranking:
+    def search(self, q: NDArray[np.float32], n: int, admitted: Admitted | None = None) -> Ranking:
         """The ``n`` best rows for ``q`` among ``admitted`` (all rows when None)."""
-        total = len(self)
-        n = min(n, total)
+        n = min(n, len(self))
         if n <= 0:
             return []
         if admitted is None:
             return self._graph(q, n) if self.graph is not None else self._all(q, n)
-        rows = np.flatnonzero(admitted)
-        if rows.size == 0:
+        if admitted.count == 0:
             return []
-        if self.graph is not None and rows.size > EXACT_ROWS:
-            return self._graph(q, min(n, rows.size), admitted, rows.size / total)
-        if rows.size * 4 >= total:  # broad filter, exact: scan everything, mask the rest
-            return self._all(q, n, admitted)
-        return exact(self.vectors, q, n, rows)
+        if self.graph is not None and admitted.count > EXACT_ROWS:
+            mask = admitted.bitmask(len(self))
+            return self._graph(q, min(n, admitted.count), mask, admitted.count / len(self))
+        if admitted.rows is None:  # broad filter, exact: scan everything, mask the rest
+            return self._all(q, n, admitted.bitmask(len(self)))
+        return exact(self.vectors, q, n, admitted.rows)
 
     def _all(
         self, q: NDArray[np.float32], n: int, admitted: NDArray[np.bool_] | None = None
@@ -199,7 +224,7 @@ def inner(vectors: NDArray[np.float32], q: NDArray[np.float32]) -> NDArray[np.fl
     y = np.ascontiguousarray(q, dtype=np.float32)
     out = np.empty(x.shape[0], dtype=np.float32)
     if out.size:
-        faiss.fvec_inner_products_ny(
+        faiss.fvec_inner_products_ny(  # type: ignore[attr-defined]  # not in faiss's stub
             faiss.swig_ptr(out), faiss.swig_ptr(y), faiss.swig_ptr(x), x.shape[1], x.shape[0]
         )
     return out

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from index.store import Stored
     from ingest.records import Passage
 
-_FILTER_MASKS = 32  # one bool a row each: 32 MB at a million rows
+_FILTER_MASKS = 16  # a bool a row each (and the rows of a narrow one): 16 MB at 10^6
 
 
 class EmbeddedBackend:
@@ -44,7 +44,7 @@ class EmbeddedBackend:
         self._sentences = stored.sentence_vectors
         self._dense = ann.Dense(stored.vectors, stored.faiss)
         self._keyword: KeywordIndex | None = stored.keyword
-        self._masks: LRU[Filters, NDArray[np.bool_]] = LRU(_FILTER_MASKS)
+        self._masks: LRU[Filters, ann.Admitted] = LRU(_FILTER_MASKS)
         self._last_bm25: tuple[str, NDArray[np.float32]] | None = None
 
     # -- what it holds ---------------------------------------------------------
@@ -54,7 +54,7 @@ class EmbeddedBackend:
         return self._keyword is not None
 
     @property
-    def ann(self) -> str:
+    def dense_kind(self) -> str:
         """The dense search in use: "flat" (exact) or "hnsw"."""
         return self._dense.kind
 
@@ -86,7 +86,13 @@ class EmbeddedBackend:
 
     def dense(self, q: NDArray[np.float32], n: int, filters: Filters) -> Ranking:
         q = np.asarray(q, dtype=np.float32)
-        return self._dense.search(q, n, self.admitted(filters) if filters else None)
+        if not filters:
+            return self._dense.search(q, n)
+        if filters.episode:  # a few hundred rows, found without a pass over all
+            return self._dense.search(
+                q, n, ann.Admitted.of_rows(self._columns.episode_rows(filters))
+            )
+        return self._dense.search(q, n, self._admitted(filters))
 
     def cosines(self, q: NDArray[np.float32], rows: Sequence[int]) -> NDArray[np.float32]:
         if not rows:
@@ -139,7 +145,14 @@ class EmbeddedBackend:
     def admitted(self, filters: Filters) -> NDArray[np.bool_]:
         """Which rows the filters admit: the dense and the keyword rankings both
         filter inside the search with this one mask."""
-        return self._masks.get(filters, lambda: self._columns.admitted(filters))
+        mask = self._admitted(filters).mask
+        assert mask is not None  # of_mask keeps it
+        return mask
+
+    def _admitted(self, filters: Filters) -> ann.Admitted:
+        return self._masks.get(
+            filters, lambda: ann.Admitted.of_mask(self._columns.admitted(filters))
+        )
 
     # -- changes to the loaded copy -----------------------------------------------
 

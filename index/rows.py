@@ -83,27 +83,53 @@ class Columns:
         return starts
 
     @cached_property
-    def _codes(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-        return (
-            {k: i for i, k in enumerate(self.kinds)},
-            {d: i for i, d in enumerate(self.documents)},
-            {e: i for i, e in enumerate(self.episodes)},
-        )
+    def _kind_codes(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.kinds)}
+
+    @cached_property
+    def _document_codes(self) -> dict[str, int]:
+        return {d: i for i, d in enumerate(self.documents)}
+
+    @cached_property
+    def _episode_codes(self) -> dict[str, int]:
+        return {e: i for i, e in enumerate(self.episodes)}
 
     def admitted(self, filters: Filters) -> NDArray[np.bool_]:
         """The rows ``filters`` admit (``Filters.admits``, vectorised)."""
-        kinds, _, episodes = self._codes
-        mask = np.ones(len(self), dtype=bool)
-        if filters.kind:
-            mask &= self.kind == kinds.get(filters.kind, -1)
         if filters.episode:
-            mask &= self.episode == episodes.get(filters.episode, -2)
+            mask = np.zeros(len(self), dtype=bool)
+            mask[self.episode_rows(filters)] = True
+            return mask
+        return self._kind_and_date(slice(None), filters)
+
+    def _kind_and_date(self, at: slice | NDArray[np.intp], filters: Filters) -> NDArray[np.bool_]:
+        kind, date = self.kind[at], self.date[at]
+        mask = np.ones(kind.size, dtype=bool)
+        if filters.kind:
+            mask &= kind == self._kind_codes.get(filters.kind, -1)
         if filters.after or filters.before:
-            # A passage without a date is left out of any date range.
+            # A passage without a date (code -1) is left out of any date range.
             low = bisect_left(self.dates, filters.after) if filters.after else 0
             high = bisect_right(self.dates, filters.before) if filters.before else len(self.dates)
-            mask &= (self.date >= low) & (self.date < high)
+            mask &= (date >= low) & (date < high)
         return mask
+
+    @cached_property
+    def _by_episode(self) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        order = np.argsort(self.episode, kind="stable")  # rows ascending within an episode
+        bounds = np.searchsorted(self.episode[order], np.arange(-1, len(self.episodes) + 1))
+        return order, bounds
+
+    def episode_rows(self, filters: Filters) -> NDArray[np.intp]:
+        """The rows an episode filter admits (``filters.episode`` set), ascending,
+        without a pass over every row: an episode is a few hundred rows of a
+        million, and the moment of each wiki result asks for one."""
+        code = self._episode_codes.get(filters.episode or "")
+        if code is None:
+            return np.zeros(0, dtype=np.intp)
+        order, bounds = self._by_episode
+        rows = order[bounds[code + 1] : bounds[code + 2]]
+        return rows[self._kind_and_date(rows, filters)]
 
     def document_counts(self) -> dict[str, int]:
         counts = np.bincount(self.document, minlength=len(self.documents))
@@ -117,7 +143,7 @@ class Columns:
 
     def document_rows(self, document_id: str) -> list[int]:
         """One document's rows in the order of their text (start offset)."""
-        code = self._codes[1].get(document_id)
+        code = self._document_codes.get(document_id)
         if code is None:
             return []
         order, bounds = self._by_document

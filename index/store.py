@@ -235,13 +235,13 @@ def load(path: Path, verify: Verify = True, searchable: bool = True, graph: bool
             stored = _load_legacy(path, manifest)
         else:
             n = int(manifest["counts"]["passages"])
-            offsets = np.load(path / OFFSETS, mmap_mode="r")
+            offsets = _mapped(path / OFFSETS)
             table = PassageTable(path / PASSAGES, offsets, _load_columns(path))
             stored = Stored(
                 manifest,
                 table,
-                np.load(path / VECTORS, mmap_mode="r"),
-                np.load(path / SENTENCES, mmap_mode="r"),
+                _mapped(path / VECTORS),
+                _mapped(path / SENTENCES),
                 _Keys(path / KEYS, n),
                 path,
                 ann.read(path / ANN) if searchable and graph and (path / ANN).is_file() else None,
@@ -253,6 +253,13 @@ def load(path: Path, verify: Verify = True, searchable: bool = True, graph: bool
         raise IndexFormatError(f"{path}: unreadable index: {exc}") from exc
     _consistent(stored)
     return stored
+
+
+def _mapped(f: Path) -> NDArray[Any]:
+    """A read-only memory-mapped .npy as a plain ndarray: np.memmap's own
+    slicing costs ~6 us a call in Python, ~2 ms a query at 32k passages."""
+    out: NDArray[Any] = np.load(f, mmap_mode="r").view(np.ndarray)
+    return out
 
 
 def _load_legacy(path: Path, manifest: dict[str, Any]) -> Stored:
