@@ -24,9 +24,8 @@ def open_index(
     (an HNSW graph from ``index.ann.HNSW_FROM`` passages on, else exact);
     ``flat`` always exactly; ``hnsw`` through a graph, built in memory at
     start-up when the directory has none (seconds at 10^4 passages, long at 10^6)."""
-    if embedder is not None:
-        store.check_manifest(Path(path), verify=False, model=embedder.name)
-    stored = store.load(Path(path), verify=verify, graph=ann_mode != "flat")
+    model = embedder.name if embedder is not None else None
+    stored = store.load(Path(path), verify=verify, graph=ann_mode != "flat", model=model)
     if ann_mode == "hnsw" and stored.faiss is None:
         stored.faiss = ann.build(stored.vectors)
     return Index(EmbeddedBackend(stored), stored.manifest, embedder, stored.path)
