@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ann.py /tmp/scale/syn10k /tmp/scale/lib3 \\
         /tmp/scale/syn100k /tmp/scale/syn1000k [--rounds 2] [--out results.json]
+    .venv/bin/python bench/ann.py /tmp/scale/syn1000k --compare 0 --out compare.json
 
 Each measurement runs in a fresh process (``--child``), so start-up and
 resident memory are clean, for each index directory and each dense search
@@ -19,6 +20,10 @@ none), interleaved flat, hnsw, flat, hnsw over ``--rounds``.  A child reports:
 - recall@10 of the HNSW dense top 10 against the exact one, unfiltered and
   filtered, and the overlap of the hybrid top 10 (HNSW child only);
 - resident memory (anonymous and file-backed) after load and after the queries.
+
+``--compare`` weighs the dense index itself: HNSW (M, efConstruction,
+efSearch) against IVF-Flat (nprobe) on one thread, build CPU seconds, p50 and
+recall@10 against exact.
 """
 
 from __future__ import annotations
@@ -143,6 +148,7 @@ def child(path: Path, mode: str, n: int, cold: bool) -> dict[str, Any]:
         "kind=transcript": Filters(kind="transcript"),
         "kind=wiki": Filters(kind="wiki"),
         "after=2024-01-01": Filters(after="2024-01-01"),
+        "after=2025-03-01": Filters(after="2025-03-01"),
         "episode": Filters(episode=_busiest_episode(index)),
     }
     admitted = {k: int(backend.admitted(f).sum()) for k, f in filters.items()}  # type: ignore[attr-defined]
@@ -197,6 +203,57 @@ def _busiest_episode(index: Any) -> str:
     return max(counts, key=lambda e: counts[e])
 
 
+def compare(path: Path, sample: int) -> list[dict[str, Any]]:
+    """HNSW settings against IVF-Flat on the dense ranking alone (depth 100,
+    one thread): build CPU seconds, p50 and recall@10 against exact, over the
+    first ``sample`` vectors of ``path`` (all when 0)."""
+    import faiss
+
+    from index import ann
+
+    faiss.omp_set_num_threads(1)
+    vectors = np.load(path / "vectors.npy", mmap_mode="r")
+    vectors = np.ascontiguousarray(vectors[:sample] if sample else vectors)
+    n, d = vectors.shape
+    qs = np.load(QVECS)[:300]
+    exact = ann.Dense(vectors)
+    truth = [[r for r, _ in exact.search(q, 100)] for q in qs]
+    out = []
+
+    def measure(name: str, index: Any, cpu: float, **knobs: int) -> None:
+        lat, rec = [], []
+        for q, t in zip(qs, truth, strict=True):
+            a = time.perf_counter()
+            _, ids = index.search(q[None, :], 100)
+            lat.append(time.perf_counter() - a)
+            rec.append(ann.recall_at(list(ids[0]), t))
+        row = {"index": name, "passages": n, "build_cpu_s": round(cpu, 1), **knobs}
+        row |= {"p50_ms": round(statistics.median(lat) * 1000, 3), "recall@10": np.mean(rec)}
+        print(json.dumps(row), file=sys.stderr)
+        out.append(row)
+
+    for m, efc in [(16, 40), (32, 40), (32, 100)]:
+        c = time.process_time()
+        index: Any = faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = efc
+        index.add(vectors)
+        cpu = time.process_time() - c
+        for ef in (64, 128, 256):
+            index.hnsw.efSearch = ef
+            measure(f"HNSW{m},efC{efc}", index, cpu, efSearch=ef)
+    nlist = int(4 * np.sqrt(n))
+    c = time.process_time()
+    ivf: Any = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    pick = np.random.default_rng(0).choice(n, min(n, 64 * nlist), replace=False)
+    ivf.train(vectors[np.sort(pick)])
+    ivf.add(vectors)
+    cpu = time.process_time() - c
+    for nprobe in (16, 32, 64, 128):
+        ivf.nprobe = nprobe
+        measure(f"IVF{nlist},Flat", ivf, cpu, nprobe=nprobe)
+    return out
+
+
 def run_child(path: Path, mode: str, n: int, cold: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", str(path), mode, str(n)]
     cmd += ["--cold"] if cold else []
@@ -217,7 +274,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/scale/ann.json"))
     ap.add_argument("--child", nargs=3, metavar=("INDEX", "MODE", "N"))
     ap.add_argument("--cold", action="store_true")
+    ap.add_argument("--compare", type=int, metavar="SAMPLE", help="HNSW vs IVF on the vectors")
     args = ap.parse_args()
+    if args.compare is not None:
+        for path in args.indexes:
+            rows = compare(path, args.compare)
+            args.out.write_text(json.dumps(rows, indent=1))
+        return
     if args.child:
         path, mode, n = args.child
         print(json.dumps(child(Path(path), mode, int(n), args.cold)))

@@ -37,17 +37,20 @@ Mode = Literal["auto", "flat", "hnsw"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 Ranking = list[tuple[int, float]]
 
-# Measured (bench/ann.py): exact search costs ~1.3 ms at 32k and ~4 ms at 100k,
-# HNSW ~0.2-0.4 ms at either with recall@10 >= 0.99; below 100k passages the
-# exact scan is cheap next to embedding the question (~3-6 ms), exact, and needs
-# no graph build at ingest.
-HNSW_FROM = 100_000
+# Measured (bench/ann.py, docs/benchmarks.md "Index by size and 1M passages"):
+# the exact scan costs ~60 ns a passage (1.8 ms at 32k on this machine at load
+# 9, more under heavier load), HNSW ~0.3 ms at any size here.  Below 50k the
+# scan stays under ~3 ms, next to ~3-6 ms of embedding the question, and is
+# exact (the whole shared library, 32k, keeps the results podcite eval
+# calibrated); past it the graph pays.
+HNSW_FROM = 50_000
 M = 32  # neighbours a node: recall 0.99+ at 10^6 where 16 gave less (docs/benchmarks.md)
 EF_CONSTRUCTION = 100
 EF_SEARCH = 128
 # A filter admitting at most this many rows is ranked exactly over them
-# (gathering a few thousand rows is cheaper than a filtered graph walk, and exact).
-EXACT_ROWS = 20_000
+# (gathering a few thousand rows, ~12 MB, is cheaper than a filtered graph walk,
+# and exact); more go through the graph with the filter as an IDSelector.
+EXACT_ROWS = 8192
 MAX_EF = 1024  # the filtered beam: EF_SEARCH / admitted fraction, at most this
 _BUILD_BATCH = 50_000
 

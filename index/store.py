@@ -403,8 +403,9 @@ def publish(
     point leaves the previous build answering and removes this one.
     ``progress(done, total)`` counts the steps (files written, verified, published)."""
     counts = (len(data.passages), int(data.sentence_vectors.shape[0]))
+    keyword = data.keyword or build_keyword_index(data.passages)  # from the objects in hand
     with writing(out, data.manifest, counts, progress, ann_mode, needed_bytes(data)) as w:
-        w.keyword = data.keyword
+        w.keyword = keyword
         w.add(data.passages, data.vectors, data.sentence_vectors, data.keys)
     return w.published
 
