@@ -249,6 +249,8 @@ class PassageTable(Sequence["Passage"]):
             self._data: mmap.mmap | bytes = (
                 mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
             )
+        if isinstance(self._data, mmap.mmap):
+            self._data.madvise(mmap.MADV_RANDOM)  # rows are read at random: no readahead
         self._cache: OrderedDict[int, Passage] = OrderedDict()
         self._size = cache
         self._lock = threading.Lock()

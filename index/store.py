@@ -19,9 +19,9 @@ Format 3 (what this podcite writes), every file in row order:
                            memory-mapped
     embed_keys.txt         sha1 of each passage's embedded text: the embedding
                            cache key (read only by a rebuild)
-    ann.faiss              only above ``index.ann.HNSW_FROM`` passages (or with
-                           PODCITE_ANN=hnsw): a FAISS IndexHNSWFlat over
-                           vectors.npy, read with its vectors memory-mapped
+    ann.faiss              only from ``index.ann.HNSW_FROM`` passages on (or with
+                           PODCITE_ANN=hnsw): a FAISS HNSW graph over 8-bit
+                           codes of vectors.npy (IndexHNSWSQ), read into memory
     bm25/                  the keyword index (``KeywordIndex.save``): bm25s's files
                            data.csc.index.npy, indices.csc.index.npy,
                            indptr.csc.index.npy (memory-mapped), vocab.index.json,
@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -251,8 +252,8 @@ def load(
             stored = Stored(
                 manifest,
                 table,
-                _mapped(path / VECTORS),
-                _mapped(path / SENTENCES),
+                _mapped(path / VECTORS, random=True),
+                _mapped(path / SENTENCES, random=True),
                 _Keys(path / KEYS, n),
                 path,
                 ann.read(path / ANN) if searchable and graph and (path / ANN).is_file() else None,
@@ -266,10 +267,16 @@ def load(
     return stored
 
 
-def _mapped(f: Path) -> NDArray[Any]:
+def _mapped(f: Path, random: bool = False) -> NDArray[Any]:
     """A read-only memory-mapped .npy as a plain ndarray: np.memmap's own
-    slicing costs ~6 us a call in Python, ~2 ms a query at 32k passages."""
-    out: NDArray[Any] = np.load(f, mmap_mode="r").view(np.ndarray)
+    slicing costs ~6 us a call in Python, ~2 ms a query at 32k passages.
+    ``random``: rows are read at random (a search's candidates), so the kernel
+    should not read ahead (docs/benchmarks.md: readahead filled memory with
+    pages no search asked for)."""
+    mapped = np.load(f, mmap_mode="r")
+    if random and isinstance(mapped, np.memmap) and mapped.size:
+        mapped._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
+    out: NDArray[Any] = mapped.view(np.ndarray)
     return out
 
 
@@ -470,7 +477,7 @@ class Writer:
         names += [f"{KEYWORD}/{f.name}" for f in _files(tmp / KEYWORD)]
         dense: dict[str, Any] = {"kind": kind}
         if kind == "hnsw":
-            dense |= {"M": ann.M, "ef_construction": ann.EF_CONSTRUCTION}
+            dense |= {"M": ann.M, "ef_construction": ann.EF_CONSTRUCTION, "codes": "SQ8"}
         manifest = {**self.manifest, "format_version": FORMAT_VERSION, "ann": dense}
         with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
             manifest["checksums"] = dict(
