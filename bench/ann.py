@@ -21,6 +21,7 @@ none), interleaved flat, hnsw, flat, hnsw over ``--rounds``.  A child reports:
   filtered, and the overlap of the hybrid top 10 (HNSW child only);
 - resident memory (anonymous and file-backed) after load and after the queries.
 
+``--bm25`` times BM25's scoring and its per-term ceiling alone.
 ``--compare`` weighs the dense index itself: HNSW (M, efConstruction,
 efSearch) against IVF-Flat (nprobe) on one thread, build CPU seconds, p50 and
 recall@10 against exact.
@@ -254,6 +255,46 @@ def compare(path: Path, sample: int) -> list[dict[str, Any]]:
     return out
 
 
+def bm25_costs(path: Path) -> dict[str, Any]:
+    """BM25's own costs over 100 questions: scoring every row (bm25s's
+    np.add.at, which podcite uses, against a fancy-indexed add) and a term's
+    ceiling for weighted fusion (a full score array per term, as podcite did,
+    against the posting list's maximum, as it does now)."""
+    from index.keyword import load_keyword_index
+
+    kw = load_keyword_index(path / "bm25")
+    assert kw is not None
+    qs = questions()[20:120]
+    data, indices, indptr = kw._postings()
+
+    def fancy(q: str) -> None:
+        scores = np.zeros(kw.size, dtype=np.float32)
+        for t in kw.query_ids(q):
+            a, b = int(indptr[t]), int(indptr[t + 1])
+            scores[indices[a:b]] += data[a:b]
+
+    def cost(f: Any, items: list[Any]) -> dict[str, float]:
+        c = time.process_time()
+        out = ms(timed(f, items))
+        return {**out, "cpu_ms": round((time.process_time() - c) / len(items) * 1000, 3)}
+
+    for q in qs:
+        kw.scores(q)  # postings in the page cache
+    terms = sorted({t for q in qs for t in kw.query_ids(q)})[:200]
+    return {
+        "passages": kw.size,
+        "postings": int(indptr[-1]),
+        "scores np.add.at (bm25s)": cost(kw.scores, qs),
+        "scores fancy-indexed add": cost(fancy, qs),
+        "ceiling, full score array": cost(
+            lambda t: float(kw.bm25.get_scores_from_ids([t]).max()), terms
+        ),
+        "ceiling, posting-list max": cost(
+            lambda t: float(data[int(indptr[t]) : int(indptr[t + 1])].max(initial=0.0)), terms
+        ),
+    }
+
+
 def run_child(path: Path, mode: str, n: int, cold: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", str(path), mode, str(n)]
     cmd += ["--cold"] if cold else []
@@ -274,8 +315,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/scale/ann.json"))
     ap.add_argument("--child", nargs=3, metavar=("INDEX", "MODE", "N"))
     ap.add_argument("--cold", action="store_true")
+    ap.add_argument("--bm25", action="store_true", help="BM25 scoring and ceiling costs")
     ap.add_argument("--compare", type=int, metavar="SAMPLE", help="HNSW vs IVF on the vectors")
     args = ap.parse_args()
+    if args.bm25:
+        for path in args.indexes:
+            print(json.dumps(bm25_costs(path)))
+        return
     if args.compare is not None:
         for path in args.indexes:
             rows = compare(path, args.compare)

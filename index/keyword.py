@@ -243,16 +243,11 @@ class KeywordIndex:
     def scores(self, query: str) -> NDArray[np.float32]:
         """One BM25 score per passage row (zeros when no query term is indexed)."""
         ids = self.query_ids(query)
-        scores = np.zeros(self.size, dtype=np.float32)
-        data, indices, indptr = self._postings()
-        for t in ids:
-            # A term's postings name each row once, so a fancy-indexed add is
-            # exact: bm25s's np.add.at does the same work ~3x slower at 10^6 rows.
-            a, b = int(indptr[t]), int(indptr[t + 1])
-            scores[indices[a:b]] += data[a:b]
-        extra = self.bm25.nonoccurrence_array  # None for the default (Lucene) BM25
-        if extra is not None and ids:
-            scores += float(extra[ids].sum())
+        if not ids:
+            return np.zeros(self.size, dtype=np.float32)
+        # bm25s's np.add.at over the posting lists: 1.2 ms at 10^6 passages,
+        # against 2.3 ms for a fancy-indexed add (bench: docs/benchmarks.md).
+        scores: NDArray[np.float32] = self.bm25.get_scores_from_ids(ids)
         return scores
 
     def _postings(self) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.int64]]:
