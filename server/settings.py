@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     ann: Literal["auto", "flat", "hnsw"] = Field(
         "auto",
         description="Dense search: flat (exact) or an HNSW graph; auto builds the graph at "
-        "ingest from 50,000 passages on and searches with what the index holds.",
+        "ingest from 20,000 passages on and searches with what the index holds.",
     )
     # Serving under load and the HTTP surface (issue 14: server/limits.py, server/security.py).
     allowed_hosts: tuple[str, ...] = Field(
