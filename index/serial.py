@@ -75,10 +75,13 @@ def _fields_dict(record: Any) -> dict[str, Any] | None:
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
+_EPISODE_FIELDS = frozenset(f.name for f in fields(Episode))
+
+
 def _episode_from(d: dict[str, Any] | None) -> Episode | None:
     if d is None:
         return None
-    known = {f.name for f in fields(Episode)}  # fields of a newer podcite are ignored
+    known = _EPISODE_FIELDS  # fields of a newer podcite are ignored
     return Episode(**{k: v for k, v in d.items() if k in known})
 
 

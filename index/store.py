@@ -1,101 +1,131 @@
 """The index directory: its one owner.  Written aside, verified, published,
 pruned and loaded here, and nowhere else.
 
-    manifest.json        format version, model, dimension, counts, documents
-                         (path, hash, kind, title, episode, passages), build
-                         time, warnings, checksums of every file below
-    passages.jsonl       one passage a line, in vector order (``passage_to_dict``)
-    vectors.npy          float32 (passages, dim), L2-normalised
-    sentences.npy        float16 (sentences, dim), L2-normalised, passage order
-    embed_keys.txt       sha1 of each passage's embedded text: the embedding cache key
-    faiss.index          IndexFlatIP over vectors.npy
-    bm25/                the keyword index (``KeywordIndex.save``): bm25s's files
-                         data.csc.index.npy, indices.csc.index.npy,
-                         indptr.csc.index.npy, vocab.index.json,
-                         params.index.json, and podcite.json (tokenizer version)
+Format 3 (what this podcite writes), every file in row order:
+
+    manifest.json          format version, model, dimension, counts, documents
+                           (path, hash, kind, title, episode, passages), build
+                           time, warnings, the dense index used (``ann``), and
+                           the size and SHA-256 of every file below
+    passages.jsonl         one passage a line (``index.serial.passage_to_dict``)
+    passages.offsets.npy   int64 (passages + 1): where each line starts; the last
+                           is the file's size.  A passage is read when asked for
+    rows.npy               per row: kind, document, episode, date (codes into
+                           rows.json), start offset, sentence count
+    rows.json              the tables rows.npy codes into: kinds, documents,
+                           episodes, dates (sorted)
+    vectors.npy            float32 (passages, dim), L2-normalised; memory-mapped
+    sentences.npy          float16 (sentences, dim), L2-normalised, passage order;
+                           memory-mapped
+    embed_keys.txt         sha1 of each passage's embedded text: the embedding
+                           cache key (read only by a rebuild)
+    ann.faiss              only from ``index.ann.HNSW_FROM`` passages on (or with
+                           PODCITE_ANN=hnsw): a FAISS HNSW graph over 8-bit
+                           codes of vectors.npy (IndexHNSWSQ), read into memory
+    bm25/                  the keyword index (``KeywordIndex.save``): bm25s's files
+                           data.csc.index.npy, indices.csc.index.npy,
+                           indptr.csc.index.npy (memory-mapped), vocab.index.json,
+                           params.index.json, and podcite.json (tokenizer version)
+
+Nothing is read whole at start-up but the manifest, rows.npy/.json and the
+BM25 vocabulary (index/rows.py: no object per passage).  Formats 1 and 2 (no
+offsets, rows or sizes; an IndexFlatIP in faiss.index) are still read, whole,
+as before; a rebuild from one reuses every vector (nothing is embedded again)
+and writes format 3.
 
 The directory a user names is a symlink to one build under ``.<name>.builds/``
 (index/builds.py: the lock, names, leftovers, pruning, rollback); a new build is
 written beside it as ``<stamp>-<pid>.partial``, fsynced, verified, renamed, and
 the symlink replaced in one atomic step (then the folders fsynced).
 
-The manifest carries its own checksum (``manifest_sha256``, format 2), and
-every load checks it and the manifest against the data (model dimension,
-counts, the document list); ``verify`` adds the files' checksums, which must
-cover every file.  Format-1 manifests (older builds) have no self-checksum and
-are still read.
+Checks (docs/reliability.md says what each guarantees): every load checks the
+manifest's own checksum and the manifest against the data (dimension, counts,
+document list, the size of every file).  ``verify=True`` adds the SHA-256 of
+every file for an index up to ``FULL_CHECK_BYTES`` and, past that, of every
+file but the large ones (vectors, sentences, passages, graph, BM25 postings),
+so a million passages start in seconds; ``verify="full"`` hashes everything,
+and is what ingest (the build it reuses and the one it writes), rollback and
+PODCITE_VERIFY_INDEX=full use.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from index import builds
+from index import ann, builds
 from index.builds import builds_dir
 from index.errors import BuildError, IndexFormatError, IndexMissingError
 from index.keyword import KeywordIndex, build_keyword_index, load_keyword_index
-from index.serial import passage_from_dict, passage_to_dict
+from index.rows import OFFSETS, ROWS, TABLES, Columns, PassageTable, RowWriter, columns_of
+from index.rows import load_columns as _load_columns
+from index.serial import passage_from_dict
 from ingest.records import Passage
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-FORMAT_VERSION = 2
-READS = (1, 2)  # format 1: the same files, no manifest self-checksum
+FORMAT_VERSION = 3
+READS = (1, 2, 3)  # 1: no manifest self-checksum; 1-2: no offsets, rows, sizes
 SELF = "manifest_sha256"
 MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 VECTORS = "vectors.npy"
 SENTENCES = "sentences.npy"
 KEYS = "embed_keys.txt"
-FAISS = "faiss.index"
+ANN = "ann.faiss"
 KEYWORD = "bm25"
-DATA_FILES = (PASSAGES, VECTORS, SENTENCES, KEYS, FAISS)
+LEGACY_FAISS = "faiss.index"  # formats 1-2: an IndexFlatIP, no longer read
+DATA_FILES = (PASSAGES, OFFSETS, ROWS, TABLES, VECTORS, SENTENCES, KEYS)
+LEGACY_FILES = (PASSAGES, VECTORS, SENTENCES, KEYS, LEGACY_FAISS)
+FULL_CHECK_BYTES = 1 << 30  # verify=True hashes every file of an index up to this size
+SMALL_FILE = 64 << 20  # ... and past it, every file up to this size
+Verify = bool | Literal["full"]
 
 
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+            h.update(chunk)  # releases the GIL: files hash in parallel threads
     return h.hexdigest()
 
 
 @dataclass
 class Stored:
-    """What an index directory holds, as loaded (or as a build computed it)."""
+    """What an index directory holds, as loaded (or as a build computed it).
+    Loaded, ``passages`` is a ``PassageTable`` (read on demand) and the arrays
+    are memory-mapped; built, they are in memory."""
 
     manifest: dict[str, Any]
-    passages: list[Passage]
+    passages: Sequence[Passage]
     vectors: NDArray[np.float32]
     sentence_vectors: NDArray[np.float16]
-    keys: list[str]
+    keys: Sequence[str]
     path: Path | None = None  # the resolved build directory, once on disk
-    faiss: Any = None  # None when loaded with searchable=False
+    faiss: Any = None  # the HNSW graph when there is one (None: exact search)
     keyword: KeywordIndex | None = None
+    columns: Columns = field(init=False, repr=False)
 
-    @cached_property
+    def __post_init__(self) -> None:
+        table = self.passages
+        self.columns = table.columns if isinstance(table, PassageTable) else columns_of(table)
+
+    @property
     def sentence_start(self) -> NDArray[np.int64]:
-        """Row of each passage's first sentence vector.  Cached: ``sentence_vectors_of``
-        asks for it once per passage, and recounting every passage each time made
-        a rebuild's reuse of 32k passages quadratic (minutes of a re-ingest)."""
-        counts = [len(p.sentences) for p in self.passages]
-        starts = np.zeros(len(counts), dtype=np.int64)
-        if counts:
-            starts[1:] = np.cumsum(counts)[:-1]
-        return starts
+        """Row of each passage's first sentence vector."""
+        return self.columns.sentence_start
 
     @property
     def model(self) -> str:
@@ -103,7 +133,29 @@ class Stored:
 
     def sentence_vectors_of(self, i: int) -> NDArray[np.float16]:
         a = int(self.sentence_start[i])
-        return self.sentence_vectors[a : a + len(self.passages[i].sentences)]
+        return self.sentence_vectors[a : a + int(self.columns.sentences[i])]
+
+
+class _Keys(Sequence[str]):
+    """embed_keys.txt, read when first used (only a rebuild uses it)."""
+
+    def __init__(self, path: Path, count: int) -> None:
+        self._path, self._count = path, count
+        self._keys: list[str] | None = None
+
+    def _all(self) -> list[str]:
+        if self._keys is None:
+            keys = self._path.read_text(encoding="utf-8").split()
+            if len(keys) != self._count:
+                raise IndexFormatError(f"{self._path}: {len(keys)} keys for {self._count} rows")
+            self._keys = keys
+        return self._keys
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._all()[i]
 
 
 # -- reading -----------------------------------------------------------------------
@@ -137,18 +189,22 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_manifest(path: Path, verify: bool = True, model: str | None = None) -> dict[str, Any]:
+def check_manifest(path: Path, verify: Verify = True, model: str | None = None) -> dict[str, Any]:
     """What ``podcite serve`` checks before the model loads: the manifest (its
-    own checksum), the model it names and, with ``verify``, every file's checksum."""
+    own checksum), the model it names and, with ``verify``, the files (see the
+    module docstring for how much)."""
     manifest = read_manifest(path)
+    _check_model(path, manifest, model)
+    _verify_files(path.resolve(), manifest, verify)
+    return manifest
+
+
+def _check_model(path: Path, manifest: dict[str, Any], model: str | None) -> None:
     if model is not None and _model(manifest) != model:
         raise IndexFormatError(
             f"{path}: built with the model {_model(manifest)!r}, but this podcite "
             f"loads {model!r}; rebuild it with `podcite ingest --replace` or set PODCITE_MODEL_DIR"
         )
-    if verify:
-        _verify_checksums(path.resolve(), manifest)
-    return manifest
 
 
 def _model(manifest: dict[str, Any]) -> str:
@@ -158,12 +214,19 @@ def _model(manifest: dict[str, Any]) -> str:
         return "?"
 
 
-def load(path: Path, verify: bool = True, searchable: bool = True) -> Stored:
-    """Open an index; with ``verify``, every file's checksum must match the manifest.
-    The manifest is always checked against the data (see the module docstring).
+def load(
+    path: Path,
+    verify: Verify = True,
+    searchable: bool = True,
+    graph: bool = True,
+    model: str | None = None,
+) -> Stored:
+    """Open an index (``verify``: see the module docstring), built with
+    ``model`` when one is named.  The manifest is always checked against the data.
 
-    ``searchable=False`` skips the FAISS file (``Stored.faiss`` is None): what a
-    rebuild needs to reuse vectors.  It also leaves OpenMP alone, see below."""
+    ``searchable=False`` skips the HNSW graph (``Stored.faiss`` is None) and
+    leaves OpenMP alone, see below: what a rebuild needs to reuse vectors.
+    ``graph=False`` skips the graph too (PODCITE_ANN=flat)."""
     if searchable:
         import faiss
 
@@ -175,30 +238,67 @@ def load(path: Path, verify: bool = True, searchable: bool = True) -> Stored:
         # previous index with searchable=False.
         faiss.omp_set_num_threads(1)
     path = Path(path)
-    manifest = read_manifest(path)
+    manifest = read_manifest(path)  # once: at 10^6 passages it is ~17 MB of JSON
+    _check_model(path, manifest, model)
     path = path.resolve()  # hold on to this build even if a newer one is swapped in
-    if verify:
-        _verify_checksums(path, manifest)
+    _verify_files(path, manifest, verify)
     try:
-        with (path / PASSAGES).open(encoding="utf-8") as fh:
-            passages = [passage_from_dict(json.loads(line)) for line in fh if line.strip()]
-        # Memory-mapped, read-only: the worker processes of one server share
-        # these pages (the kernel's page cache) instead of a copy each.
-        vectors = np.load(path / VECTORS, mmap_mode="r")
-        sentence_vectors = np.load(path / SENTENCES, mmap_mode="r")
-        keys = (path / KEYS).read_text(encoding="utf-8").split()
-        fidx = faiss.read_index(str(path / FAISS)) if searchable else None
-        keyword = load_keyword_index(path / KEYWORD)
+        if manifest["format_version"] < 3:
+            stored = _load_legacy(path, manifest)
+        else:
+            n = int(manifest["counts"]["passages"])
+            offsets = _mapped(path / OFFSETS)
+            table = PassageTable(path / PASSAGES, offsets, _load_columns(path))
+            stored = Stored(
+                manifest,
+                table,
+                _mapped(path / VECTORS, random=True),
+                _mapped(path / SENTENCES, random=True),
+                _Keys(path / KEYS, n),
+                path,
+                ann.read(path / ANN) if searchable and graph and (path / ANN).is_file() else None,
+                load_keyword_index(path / KEYWORD),
+            )
+            if offsets.ndim != 1 or int(offsets[-1]) != (path / PASSAGES).stat().st_size:
+                raise IndexFormatError(f"{path}: {OFFSETS} does not match {PASSAGES}")
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         raise IndexFormatError(f"{path}: unreadable index: {exc}") from exc
-    stored = Stored(manifest, passages, vectors, sentence_vectors, keys, path, fidx, keyword)
     _consistent(stored)
     return stored
 
 
+def _mapped(f: Path, random: bool = False) -> NDArray[Any]:
+    """A read-only memory-mapped .npy as a plain ndarray: np.memmap's own
+    slicing costs ~6 us a call in Python, ~2 ms a query at 32k passages.
+    ``random``: rows are read at random (a search's candidates), so the kernel
+    should not read ahead (docs/benchmarks.md: readahead filled memory with
+    pages no search asked for)."""
+    mapped = np.load(f, mmap_mode="r")
+    if random and isinstance(mapped, np.memmap) and mapped.size:
+        mapped._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]
+    out: NDArray[Any] = mapped.view(np.ndarray)
+    return out
+
+
+def _load_legacy(path: Path, manifest: dict[str, Any]) -> Stored:
+    """Formats 1-2: every passage parsed, vectors in memory (small indexes only)."""
+    with (path / PASSAGES).open(encoding="utf-8") as fh:
+        passages = [passage_from_dict(json.loads(line)) for line in fh if line.strip()]
+    return Stored(
+        manifest,
+        passages,
+        np.load(path / VECTORS),
+        np.load(path / SENTENCES),
+        (path / KEYS).read_text(encoding="utf-8").split(),
+        path,
+        None,
+        load_keyword_index(path / KEYWORD),
+    )
+
+
 def _consistent(s: Stored) -> None:
     """The manifest against the data: dimension, counts, document list."""
-    path, m, n = s.path, s.manifest, len(s.passages)
+    path, m, n, cols = s.path, s.manifest, len(s.passages), s.columns
     try:
         dim, counts, docs = int(m["dimension"]), m["counts"], m["documents"]
         per_doc = {d: int(info["passages"]) for d, info in docs.items()}
@@ -210,33 +310,57 @@ def _consistent(s: Stored) -> None:
     if s.sentence_vectors.shape[1] != dim or (s.faiss is not None and s.faiss.d != dim):
         raise IndexFormatError(f"{path}: vectors are not {dim}-dimensional as the manifest says")
     if s.faiss is not None and s.faiss.ntotal != n:
-        raise IndexFormatError(f"{path}: the FAISS index does not match the passages")
-    if not (s.vectors.shape[0] == n == len(s.keys) == counts.get("passages")):
+        raise IndexFormatError(f"{path}: the HNSW graph does not match the passages")
+    if not (s.vectors.shape[0] == n == len(s.keys) == len(cols) == counts.get("passages")):
         raise IndexFormatError(f"{path}: passage, vector and manifest counts disagree")
-    if s.sentence_vectors.shape[0] != sum(len(p.sentences) for p in s.passages):
+    if s.sentence_vectors.shape[0] != int(cols.sentences.sum()):
         raise IndexFormatError(f"{path}: sentence vectors do not match the passages")
     if counts.get("sentences") != s.sentence_vectors.shape[0]:
         raise IndexFormatError(f"{path}: sentence and manifest counts disagree")
-    if counts.get("documents") != len(docs) or Counter(
-        p.document_id for p in s.passages
-    ) != Counter({d: c for d, c in per_doc.items() if c}):
+    if counts.get("documents") != len(docs) or cols.document_counts() != {
+        d: c for d, c in per_doc.items() if c
+    }:
         raise IndexFormatError(f"{path}: the manifest's document list does not match the passages")
     if s.keyword is not None and s.keyword.size != n:
         raise IndexFormatError(f"{path}: the keyword index does not match the passages")
 
 
-def _verify_checksums(path: Path, manifest: dict[str, Any]) -> None:
-    sums = manifest.get("checksums")
+def _data_files(path: Path, manifest: dict[str, Any]) -> list[str]:
+    names = list(DATA_FILES if manifest["format_version"] >= 3 else LEGACY_FILES)
+    if (path / ANN).is_file():
+        names.append(ANN)
+    return [*names, *(f"{KEYWORD}/{f.name}" for f in _files(path / KEYWORD))]
+
+
+def _verify_files(path: Path, manifest: dict[str, Any], verify: Verify) -> None:
+    """Sizes of every file (format 3), and checksums as ``verify`` says."""
+    if not verify:
+        return
+    sums, sizes = manifest.get("checksums"), manifest.get("sizes")
     if not isinstance(sums, dict):
         raise IndexFormatError(f"{path}: the manifest has no checksums")
-    on_disk = {*DATA_FILES, *(f"{KEYWORD}/{f.name}" for f in _files(path / KEYWORD))}
-    if not on_disk <= set(sums):
-        missing = sorted(on_disk - set(sums))[0]
+    on_disk = _data_files(path, manifest)
+    if not set(on_disk) <= set(sums):
+        missing = sorted(set(on_disk) - set(sums))[0]
         raise IndexFormatError(f"{path / missing}: not covered by the manifest's checksums")
-    for name, digest in sums.items():
-        f = path / name
-        if not f.is_file() or file_sha256(f) != digest:
-            raise IndexFormatError(f"{f}: missing or does not match the manifest checksum")
+    if isinstance(sizes, dict):  # format 3
+        for name in sums:
+            f = path / name
+            if not f.is_file() or f.stat().st_size != sizes.get(name):
+                raise IndexFormatError(f"{f}: missing or not the size the manifest records")
+    size: dict[str, int] = sizes if isinstance(sizes, dict) else {}
+    hash_all = verify == "full" or not size or sum(size.values()) <= FULL_CHECK_BYTES
+    names = [n for n in sums if hash_all or size[n] <= SMALL_FILE]
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        digests = dict(zip(names, pool.map(lambda n: _sha_or_none(path / n), names), strict=True))
+    for name in names:
+        if digests[name] != sums[name]:
+            bad = path / name
+            raise IndexFormatError(f"{bad}: missing or does not match the manifest checksum")
+
+
+def _sha_or_none(f: Path) -> str | None:
+    return file_sha256(f) if f.is_file() else None
 
 
 def _files(folder: Path) -> list[Path]:
@@ -244,10 +368,10 @@ def _files(folder: Path) -> list[Path]:
 
 
 def previous(out: Path) -> tuple[Stored | None, str | None]:
-    """The served build, verified, for a rebuild to reuse (no FAISS); with a
+    """The served build, verified, for a rebuild to reuse (no graph); with a
     warning instead when it fails verification (then nothing is reused)."""
     try:
-        return load(out, verify=True, searchable=False), None
+        return load(out, verify="full", searchable=False), None
     except IndexMissingError:
         return None, None
     except IndexFormatError as exc:
@@ -269,30 +393,144 @@ def lock(out: Path) -> Iterator[None]:
 
 
 def needed_bytes(data: Stored) -> int:
-    """About what a build takes on disk: vectors twice (npy and FAISS), the
+    """About what a build takes on disk: the vectors (twice with a graph), the
     sentence vectors, the passages as JSON (~3x their text) and the keyword index."""
     text = sum(len(s.text) for p in data.passages for s in p.sentences)
     return int(2 * data.vectors.nbytes + data.sentence_vectors.nbytes + 5 * text + (1 << 20))
 
 
-def publish(out: Path, data: Stored, progress: Callable[[int, int], None] | None = None) -> Path:
+def publish(
+    out: Path,
+    data: Stored,
+    progress: Callable[[int, int], None] | None = None,
+    ann_mode: ann.Mode = "auto",
+) -> Path:
     """Write ``data`` as a new build beside ``out``, verify it, and point ``out``
     at it in one atomic step; returns the build directory.  A failure at any
     point leaves the previous build answering and removes this one.
     ``progress(done, total)`` counts the steps (files written, verified, published)."""
+    counts = (len(data.passages), int(data.sentence_vectors.shape[0]))
+    keyword = data.keyword or build_keyword_index(data.passages)  # from the objects in hand
+    with writing(out, data.manifest, counts, progress, ann_mode, needed_bytes(data)) as w:
+        w.keyword = keyword
+        w.add(data.passages, data.vectors, data.sentence_vectors, data.keys)
+    return w.published
+
+
+# publish's steps, for its progress: passages, vectors, dense index, keyword
+# index, checksums and manifest, read back and verified, published.
+WRITE_STEPS = 7
+
+
+class Writer:
+    """A build's files, written a batch at a time (``writing``)."""
+
+    def __init__(self, tmp: Path, manifest: dict[str, Any], counts: tuple[int, int]) -> None:
+        from numpy.lib.format import open_memmap
+
+        self.tmp, self.manifest = tmp, manifest
+        self.keyword: KeywordIndex | None = None  # None: built from the passages written
+        self.published = tmp
+        dim = int(manifest["dimension"])
+        self._rows = RowWriter(tmp, PASSAGES)
+        self._vectors = open_memmap(tmp / VECTORS, "w+", np.float32, (counts[0], dim))
+        self._sentences = open_memmap(tmp / SENTENCES, "w+", np.float16, (counts[1], dim))
+        self._keys = (tmp / KEYS).open("w", encoding="utf-8")
+        self._at = self._sat = 0
+
+    def add(
+        self,
+        passages: Sequence[Passage],
+        vectors: NDArray[np.float32],
+        sentence_vectors: NDArray[np.floating[Any]],
+        keys: Sequence[str],
+    ) -> None:
+        """Append rows: their passages, vectors, all their sentence vectors, keys."""
+        n, s = len(passages), int(sentence_vectors.shape[0])
+        if not n == len(vectors) == len(keys) or self._rows.add(passages) != s:
+            raise ValueError("Writer.add: passages, vectors, sentences and keys disagree")
+        self._vectors[self._at : self._at + n] = vectors
+        self._sentences[self._sat : self._sat + s] = sentence_vectors
+        self._keys.write("".join(f"{k}\n" for k in keys))
+        self._at, self._sat = self._at + n, self._sat + s
+
+    def finish(self, step: Callable[[], None], ann_mode: ann.Mode) -> None:
+        tmp = self.tmp
+        if self._at != len(self._vectors) or self._sat != len(self._sentences):
+            raise ValueError("Writer: fewer rows written than declared")
+        columns = self._rows.close()
+        step()
+        self._vectors.flush()
+        self._sentences.flush()
+        self._keys.close()
+        step()
+        kind = ann.choose(self._at, ann_mode)
+        if kind == "hnsw":
+            ann.write(ann.build(self._vectors, threads=os.cpu_count()), tmp / ANN)
+        step()
+        if self.keyword is None:
+            offsets = np.load(tmp / OFFSETS, mmap_mode="r")
+            self.keyword = build_keyword_index(PassageTable(tmp / PASSAGES, offsets, columns))
+        self.keyword.save(tmp / KEYWORD)
+        step()
+        names = [*DATA_FILES, *([ANN] if kind == "hnsw" else [])]
+        names += [f"{KEYWORD}/{f.name}" for f in _files(tmp / KEYWORD)]
+        dense: dict[str, Any] = {"kind": kind}
+        if kind == "hnsw":
+            dense |= {"M": ann.M, "ef_construction": ann.EF_CONSTRUCTION, "codes": "SQ8"}
+        manifest = {**self.manifest, "format_version": FORMAT_VERSION, "ann": dense}
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+            manifest["checksums"] = dict(
+                zip(names, pool.map(lambda n: file_sha256(tmp / n), names), strict=True)
+            )
+        manifest["sizes"] = {n: (tmp / n).stat().st_size for n in names}
+        manifest[SELF] = manifest_digest(manifest)
+        builds.fsync_tree(tmp)
+        # The manifest is written last: a directory without one is never an index.
+        with (tmp / MANIFEST).open("w", encoding="utf-8") as fh:
+            fh.write(json.dumps(manifest, indent=1))
+            fh.flush()
+            os.fsync(fh.fileno())
+        builds.fsync_dir(tmp)
+        step()
+
+    def abort(self) -> None:
+        self._rows.abort()
+        self._keys.close()
+
+
+@contextmanager
+def writing(
+    out: Path,
+    manifest: dict[str, Any],
+    counts: tuple[int, int],
+    progress: Callable[[int, int], None] | None = None,
+    ann_mode: ann.Mode = "auto",
+    need: int | None = None,
+) -> Iterator[Writer]:
+    """A new build of ``counts`` = (passages, sentences) rows, written through
+    the ``Writer`` this yields (``Writer.add`` in batches) and, when the block
+    ends, finished, read back, verified and published as ``publish`` does;
+    ``Writer.published`` is then the build directory.  An exception in the
+    block (or in finishing) removes the build and leaves the served one."""
     step = _stepper(progress, WRITE_STEPS)
     root = builds_dir(out)
+    dim = int(manifest["dimension"])
+    if need is None:  # vectors (twice with a graph), sentences, ~3 kB of JSON a passage
+        need = counts[0] * (8 * dim + 3000) + counts[1] * 2 * dim + (1 << 20)
     with lock(out):
-        need = needed_bytes(data)
         free = shutil.disk_usage(root).free
         if free < need:
             raise builds.write_error(root, OSError(28, "No space left on device"), need)
         tmp = root / f"{builds.new_name()}.partial"
         final = tmp.with_suffix("")
+        writer: Writer | None = None
         try:
             tmp.mkdir()
-            _write(tmp, data, step)
-            load(tmp, verify=True, searchable=False)  # what was written reads back whole
+            writer = Writer(tmp, manifest, counts)
+            yield writer
+            writer.finish(step, ann_mode)
+            load(tmp, verify="full", searchable=False)  # what was written reads back whole
             step()
             tmp.rename(final)
             builds.fsync_dir(root)
@@ -301,8 +539,11 @@ def publish(out: Path, data: Stored, progress: Callable[[int, int], None] | None
                 builds.mark_published(live)  # served, so published: a rollback target
             _swap(out, final)
             builds.mark_published(final)
+            writer.published = final
             step()
         except BaseException as exc:
+            if writer is not None:
+                writer.abort()
             if builds.served(out) != final.resolve():
                 shutil.rmtree(tmp, ignore_errors=True)
                 shutil.rmtree(final, ignore_errors=True)
@@ -312,12 +553,6 @@ def publish(out: Path, data: Stored, progress: Callable[[int, int], None] | None
                 raise BuildError(f"cannot write in {root}: {exc}") from None  # FAISS's I/O
             raise
         builds.prune(out)
-    return final
-
-
-# publish's steps, for its progress: passages, vectors, FAISS, keyword index,
-# checksums and manifest, read back and verified, published.
-WRITE_STEPS = 7
 
 
 def _stepper(progress: Callable[[int, int], None] | None, total: int) -> Callable[[], None]:
@@ -330,38 +565,6 @@ def _stepper(progress: Callable[[int, int], None] | None, total: int) -> Callabl
             progress(done, total)
 
     return step
-
-
-def _write(tmp: Path, data: Stored, step: Callable[[], None]) -> None:
-    import faiss
-
-    with (tmp / PASSAGES).open("w", encoding="utf-8") as fh:
-        for p in data.passages:
-            fh.write(json.dumps(passage_to_dict(p), ensure_ascii=False) + "\n")
-    step()
-    np.save(tmp / VECTORS, data.vectors)
-    np.save(tmp / SENTENCES, data.sentence_vectors)
-    (tmp / KEYS).write_text("\n".join(data.keys) + "\n", encoding="utf-8")
-    step()
-    fidx = faiss.IndexFlatIP(data.vectors.shape[1])
-    fidx.add(data.vectors)
-    faiss.write_index(fidx, str(tmp / FAISS))
-    step()
-    (data.keyword or build_keyword_index(data.passages)).save(tmp / KEYWORD)
-    step()
-    # The keyword files too: a corrupt BM25 file must fail load(verify=True) like any other.
-    names = [*DATA_FILES, *(f"{KEYWORD}/{f.name}" for f in _files(tmp / KEYWORD))]
-    manifest = {**data.manifest, "format_version": FORMAT_VERSION}
-    manifest["checksums"] = {n: file_sha256(tmp / n) for n in names}
-    manifest[SELF] = manifest_digest(manifest)
-    builds.fsync_tree(tmp)
-    # The manifest is written last: a directory without one is never an index.
-    with (tmp / MANIFEST).open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps(manifest, indent=1))
-        fh.flush()
-        os.fsync(fh.fileno())
-    builds.fsync_dir(tmp)
-    step()
 
 
 def _swap(out: Path, build_dir: Path) -> None:
@@ -385,7 +588,7 @@ def rollback(out: Path) -> Path:
         target = builds.rollback_target(out)
         if target is None:
             raise BuildError(f"{out}: no previous build to roll back to")
-        load(target, verify=True, searchable=False)
+        load(target, verify="full", searchable=False)
         live = builds.served(out)
         if live is not None:
             builds.mark_published(live)

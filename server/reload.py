@@ -70,7 +70,7 @@ class Reloader:
     def _open(self, path: Path, old: Index) -> Index:
         from index.open import open_index, warm
 
-        new = open_index(path, old.embedder, verify=self.settings.verify_index)
+        new = open_index(path, old.embedder, self.settings.verify_index, self.settings.ann)
         warm(new)
         return new
 

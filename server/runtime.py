@@ -92,7 +92,7 @@ def open_backend(settings: Settings, model: Embedder | None) -> Index:
         return open_milvus_index(settings.milvus_uri, settings.milvus_collection, model)
     from index.open import open_index
 
-    return open_index(settings.index_dir, model, verify=settings.verify_index)
+    return open_index(settings.index_dir, model, settings.verify_index, settings.ann)
 
 
 def publisher(
@@ -104,7 +104,7 @@ def publisher(
     from index import store
 
     if settings.backend != "milvus":
-        return lambda out, data: store.publish(out, data, progress)
+        return lambda out, data: store.publish(out, data, progress, settings.ann)
 
     def to_milvus(_out: Path, data: Stored) -> object:
         from index import milvus_store

@@ -73,7 +73,17 @@ class Settings(BaseSettings):
         "(at or under abstain_below: that reading is off).",
     )
     metrics: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
-    verify_index: bool = Field(True, description="Check the index files' checksums when loading.")
+    verify_index: bool | Literal["full"] = Field(
+        True,
+        description="Check the index files when loading: true hashes every file of an index "
+        "up to 1 GB and, past that, all but the large ones (whose sizes are checked); "
+        "full hashes everything; false checks the manifest against the data only.",
+    )
+    ann: Literal["auto", "flat", "hnsw"] = Field(
+        "auto",
+        description="Dense search: flat (exact) or an HNSW graph; auto builds the graph at "
+        "ingest from 20,000 passages on and searches with what the index holds.",
+    )
     # Serving under load and the HTTP surface (issue 14: server/limits.py, server/security.py).
     allowed_hosts: tuple[str, ...] = Field(
         (), description="Host names served besides localhost, 127.0.0.1, ::1 (the Host check)."

@@ -151,12 +151,12 @@ def test_failed_build_leaves_previous_index_answering(
     build(load([corpus_copy]).documents, out, embedder)
     before = os.readlink(out)
 
-    import faiss
+    from index.keyword import KeywordIndex
 
     def explode(*args: object) -> None:
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setattr(faiss, "write_index", explode)
+    monkeypatch.setattr(KeywordIndex, "save", explode)  # a step every build takes
     (corpus_copy / "extra.txt").write_text(
         "From: c\nTopic\nA brand new page about cold water [00:00:10].\n"
     )
