@@ -311,7 +311,11 @@ def dimension_of(model_dir: Path) -> int | None:
             kind = str(m.get("type", ""))
             config = model_dir / str(m.get("path", "")) / "config.json"
             if kind.endswith(".Pooling"):
-                size = int(_json(config)["word_embedding_dimension"])
+                # sentence-transformers 5+ names it embedding_dimension
+                pooling = _json(config)
+                size = int(pooling.get("word_embedding_dimension") or pooling[
+                    "embedding_dimension"
+                ])
             elif kind.endswith(".Dense"):
                 size = int(_json(config)["out_features"])
             elif not kind.endswith((".Transformer", ".Normalize")):
