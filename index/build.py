@@ -15,6 +15,7 @@ folder given now (a folder ingested whole).  ``replace`` keeps nothing.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,14 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from index import citecheck, store
+from index import carry, citecheck, store
 from index.embedder import Embedder
-from index.errors import BuildError
+from index.errors import BuildError, MustParse
+from index.keyword import passage_tokens
 from index.library import episode_entries
+from index.rows import Carried, PassageTable
 from index.training import model_record
-from index.vectors import MODEL_WINDOWS, Vectors, compute, passage_key, previous
+from index.vectors import MODEL_WINDOWS, Vectors, compute, passage_key, previous, said_key
 from ingest.chunking import passages as make_passages
 from ingest.errors import DocumentError, PodciteError
+from ingest.loader import Unchanged
 from ingest.records import Document, Passage
 from ingest.windows import STRIDE_S, WINDOW_S
 
@@ -69,23 +73,26 @@ def build(
     replace: bool = False,
     publish: Callable[[Path, store.Stored], object] = store.publish,
     compute_vectors: Callable[..., Vectors] = compute,
+    unchanged: Sequence[Unchanged] = (),
+    fingerprint: str | None = None,
 ) -> BuildReport:
     """Index ``documents`` into ``out`` (see the module docstring for what is kept);
     ``roots`` are the folders given whole.  ``progress(done, total)`` counts
     passages embedded.  One writer at a time: the index's lock is held throughout.
     ``publish`` writes the result (the index directory; ``index.milvus_store`` for
     Milvus) and ``compute_vectors`` computes the vectors (``index.vectors.compute``;
-    on Ray, ``index.ray_ingest``)."""
+    on Ray, ``index.ray_ingest``).  ``unchanged``: documents given again but not
+    parsed (``ingest.load``'s ``Known``), carried over as the previous build has
+    them; ``MustParse`` when that build cannot give them.  ``fingerprint``: what
+    the parsed documents were parsed with (``Loaded.fingerprint``)."""
     if store.is_foreign(Path(out)):
         raise BuildError(f"{out} exists and is not a podcite index; choose another --index")
     with store.lock(Path(out)):
         return _build(
-            documents,
+            Given(list(documents), list(unchanged), fingerprint, list(errors), catalog_files),
             Path(out),
             embedder,
-            errors,
             strict,
-            catalog_files,
             progress,
             (window_s, stride_s),
             (roots, prune, replace),
@@ -93,13 +100,23 @@ def build(
         )
 
 
+@dataclass
+class Given:
+    """What an ingest hands a build: parsed documents, documents left unparsed,
+    what the parsed ones were parsed with, errors, catalogs."""
+
+    documents: list[Document]
+    unchanged: list[Unchanged]
+    fingerprint: str | None
+    errors: list[DocumentError]
+    catalog_files: Sequence[Path]
+
+
 def _build(
-    documents: Sequence[Document],
+    given: Given,
     out: Path,
     embedder: Embedder,
-    errors: Sequence[DocumentError],
     strict: bool,
-    catalog_files: Sequence[Path],
     progress: Callable[[int, int], None] | None,
     windows: tuple[float, float],
     keep: tuple[Sequence[Path], bool, bool],
@@ -108,103 +125,186 @@ def _build(
     publish, compute_vectors = hooks
     t0 = time.perf_counter()
     (window_s, stride_s), (roots, prune, replace) = windows, keep
-    out = Path(out)
+    documents, unchanged = given.documents, given.unchanged
     report = BuildReport(path=out)
-    report.errors = [str(e) for e in errors]
-    report.warnings = [str(i) for d in documents for i in d.issues if not i.note]
-    report.notes = [str(i) for d in documents for i in d.issues if i.note]
-    if strict and (report.errors or report.warnings):
-        raise BuildError(strict_failure(report))
-    if not documents:
-        raise BuildError(
-            "no documents to index" + (f"; first error: {report.errors[0]}" if errors else "")
-        )
+    report.errors = [str(e) for e in given.errors]
+    if not documents and not unchanged:
+        first = f"; first error: {report.errors[0]}" if report.errors else ""
+        raise BuildError("no documents to index" + first)
     model = embedder.name
     docs = {d.id: d for d in documents}
     old, warning = store.previous(out)
+    before: dict[str, dict[str, Any]] = old.manifest.get("documents", {}) if old else {}
+    if unchanged and (
+        old is None
+        or replace
+        or old.model != model
+        or not carry.knows([before.get(u.id, {}) for u in unchanged])
+    ):
+        raise MustParse("documents left unparsed cannot be carried over; parse them")
+    issues = [i for d in documents for i in d.issues]
+    issues += [i for u in unchanged for i in carry.issues_of(before[u.id], u.path)]
+    report.warnings = [str(i) for i in issues if not i.note]
+    report.notes = [str(i) for i in issues if i.note]
     if warning:
         report.warnings.append(warning)
+    if strict and (report.errors or report.warnings):
+        raise BuildError(strict_failure(report))
     if replace:
         report.added = [d.id for d in documents]
-        report.removed = [d for d in (old.manifest["documents"] if old else {}) if d not in docs]
-    carry = [] if replace else _carried(old, out, documents, roots, prune, report, warning)
-    if carry and old is not None and old.model != model:
+        report.removed = [d for d in before if d not in docs]
+    kept = [] if replace else _carried(old, out, given, roots, prune, report, warning)
+    if kept and old is not None and old.model != model:
         raise BuildError(
             f"{out} was built with the model {old.model!r}, this ingest uses {model!r}; "
             "ingest everything again with --replace, or choose another --index"
         )
 
-    all_passages: list[Passage] = []
+    new: list[Passage] = []
     per_doc: dict[str, int] = {}
     for doc in documents:
         ps = make_passages(doc, window_s=window_s, stride_s=stride_s)
         per_doc[doc.id] = len(ps)
-        all_passages.extend(ps)
-    if not all_passages:
-        raise BuildError("the documents hold no indexable text")
-
-    keys = [passage_key(model, p, docs[p.document_id]) for p in all_passages]
-    vecs = compute_vectors(all_passages, docs, keys, embedder, previous(old, model), progress)
+        new.extend(ps)
+    keys = [passage_key(model, p, docs[p.document_id]) for p in new]
+    shas = {said_key(d.sha256, d.title) for d in documents if d.kind == "transcript"}
+    vecs = compute_vectors(new, docs, keys, embedder, previous(old, model, shas), progress)
     report.embedded, report.reused = vecs.embedded, vecs.reused
-    vectors, sent_rows = vecs.passages, vecs.sentences
-    if carry and old is not None:  # kept documents: their rows as the verified build has them
-        rows = [i for i, p in enumerate(old.passages) if p.document_id in set(carry)]
-        all_passages = [*all_passages, *(old.passages[i] for i in rows)]
-        keys = [*keys, *(old.keys[i] for i in rows)]
-        vectors = np.concatenate([vectors, old.vectors[rows]]).astype(np.float32)
-        sent_rows = [*sent_rows, *(old.sentence_vectors_of(i) for i in rows)]
-        report.reused += len(rows)
-    sentence_vectors = np.concatenate(sent_rows).astype(np.float16)
-    # Wiki citations checked against transcripts of the same episode in this build.
-    all_passages, citations = citecheck.verify(
-        all_passages, [r.astype(np.float32) for r in sent_rows]
-    )
 
-    report.documents = len(documents) + len(carry)
-    report.passages = len(all_passages)
+    rows = again = copied = np.zeros(0, dtype=np.intp)
+    if kept and old is not None:  # kept documents: their rows as the verified build has them
+        rows = carry.rows_of(old.columns, kept)
+        affected = _affected(docs, report, before, [before[d] for d in kept])
+        again, copied = carry.split(old.columns, rows, affected)
+    # Wiki citations checked against transcripts of the same episode: the new
+    # documents, and the kept rows of the episodes they (or removals) touch.
+    checked_in = [*new, *(carry.unchecked(old.passages[int(r)]) for r in again)] if old else new
+    starts, counts = (old.columns.sentence_start, old.columns.sentences) if old else (None, None)
+    sent_again = [old.sentence_vectors_of(int(r)) for r in again] if old else []
+    checked, _ = citecheck.verify(
+        checked_in, [v.astype(np.float32) for v in [*vecs.sentences, *sent_again]]
+    )
+    if documents and not new and not unchanged:
+        raise BuildError("the documents hold no indexable text")
+    olds = [old.vectors[again], old.vectors[copied]] if old is not None else []
+    vectors = np.concatenate([vecs.passages, *olds]).astype(np.float32)
+    sent_parts = [*vecs.sentences, *sent_again]
+    if old is not None and starts is not None and counts is not None and len(copied):
+        sent_parts.append(old.sentence_vectors[carry.sentence_rows(starts, counts, copied)])
+    sentence_vectors = np.concatenate(sent_parts).astype(np.float16)
+    keys = [*keys, *(old.keys[int(r)] for r in (*again, *copied))] if old else keys
+    tokens = None  # None: the store makes them from the passages
+    if old is not None and old.tokens is not None:
+        old_tokens = old.tokens
+        tokens = [" ".join(passage_tokens(p)) for p in new]
+        tokens += [old_tokens[int(r)] for r in (*again, *copied)]
+    passages: Sequence[Passage] = checked
+    if old is not None and len(copied):
+        table = old.passages
+        passages = (
+            Carried(checked, table, copied)
+            if isinstance(table, PassageTable)
+            else [*checked, *(table[int(r)] for r in copied)]
+        )
+    report.reused += len(rows)
+    report.documents = len(documents) + len(kept)
+    report.passages = len(passages)
     report.sentences = int(sentence_vectors.shape[0])
-    old_catalogs = old.manifest.get("catalogs", []) if carry and old is not None else []
-    manifest: dict[str, Any] = {
+    record = model_record(model, getattr(embedder, "model_dir", None))
+    manifest = _manifest(given, old, kept, per_doc, checked, record, embedder.dimension, report)
+    manifest["transcript_windows"] = {
+        "window_s": window_s,
+        "stride_s": stride_s,
+        "model_windows": MODEL_WINDOWS,
+    }
+    report.seconds = time.perf_counter() - t0
+    manifest["build_seconds"] = round(report.seconds, 2)
+    publish(
+        out,
+        store.Stored(manifest, passages, vectors, sentence_vectors, keys, tokens=tokens),
+    )
+    return report
+
+
+def _affected(
+    docs: dict[str, Document],
+    report: BuildReport,
+    before: dict[str, dict[str, Any]],
+    kept: list[dict[str, Any]],
+) -> set[str] | None:
+    """Episodes whose kept rows must be checked again: those of documents added,
+    changed or removed now (None: every episode, for a previous build that kept
+    no verdict counts per document)."""
+    if not carry.knows(kept):
+        return None
+    episodes = {d.episode.id for d in docs.values() if d.episode}
+    for doc_id in (*report.updated, *report.removed):
+        episodes.add(str(before.get(doc_id, {}).get("episode")))
+    return episodes
+
+
+def _manifest(
+    given: Given,
+    old: store.Stored | None,
+    kept: list[str],
+    per_doc: dict[str, int],
+    checked: Sequence[Passage],
+    record: dict[str, Any],
+    dimension: int,
+    report: BuildReport,
+) -> dict[str, Any]:
+    before: dict[str, dict[str, Any]] = old.manifest["documents"] if old else {}
+    paths = {u.id: u.path for u in given.unchanged}
+    counted = carry.verdicts(checked)
+    entries: dict[str, dict[str, Any]] = {
+        d.id: {
+            "path": d.path,
+            "sha256": d.sha256,
+            "kind": d.kind,
+            "title": d.title,
+            "episode": d.episode.id if d.episode else None,
+            "passages": per_doc[d.id],
+            "file": str(Path(d.path).resolve()),
+            "parsed_with": given.fingerprint,
+            "issues": carry.issues_entry(d),
+        }
+        for d in given.documents
+    }
+    for d in kept:
+        entry = dict(before[d])
+        if d in paths:  # given again, unchanged: where it is now
+            entry["path"], entry["file"] = paths[d], str(Path(paths[d]).resolve())
+        entry.setdefault("issues", [])
+        entries[d] = entry
+    rechecked = {p.document_id for p in checked}
+    for d, entry in entries.items():
+        if d in rechecked or "citations" not in entry:
+            entry["citations"] = dict(counted.get(d, {}))
+    citations: Counter[str] = Counter()
+    for entry in entries.values():
+        citations.update(entry["citations"])
+    old_catalogs = old.manifest.get("catalogs", []) if kept and old is not None else []
+    catalog_files = given.catalog_files
+    return {
         "format_version": store.FORMAT_VERSION,
-        "model": model_record(model, getattr(embedder, "model_dir", None)),
-        "dimension": embedder.dimension,
+        "model": record,
+        "dimension": dimension,
         "similarity": "cosine (inner product of L2-normalised vectors)",
         "counts": {
             "documents": report.documents,
             "passages": report.passages,
             "sentences": report.sentences,
         },
-        "documents": {
-            d.id: {
-                "path": d.path,
-                "sha256": d.sha256,
-                "kind": d.kind,
-                "title": d.title,
-                "episode": d.episode.id if d.episode else None,
-                "passages": per_doc[d.id],
-                "file": str(Path(d.path).resolve()),
-            }
-            for d in documents
-        }
-        | {d: old.manifest["documents"][d] for d in carry if old is not None},
+        "documents": entries,
         # index/library.py: the page's episode list (kept documents' entries carried over)
-        "episodes": episode_entries(documents, _kept_episodes(old, carry)),
+        "episodes": episode_entries(given.documents, _kept_episodes(old, kept)),
         "catalogs": list(dict.fromkeys([*old_catalogs, *(str(p) for p in catalog_files)])),
-        "citations_checked": dict(citations),
-        "transcript_windows": {
-            "window_s": window_s,
-            "stride_s": stride_s,
-            "model_windows": MODEL_WINDOWS,
-        },
+        "citations_checked": {v: citations[v] for v in carry.VERDICTS if citations[v]},
         "warnings": report.warnings,
         "notes": report.notes,
         "errors": report.errors,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    report.seconds = time.perf_counter() - t0
-    manifest["build_seconds"] = round(report.seconds, 2)
-    publish(out, store.Stored(manifest, all_passages, vectors, sentence_vectors, keys))
-    return report
 
 
 def strict_failure(report: BuildReport) -> str:
@@ -219,46 +319,48 @@ def strict_failure(report: BuildReport) -> str:
 def _carried(
     old: store.Stored | None,
     out: Path,
-    documents: Sequence[Document],
+    given: Given,
     roots: Sequence[Path],
     prune: bool,
     report: BuildReport,
     warning: str | None,
 ) -> list[str]:
-    """Sort the previous build's documents into updated/kept/removed; the ids to carry."""
-    given = {d.id: d for d in documents}
+    """Sort the previous build's documents into updated/kept/removed; the ids to
+    carry over (documents given but left unparsed, and those not given)."""
+    parsed = {d.id: d for d in given.documents}
+    names = set(parsed) | {u.id for u in given.unchanged}
     if old is None:
-        if warning and not _all_given(out, given):
+        if warning and not _all_given(out, names):
             raise BuildError(
                 f"{warning}; its documents cannot be carried over: ingest everything "
                 "again with --replace"
             )
-        report.added = list(given)
+        report.added = list(parsed)
         return []
     before: dict[str, dict[str, Any]] = old.manifest.get("documents", {})
-    for d in documents:
+    for d in given.documents:
         if d.id not in before:
             report.added.append(d.id)
         elif before[d.id].get("sha256") != d.sha256:
             report.updated.append(d.id)
         else:
             report.kept.append(d.id)
+    kept = [u.id for u in given.unchanged]
     folders = [Path(r).resolve() for r in roots]
-    carry: list[str] = []
     for doc_id, info in before.items():
-        if doc_id in given:
+        if doc_id in names:
             continue
         f = Path(str(info.get("file") or info.get("path", "")))
         gone = not f.exists()
         if gone and (prune or any(f.resolve().is_relative_to(r) for r in folders)):
             report.removed.append(doc_id)
         else:
-            carry.append(doc_id)
-    report.kept.extend(carry)
-    return carry
+            kept.append(doc_id)
+    report.kept.extend(kept)
+    return kept
 
 
-def _all_given(out: Path, given: dict[str, Document]) -> bool:
+def _all_given(out: Path, given: set[str]) -> bool:
     """Whether a broken previous build's documents (by its manifest) are all given now."""
     try:
         return set(store.read_manifest(out).get("documents", {})) <= set(given)
@@ -266,9 +368,9 @@ def _all_given(out: Path, given: dict[str, Document]) -> bool:
         return False
 
 
-def _kept_episodes(old: store.Stored | None, carry: Sequence[str]) -> list[dict[str, Any]]:
+def _kept_episodes(old: store.Stored | None, kept: Sequence[str]) -> list[dict[str, Any]]:
     """The previous manifest's episode entries of the documents carried over."""
-    if old is None or not carry:
+    if old is None or not kept:
         return []
-    ids = {old.manifest["documents"][d].get("episode") for d in carry}
+    ids = {old.manifest["documents"][d].get("episode") for d in kept}
     return [e for e in old.manifest.get("episodes", []) if e.get("id") in ids]

@@ -19,6 +19,7 @@ the onnx backend never imports torch once its export is cached.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -155,6 +156,8 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = dimension_of(self.model_dir)
         if self._dimension is None:
             if self.backend != "torch":
                 self._dimension = self._load_onnx().dimension
@@ -301,4 +304,35 @@ def _pool(
     for k, (a, b) in enumerate(spans):
         sel = real & (starts >= a) & (ends <= b)
         out[k] = tokens[sel].mean(axis=0) if sel.any() else fallback
+    return out
+
+
+def dimension_of(model_dir: Path) -> int | None:
+    """A sentence-transformers model's vector size, read from its files without
+    loading it (a rebuild that embeds nothing need not import torch): the last
+    Dense layer's ``out_features``, else the Pooling layer's input size.  None
+    where the files do not say (the model is loaded to ask it)."""
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text(encoding="utf-8"))
+        size = None
+        for m in modules:
+            kind = str(m.get("type", ""))
+            config = model_dir / str(m.get("path", "")) / "config.json"
+            if kind.endswith(".Pooling"):
+                # sentence-transformers 5+ names it embedding_dimension
+                pooling = _json(config)
+                size = int(pooling.get("word_embedding_dimension") or pooling[
+                    "embedding_dimension"
+                ])
+            elif kind.endswith(".Dense"):
+                size = int(_json(config)["out_features"])
+            elif not kind.endswith((".Transformer", ".Normalize")):
+                return None  # a layer we do not know may change the size
+        return size
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _json(path: Path) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return out

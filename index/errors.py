@@ -23,6 +23,12 @@ class BuildError(PodciteError):
     """An index build that could not finish; the previous index is left in place."""
 
 
+class MustParse(BuildError):
+    """Documents left unparsed as unchanged cannot be carried over (the previous
+    build failed verification, or is not theirs): the caller parses them and
+    builds again."""
+
+
 class QueryError(PodciteError):
     """A bad search request.  ``field`` names the parameter at fault."""
 

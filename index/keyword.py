@@ -284,14 +284,24 @@ class KeywordIndex:
         (directory / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
-def build_keyword_index(passages: Sequence[Passage]) -> KeywordIndex:
-    """The keyword index of ``passages``, in index row order."""
+def passage_tokens(p: Passage) -> list[str]:
+    """A passage's keyword tokens as the index holds them (never empty: bm25s
+    needs a token a row)."""
+    return normalise_tokens(passage_text(p)) or [""]
+
+
+def keyword_index_of(corpus: Sequence[list[str]]) -> KeywordIndex:
+    """The keyword index of rows given as their tokens (``passage_tokens``)."""
     import bm25s
 
-    corpus = [normalise_tokens(passage_text(p)) or [""] for p in passages]
     retriever = bm25s.BM25()
-    retriever.index(corpus, show_progress=False)
-    return KeywordIndex(retriever, len(passages))
+    retriever.index([tokens or [""] for tokens in corpus], show_progress=False)
+    return KeywordIndex(retriever, len(corpus))
+
+
+def build_keyword_index(passages: Sequence[Passage]) -> KeywordIndex:
+    """The keyword index of ``passages``, in index row order."""
+    return keyword_index_of([passage_tokens(p) for p in passages])
 
 
 def load_keyword_index(directory: Path) -> KeywordIndex | None:

@@ -216,6 +216,24 @@ class ColumnsBuilder:
             )
         self._parts.append(np.array(part, dtype=ROW_DTYPE))
 
+    def add_columns(self, cols: Columns) -> None:
+        """Rows of another build's columns, their codes moved into these tables."""
+        theirs_all = (cols.kinds, cols.documents, cols.episodes, cols.dates)
+        tables = zip(self._tables, theirs_all, strict=True)
+        recode = [
+            np.array([mine.setdefault(v, len(mine)) for v in theirs] + [-1], dtype=np.int64)
+            for mine, theirs in tables
+        ]
+        part = np.empty(len(cols), dtype=ROW_DTYPE)
+        coded: tuple[NDArray[np.integer[Any]], ...] = (
+            cols.kind, cols.document, cols.episode, cols.date
+        )  # fmt: skip
+        names = ("kind", "document", "episode", "date")
+        for name, codes, r in zip(names, coded, recode, strict=True):
+            part[name] = r[codes]  # -1 (no episode, no date) stays -1: r[-1] is -1
+        part["start"], part["sentences"] = cols.start, cols.sentences
+        self._parts.append(part)
+
     def columns(self) -> Columns:
         rows = np.concatenate(self._parts) if self._parts else np.empty(0, dtype=ROW_DTYPE)
         kinds, docs, eps, dates = (tuple(t) for t in self._tables)
@@ -243,7 +261,7 @@ class PassageTable(Sequence["Passage"]):
     ) -> None:
         self.path = path
         self.columns = columns  # rows.npy: what filters need, without parsing a passage
-        self._offsets = offsets
+        self.offsets = offsets
         with path.open("rb") as fh:
             size = path.stat().st_size
             self._data: mmap.mmap | bytes = (
@@ -256,7 +274,7 @@ class PassageTable(Sequence["Passage"]):
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return int(self._offsets.size) - 1
+        return int(self.offsets.size) - 1
 
     @overload
     def __getitem__(self, i: int) -> Passage: ...
@@ -284,8 +302,13 @@ class PassageTable(Sequence["Passage"]):
                 self._cache.popitem(last=False)
         return p
 
+    def line(self, i: int) -> bytes:
+        """Row ``i``'s line of passages.jsonl, as stored (newline included)."""
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return bytes(self._data[a:b])
+
     def _parse(self, i: int) -> Passage:
-        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
         return passage_from_dict(json.loads(self._data[a:b]))
 
     def __iter__(self) -> Iterator[Passage]:
@@ -313,6 +336,17 @@ class RowWriter:
         self._columns.add(batch)
         return sum(len(p.sentences) for p in batch)
 
+    def copy(self, table: PassageTable, rows: NDArray[np.intp]) -> int:
+        """Append rows of a loaded build as they are: their lines' bytes and
+        columns, nothing parsed; how many sentences they hold."""
+        for r in rows:
+            line = table.line(int(r))
+            self._fh.write(line)
+            self._offsets.append(self._offsets[-1] + len(line))
+        cols = table.columns.take(rows)
+        self._columns.add_columns(cols)
+        return int(cols.sentences.sum())
+
     def close(self) -> Columns:
         self._fh.close()
         np.save(self.folder / OFFSETS, np.array(self._offsets, dtype=np.int64))
@@ -322,3 +356,53 @@ class RowWriter:
 
     def abort(self) -> None:
         self._fh.close()
+
+
+class Carried(Sequence["Passage"]):
+    """A new build's passages: those made now, then rows of the previous build
+    (a ``PassageTable``) carried over as they are.  The store writes the carried
+    rows' lines byte for byte and takes their columns from the table, so a
+    rebuild that changes one document parses none of the others; anything else
+    (Milvus's publisher) reads them through the table like any sequence."""
+
+    def __init__(self, new: Sequence[Passage], table: PassageTable, rows: NDArray[np.intp]) -> None:
+        self.new = list(new)
+        self.table = table
+        self.rows = np.asarray(rows, dtype=np.intp)
+
+    def __len__(self) -> int:
+        return len(self.new) + int(self.rows.size)
+
+    @overload
+    def __getitem__(self, i: int) -> Passage: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Passage]: ...
+
+    def __getitem__(self, i: int | slice) -> Passage | list[Passage]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"row {i} of {n}")
+        k = len(self.new)
+        return self.new[i] if i < k else self.table[int(self.rows[i - k])]
+
+    def __iter__(self) -> Iterator[Passage]:
+        yield from self.new
+        for r in self.rows:
+            yield self.table[int(r)]
+
+    @cached_property
+    def columns(self) -> Columns:
+        b = ColumnsBuilder()
+        b.add(self.new)
+        b.add_columns(self.table.columns.take(self.rows))
+        return b.columns()
+
+    def line_bytes(self) -> int:
+        """The carried rows' share of passages.jsonl, in bytes."""
+        offsets = self.table.offsets
+        return int((offsets[self.rows + 1] - offsets[self.rows]).sum())

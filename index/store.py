@@ -19,6 +19,11 @@ Format 3 (what this podcite writes), every file in row order:
                            memory-mapped
     embed_keys.txt         sha1 of each passage's embedded text: the embedding
                            cache key (read only by a rebuild)
+    tokens.txt             each passage's keyword tokens (``index.keyword.
+                           passage_tokens``), space-separated, a line a row: a
+                           rebuild makes the keyword index from them without
+                           parsing or tokenising the rows it carries over (read
+                           only by a rebuild; builds before it have none)
     ann.faiss              only from ``index.ann.HNSW_FROM`` passages on (or with
                            PODCITE_ANN=hnsw): a FAISS HNSW graph over 8-bit
                            codes of vectors.npy (IndexHNSWSQ), read into memory
@@ -67,8 +72,22 @@ import numpy as np
 from index import ann, builds
 from index.builds import builds_dir
 from index.errors import BuildError, IndexFormatError, IndexMissingError
-from index.keyword import KeywordIndex, build_keyword_index, load_keyword_index
-from index.rows import OFFSETS, ROWS, TABLES, Columns, PassageTable, RowWriter, columns_of
+from index.keyword import (
+    KeywordIndex,
+    keyword_index_of,
+    load_keyword_index,
+    passage_tokens,
+)
+from index.rows import (
+    OFFSETS,
+    ROWS,
+    TABLES,
+    Carried,
+    Columns,
+    PassageTable,
+    RowWriter,
+    columns_of,
+)
 from index.rows import load_columns as _load_columns
 from index.serial import passage_from_dict
 from ingest.records import Passage
@@ -84,6 +103,7 @@ PASSAGES = "passages.jsonl"
 VECTORS = "vectors.npy"
 SENTENCES = "sentences.npy"
 KEYS = "embed_keys.txt"
+TOKENS = "tokens.txt"
 ANN = "ann.faiss"
 KEYWORD = "bm25"
 LEGACY_FAISS = "faiss.index"  # formats 1-2: an IndexFlatIP, no longer read
@@ -116,11 +136,15 @@ class Stored:
     path: Path | None = None  # the resolved build directory, once on disk
     faiss: Any = None  # the HNSW graph when there is one (None: exact search)
     keyword: KeywordIndex | None = None
+    tokens: Sequence[str] | None = None  # tokens.txt's lines, where the build has one
     columns: Columns = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         table = self.passages
-        self.columns = table.columns if isinstance(table, PassageTable) else columns_of(table)
+        if isinstance(table, PassageTable | Carried):
+            self.columns = table.columns
+        else:
+            self.columns = columns_of(table)
 
     @property
     def sentence_start(self) -> NDArray[np.int64]:
@@ -137,7 +161,8 @@ class Stored:
 
 
 class _Keys(Sequence[str]):
-    """embed_keys.txt, read when first used (only a rebuild uses it)."""
+    """A file of one line a row (embed_keys.txt, tokens.txt), read when first
+    used (only a rebuild uses them)."""
 
     def __init__(self, path: Path, count: int) -> None:
         self._path, self._count = path, count
@@ -145,9 +170,11 @@ class _Keys(Sequence[str]):
 
     def _all(self) -> list[str]:
         if self._keys is None:
-            keys = self._path.read_text(encoding="utf-8").split()
+            keys = self._path.read_text(encoding="utf-8").split("\n")
+            if keys and keys[-1] == "":  # the last line's newline
+                keys.pop()
             if len(keys) != self._count:
-                raise IndexFormatError(f"{self._path}: {len(keys)} keys for {self._count} rows")
+                raise IndexFormatError(f"{self._path}: {len(keys)} lines for {self._count} rows")
             self._keys = keys
         return self._keys
 
@@ -258,6 +285,7 @@ def load(
                 path,
                 ann.read(path / ANN) if searchable and graph and (path / ANN).is_file() else None,
                 load_keyword_index(path / KEYWORD),
+                _Keys(path / TOKENS, n) if (path / TOKENS).is_file() else None,
             )
             if offsets.ndim != 1 or int(offsets[-1]) != (path / PASSAGES).stat().st_size:
                 raise IndexFormatError(f"{path}: {OFFSETS} does not match {PASSAGES}")
@@ -327,8 +355,7 @@ def _consistent(s: Stored) -> None:
 
 def _data_files(path: Path, manifest: dict[str, Any]) -> list[str]:
     names = list(DATA_FILES if manifest["format_version"] >= 3 else LEGACY_FILES)
-    if (path / ANN).is_file():
-        names.append(ANN)
+    names += [f for f in (ANN, TOKENS) if (path / f).is_file()]
     return [*names, *(f"{KEYWORD}/{f.name}" for f in _files(path / KEYWORD))]
 
 
@@ -394,9 +421,14 @@ def lock(out: Path) -> Iterator[None]:
 
 def needed_bytes(data: Stored) -> int:
     """About what a build takes on disk: the vectors (twice with a graph), the
-    sentence vectors, the passages as JSON (~3x their text) and the keyword index."""
-    text = sum(len(s.text) for p in data.passages for s in p.sentences)
-    return int(2 * data.vectors.nbytes + data.sentence_vectors.nbytes + 5 * text + (1 << 20))
+    sentence vectors, the passages as JSON (~3x their text; carried rows: their
+    lines' size) and the keyword index."""
+    passages = data.passages
+    new = passages.new if isinstance(passages, Carried) else passages
+    text = 5 * sum(len(s.text) for p in new for s in p.sentences)
+    if isinstance(passages, Carried):
+        text += 2 * passages.line_bytes()
+    return int(2 * data.vectors.nbytes + data.sentence_vectors.nbytes + text + (1 << 20))
 
 
 def publish(
@@ -410,10 +442,9 @@ def publish(
     point leaves the previous build answering and removes this one.
     ``progress(done, total)`` counts the steps (files written, verified, published)."""
     counts = (len(data.passages), int(data.sentence_vectors.shape[0]))
-    keyword = data.keyword or build_keyword_index(data.passages)  # from the objects in hand
     with writing(out, data.manifest, counts, progress, ann_mode, needed_bytes(data)) as w:
-        w.keyword = keyword
-        w.add(data.passages, data.vectors, data.sentence_vectors, data.keys)
+        w.keyword = data.keyword  # None: made from tokens.txt once written
+        w.add(data.passages, data.vectors, data.sentence_vectors, data.keys, data.tokens)
     return w.published
 
 
@@ -436,6 +467,7 @@ class Writer:
         self._vectors = open_memmap(tmp / VECTORS, "w+", np.float32, (counts[0], dim))
         self._sentences = open_memmap(tmp / SENTENCES, "w+", np.float16, (counts[1], dim))
         self._keys = (tmp / KEYS).open("w", encoding="utf-8")
+        self._tokens = (tmp / TOKENS).open("w", encoding="utf-8")
         self._at = self._sat = 0
 
     def add(
@@ -444,36 +476,49 @@ class Writer:
         vectors: NDArray[np.float32],
         sentence_vectors: NDArray[np.floating[Any]],
         keys: Sequence[str],
+        tokens: Sequence[str] | None = None,
     ) -> None:
-        """Append rows: their passages, vectors, all their sentence vectors, keys."""
+        """Append rows: their passages, vectors, all their sentence vectors, keys
+        and keyword tokens (one space-separated line a row; made from the
+        passages when not given).  A ``Carried`` sequence's carried rows are
+        copied as their build stored them, not parsed."""
         n, s = len(passages), int(sentence_vectors.shape[0])
-        if not n == len(vectors) == len(keys) or self._rows.add(passages) != s:
-            raise ValueError("Writer.add: passages, vectors, sentences and keys disagree")
+        if not n == len(vectors) == len(keys) or (tokens is not None and len(tokens) != n):
+            raise ValueError("Writer.add: passages, vectors, keys and tokens disagree")
+        if isinstance(passages, Carried):
+            held = self._rows.add(passages.new) + self._rows.copy(passages.table, passages.rows)
+        else:
+            held = self._rows.add(passages)
+        if held != s:
+            raise ValueError("Writer.add: passages and sentence vectors disagree")
         self._vectors[self._at : self._at + n] = vectors
         self._sentences[self._sat : self._sat + s] = sentence_vectors
         self._keys.write("".join(f"{k}\n" for k in keys))
+        lines = tokens if tokens is not None else (" ".join(passage_tokens(p)) for p in passages)
+        self._tokens.write("".join(f"{line}\n" for line in lines))
         self._at, self._sat = self._at + n, self._sat + s
 
     def finish(self, step: Callable[[], None], ann_mode: ann.Mode) -> None:
         tmp = self.tmp
         if self._at != len(self._vectors) or self._sat != len(self._sentences):
             raise ValueError("Writer: fewer rows written than declared")
-        columns = self._rows.close()
+        self._rows.close()
         step()
         self._vectors.flush()
         self._sentences.flush()
         self._keys.close()
+        self._tokens.close()
         step()
         kind = ann.choose(self._at, ann_mode)
         if kind == "hnsw":
             ann.write(ann.build(self._vectors, threads=os.cpu_count()), tmp / ANN)
         step()
-        if self.keyword is None:
-            offsets = np.load(tmp / OFFSETS, mmap_mode="r")
-            self.keyword = build_keyword_index(PassageTable(tmp / PASSAGES, offsets, columns))
+        if self.keyword is None:  # from the tokens written: nothing parsed or tokenised again
+            with (tmp / TOKENS).open(encoding="utf-8") as fh:
+                self.keyword = keyword_index_of([line.rstrip("\n").split(" ") for line in fh])
         self.keyword.save(tmp / KEYWORD)
         step()
-        names = [*DATA_FILES, *([ANN] if kind == "hnsw" else [])]
+        names = [*DATA_FILES, TOKENS, *([ANN] if kind == "hnsw" else [])]
         names += [f"{KEYWORD}/{f.name}" for f in _files(tmp / KEYWORD)]
         dense: dict[str, Any] = {"kind": kind}
         if kind == "hnsw":
@@ -497,6 +542,7 @@ class Writer:
     def abort(self) -> None:
         self._rows.abort()
         self._keys.close()
+        self._tokens.close()
 
 
 @contextmanager

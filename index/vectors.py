@@ -36,7 +36,14 @@ if TYPE_CHECKING:
 # when its transcripts were cut into the same model windows.
 MODEL_WINDOWS = {"seconds": MODEL_WINDOW_S, "max_chars": MAX_WINDOW_CHARS}
 
-SentenceKey = tuple[str, int]  # (file content hash, sentence start offset)
+SentenceKey = tuple[str, int]  # (the transcript's ``said_key``, sentence start offset)
+
+
+def said_key(sha256: str, title: str) -> str:
+    """What a transcript's sentence vectors depend on besides the model: the
+    file's content and its title, which heads every model window the model
+    reads (a catalog that renames the episode changes them)."""
+    return f"{sha256}:{title}"
 
 
 def embed_input(p: Passage) -> tuple[str, list[tuple[int, int]]]:
@@ -62,7 +69,8 @@ def passage_key(model: str, p: Passage, doc: Document) -> str:
     """The key written to embed_keys.txt: what the passage's vectors depend on
     (a transcript window's: its file's content and its place in it)."""
     if p.kind == "transcript":
-        return embed_key(model, f"pooled:{MODEL_WINDOWS}:{doc.sha256}:{p.start}:{p.end}")
+        said = said_key(doc.sha256, doc.title)
+        return embed_key(model, f"pooled:{MODEL_WINDOWS}:{said}:{p.start}:{p.end}")
     return embed_key(model, embed_input(p)[0])
 
 
@@ -89,21 +97,39 @@ class Previous:
     sentences: dict[SentenceKey, NDArray[np.float16]] = field(default_factory=dict)
 
 
-def previous(old: store.Stored | None, model: str) -> Previous:
+def previous(
+    old: store.Stored | None, model: str, transcripts: set[str] | None = None
+) -> Previous:
     """What a build may reuse of ``old`` (the served build, already verified
-    against its checksums by ``store.previous``), when it used the same model."""
+    against its checksums by ``store.previous``), when it used the same model.
+    ``transcripts``: the ``said_key`` of the transcripts being built now (None:
+    any); only their sentences can be reused, so only their rows are parsed.
+    Wiki rows are reused by their embedding key alone, without parsing them."""
     if old is None or old.model != model:
         return Previous()
     prev = Previous()
     windows = old.manifest.get("transcript_windows", {}).get("model_windows")
-    shas = {d: str(info.get("sha256")) for d, info in old.manifest.get("documents", {}).items()}
-    for i, (p, key) in enumerate(zip(old.passages, old.keys, strict=True)):
-        vecs = old.sentence_vectors_of(i)
-        if p.kind != "transcript":
-            prev.passages[key] = (old.vectors[i], vecs)
-        elif windows == MODEL_WINDOWS and p.document_id in shas:
-            for s, v in zip(p.sentences, vecs, strict=True):
-                prev.sentences[(shas[p.document_id], s.start)] = v
+    shas = {
+        d: said_key(str(info.get("sha256")), str(info.get("title")))
+        for d, info in old.manifest.get("documents", {}).items()
+    }
+    cols = old.columns
+    transcript = cols.kinds.index("transcript") if "transcript" in cols.kinds else -1
+    wanted = [
+        i
+        for i, d in enumerate(cols.documents)
+        if windows == MODEL_WINDOWS
+        and d in shas
+        and (transcripts is None or shas[d] in transcripts)
+    ]
+    keys = old.keys
+    for i in np.flatnonzero(cols.kind != transcript):
+        prev.passages[keys[int(i)]] = (old.vectors[i], old.sentence_vectors_of(int(i)))
+    said = np.flatnonzero((cols.kind == transcript) & np.isin(cols.document, wanted))
+    for i in said:
+        p = old.passages[int(i)]
+        for s, v in zip(p.sentences, old.sentence_vectors_of(int(i)), strict=True):
+            prev.sentences[(shas[p.document_id], s.start)] = v
     return prev
 
 
@@ -139,12 +165,12 @@ def compute(
     # Extended in place with what this build embeds: ``prev`` is this build's
     # own (previous() makes a fresh one per build), so nothing else sees it.
     said = prev.sentences
+    keys_of = {d: said_key(doc.sha256, doc.title) for d, doc in docs.items()}
     missing = dict.fromkeys(
         passages[i].document_id
         for i in pooled
         if any(
-            (docs[passages[i].document_id].sha256, s.start) not in said
-            for s in passages[i].sentences
+            (keys_of[passages[i].document_id], s.start) not in said for s in passages[i].sentences
         )
     )
     units = [u for d in missing for u in model_windows(docs[d])]
@@ -164,13 +190,13 @@ def compute(
         for j, i in enumerate(direct):
             out[i], sents[i] = pvecs[j], svecs[j].astype(np.float16)
         for u, vecs in zip(units, svecs[len(direct) :], strict=True):
-            sha = docs[u.document_id].sha256
+            doc = docs[u.document_id]
             for s, v in zip(u.sentences, vecs, strict=True):
-                said[(sha, s.start)] = v.astype(np.float16)
+                said[(said_key(doc.sha256, doc.title), s.start)] = v.astype(np.float16)
     for i in pooled:
         p = passages[i]
-        sha = docs[p.document_id].sha256
-        rows = np.stack([said[(sha, s.start)] for s in p.sentences]).astype(np.float32)
+        key = said_key(docs[p.document_id].sha256, docs[p.document_id].title)
+        rows = np.stack([said[(key, s.start)] for s in p.sentences]).astype(np.float32)
         out[i] = pool(rows, [len(s.text) for s in p.sentences])
         sents[i] = rows.astype(np.float16)
     embedded = len(direct) + sum(1 for i in pooled if passages[i].document_id in missing)

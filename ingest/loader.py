@@ -5,12 +5,20 @@ parsed (the caller decides whether ``--strict`` turns that into a failure).
 Audio files and podcast feeds (paths or URLs) are read last, through
 ingest/podcast.py: they are slow (downloads, transcription), and a catalog
 read first may name their episodes.
+
+A rebuild need not parse what it parsed before: given ``Known`` (the previous
+build's documents, each with its file's hash and the ``fingerprint`` of the
+catalogs and parser it was parsed with), a text document whose file and
+catalogs are unchanged is listed in ``Loaded.unchanged`` instead of parsed, and
+the build carries its rows over as they are.  Parsing is a third of a
+no-change re-ingest of the whole library; its result is a function of exactly
+those inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,12 +42,33 @@ CATALOG_SUFFIXES = {".csv"}
 # "Limits"); audio is streamed by the decoder, not read here.
 MAX_FILE_BYTES = 20_000_000
 SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES | AUDIO_SUFFIXES | FEED_SUFFIXES
+# Bump when a parser's output changes for the same file: documents parsed by
+# an older parser are then parsed again rather than carried over.
+PARSER_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
 class Source:
     path: Path
     doc_id: str  # the path relative to the root it was found under
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """A document given again whose file and catalogs are as the previous build
+    parsed them: not parsed now, its rows carried over."""
+
+    id: str
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the previous build parsed: per document id, the file's sha256 and the
+    fingerprint it was parsed with (``Loaded.fingerprint``)."""
+
+    documents: Mapping[str, tuple[str, str]]
 
 
 @dataclass
@@ -49,6 +78,11 @@ class Loaded:
     catalog: Catalog = field(default_factory=Catalog)
     catalog_files: list[Path] = field(default_factory=list)
     media: Media | None = None  # what feeds and audio used: its transcripts, for the summary
+    unchanged: list[Unchanged] = field(default_factory=list)
+    # What a text document's parse depends on besides its own file: the parser
+    # version and the catalogs' contents in the order they were merged (None
+    # with feeds: a feed's catalog can change without a file changing).
+    fingerprint: str | None = None
 
 
 def read_text(path: Path) -> tuple[str, str]:
@@ -137,17 +171,21 @@ def load(
     feeds: Iterable[str] = (),
     media: Media | None = None,
     progress: Callable[[int, int], None] | None = None,
+    known: Known | None = None,
 ) -> Loaded:
     """Read catalogs (CSV files and wiki channel pages) first, then every
     document, then audio files and feeds (``feeds``: URLs or paths, besides the
     feed files among ``paths``).  ``media`` holds the download and transcript
     cache and the transcriber (default: ``data/index.cache``, tiny.en);
-    ``progress(done, total)`` counts the text documents parsed."""
+    ``progress(done, total)`` counts the text documents parsed.  With ``known``,
+    documents the previous build parsed from the same file and catalogs are
+    listed in ``unchanged``, not parsed (see the module docstring)."""
     out = Loaded()
     sources, out.errors = discover(paths)
     documents: list[tuple[Source, str, str]] = []  # each file is read once
     audio: list[Source] = []
     feed_sources = list(feeds)
+    catalog_shas: list[str] = []
     for src in sources:
         suffix = src.path.suffix.lower()
         if suffix in AUDIO_SUFFIXES:
@@ -160,15 +198,21 @@ def load(
             if suffix in CATALOG_SUFFIXES:
                 out.catalog.merge(catalogs.read_csv(src.path))
                 out.catalog_files.append(src.path)
+                catalog_shas.append(_sha256(src.path))
                 continue
             text, sha = read_text(src.path)
             if suffix in {".md", ".markdown"} and _channel_page(text):
                 out.catalog.merge(catalogs.read_channel_page(src.path, text))
                 out.catalog_files.append(src.path)
+                catalog_shas.append(sha)
             else:
                 documents.append((src, text, sha))
         except DocumentError as exc:
             out.errors.append(exc)
+    if not feed_sources:
+        out.fingerprint = fingerprint(catalog_shas)
+    if known is not None and out.fingerprint is not None:
+        documents = _parse_only_changed(documents, known, out)
     read = []
     if audio or feed_sources:
         from ingest import podcast
@@ -189,6 +233,32 @@ def load(
     if out.media is not None:
         _load_media(out, audio, read, out.media)
     return out
+
+
+def fingerprint(catalog_shas: Iterable[str]) -> str:
+    """What a text document's parse depends on besides its file (``Loaded.fingerprint``)."""
+    key = "\n".join([f"parser {PARSER_VERSION}", *catalog_shas])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise DocumentError(str(path), 0, f"cannot read: {exc.strerror or exc}") from exc
+
+
+def _parse_only_changed(
+    documents: list[tuple[Source, str, str]], known: Known, out: Loaded
+) -> list[tuple[Source, str, str]]:
+    """The documents to parse; the others go to ``out.unchanged``."""
+    todo = []
+    for src, text, sha in documents:
+        if known.documents.get(src.doc_id) == (sha, out.fingerprint):
+            out.unchanged.append(Unchanged(src.doc_id, str(src.path), sha))
+        else:
+            todo.append((src, text, sha))
+    return todo
 
 
 def _load_media(out: Loaded, audio: list[Source], feeds: list[ReadFeed], media: Media) -> None:

@@ -16,6 +16,7 @@ from server.settings import Settings
 
 if TYPE_CHECKING:
     from index import BuildReport
+    from ingest.loader import Known
     from ingest.podcast import Media
     from server.progress import Stages
 
@@ -52,7 +53,7 @@ def _ingest(
     from rich.console import Console
 
     from index import build
-    from index.errors import BuildError
+    from index.errors import BuildError, MustParse
     from ingest import load
     from server.progress import Stages
     from server.runtime import ingest_embedder as make_embedder
@@ -66,32 +67,47 @@ def _ingest(
             return lambda done, total: stages.update(name, done, total, unit)
 
         writing = stage("writing", "rows" if settings.backend == "milvus" else "steps")
-        if ray is None:
-            media = _media(settings, stages)
-            loaded = load(paths, feeds, media, progress=stage("parsing", "documents"))
-            stages.finish("parsing")
-            if media.transcripts:
-                console.print(_transcribed_summary(media), highlight=False)
-            how: dict[str, Any] = {"publish": publisher(settings, writing)}
-        else:  # feeds and audio are read in process only (docs/scale.md)
-            if feeds:
-                raise BuildError("--ray reads files and folders; ingest feeds without --ray")
-            console.print(f"parsing and embedding on Ray ({ray})", highlight=False)
-            # where to publish, and the vectors Ray computed (Ray shows its own progress)
-            loaded, how = sources(paths, settings, ray, writing)
-        report = build(
-            loaded.documents,
-            settings.index_dir,
-            make_embedder(settings),
-            errors=loaded.errors,
-            strict=strict,
-            catalog_files=loaded.catalog_files,
-            progress=stage("embedding", "passages"),
-            roots=[p for p in paths if p.is_dir()],
-            prune=prune,
-            replace=replace,
-            **how,
-        )  # leaving Stages ends the last stages (a new stage ends the one before)
+        embedder = make_embedder(settings)
+        # Documents the index parsed from the same file and catalogs are not
+        # parsed again (ingest/loader.py); should the index fail to give them
+        # back (MustParse: it fails verification), everything is parsed.
+        known = None if replace or ray is not None else _known(settings, embedder.name)
+        while True:
+            if ray is None:
+                media = _media(settings, stages)
+                parsing = stage("parsing", "documents")
+                loaded = load(paths, feeds, media, progress=parsing, known=known)
+                stages.finish("parsing")
+                if media.transcripts:
+                    console.print(_transcribed_summary(media), highlight=False)
+                how: dict[str, Any] = {"publish": publisher(settings, writing)}
+                how |= {"unchanged": loaded.unchanged, "fingerprint": loaded.fingerprint}
+            else:  # feeds and audio are read in process only (docs/scale.md)
+                if feeds:
+                    raise BuildError("--ray reads files and folders; ingest feeds without --ray")
+                console.print(f"parsing and embedding on Ray ({ray})", highlight=False)
+                # where to publish, and the vectors Ray computed (Ray shows its own progress)
+                loaded, how = sources(paths, settings, ray, writing)
+            try:
+                report = build(
+                    loaded.documents,
+                    settings.index_dir,
+                    embedder,
+                    errors=loaded.errors,
+                    strict=strict,
+                    catalog_files=loaded.catalog_files,
+                    progress=stage("embedding", "passages"),
+                    roots=[p for p in paths if p.is_dir()],
+                    prune=prune,
+                    replace=replace,
+                    **how,
+                )  # leaving Stages ends the last stages (a new stage ends the one before)
+            except MustParse:
+                if known is None:
+                    raise
+                known = None
+                continue
+            break
     for line in report.errors:
         console.print(f"[red]skipped[/red] {line}", highlight=False)
     for line in report.warnings[:20]:
@@ -119,6 +135,30 @@ def _ingest(
         highlight=False,
     )
     return report
+
+
+def _known(settings: Settings, model: str) -> Known | None:
+    """What the index at ``settings.index_dir`` parsed (``ingest.loader.Known``):
+    documents whose manifest entry keeps what carrying them over needs."""
+    from index import store
+    from ingest.errors import PodciteError
+    from ingest.loader import Known
+
+    if settings.backend != "faiss":
+        return None
+    try:
+        manifest = store.read_manifest(settings.index_dir)
+    except PodciteError:
+        return None
+    if manifest.get("model", {}).get("name") != model:
+        return None
+    return Known(
+        {
+            doc_id: (str(e.get("sha256")), str(e["parsed_with"]))
+            for doc_id, e in manifest.get("documents", {}).items()
+            if e.get("parsed_with") and "issues" in e and "citations" in e
+        }
+    )
 
 
 def _media(settings: Settings, stages: Stages) -> Media:

@@ -292,7 +292,7 @@ def _as_format_2(src: Path, dst: Path) -> None:
     import faiss
 
     shutil.copytree(src.resolve(), dst)
-    for name in ("passages.offsets.npy", "rows.npy", "rows.json", "published"):
+    for name in ("passages.offsets.npy", "rows.npy", "rows.json", "published", "tokens.txt"):
         (dst / name).unlink(missing_ok=True)
     m = json.loads((dst / store.MANIFEST).read_text())
     flat = faiss.IndexFlatIP(int(m["dimension"]))

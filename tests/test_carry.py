@@ -1,0 +1,135 @@
+"""Re-ingesting a library with one file changed: the other documents are carried
+over without being parsed (ingest/loader.py ``Known``, index/carry.py), and the
+index is the one a fresh build of the same files gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from index import store
+from index.serial import passage_to_dict
+from ingest import loader
+from server.ingesting import do_ingest
+from server.settings import Settings
+from tests import ui_corpus
+
+
+def _ingest(corpus: Path, index_dir: Path) -> Any:
+    return do_ingest([corpus], Settings(index_dir=index_dir), strict=False, quiet=True)
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the documents the loader parses."""
+    seen: list[str] = []
+    real = loader._parse
+
+    def counting(path: Path, doc_id: str, *args: Any) -> Any:
+        seen.append(doc_id)
+        return real(path, doc_id, *args)
+
+    monkeypatch.setattr(loader, "_parse", counting)
+    return seen
+
+
+def _snapshot(index_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest's documents and counts, and every passage by id with its
+    record, vectors, embedding key, keyword tokens and BM25 score for a question."""
+    s = store.load(index_dir, verify="full", searchable=False)
+    assert s.keyword is not None and s.tokens is not None
+    bm25 = s.keyword.scores("ketamine dissociation receptor")
+    rows = {}
+    for i in range(len(s.passages)):
+        p = s.passages[i]
+        rows[p.id] = (
+            passage_to_dict(p),
+            np.asarray(s.vectors[i]).copy(),
+            np.asarray(s.sentence_vectors_of(i)).copy(),
+            s.keys[i],
+            s.tokens[i],
+            round(float(bm25[i]), 5),
+        )
+    m = s.manifest
+    docs = {d: {k: v for k, v in e.items() if k != "file"} for d, e in m["documents"].items()}
+    head = {"documents": docs, "counts": m["counts"], "citations": m["citations_checked"]}
+    return head | {"warnings": sorted(m["warnings"])}, rows
+
+
+def _same(a: Path, b: Path) -> None:
+    (ma, ra), (mb, rb) = _snapshot(a), _snapshot(b)
+    assert ma == mb
+    assert ra.keys() == rb.keys()
+    for pid, (rec, vec, sents, key, tokens, score) in ra.items():
+        rec2, vec2, sents2, key2, tokens2, score2 = rb[pid]
+        assert (rec, key, tokens, score) == (rec2, key2, tokens2, score2), pid
+        # The model's batches differ between the two builds, which moves the
+        # last digits (docs/benchmarks.md, "Milvus and Ray"); nothing else may differ.
+        np.testing.assert_allclose(vec, vec2, atol=1e-4)
+        np.testing.assert_allclose(sents, sents2, atol=1e-3)
+
+
+def test_one_changed_file_is_all_that_is_parsed_and_the_index_is_a_fresh_builds(
+    tmp_path: Path, parsed: list[str]
+) -> None:
+    corpus = ui_corpus.make(tmp_path / "corpus")
+    live = tmp_path / "live"
+    _ingest(corpus, live)
+    everything = sorted(parsed)
+    assert len(everything) == 3  # the seed page and two transcripts
+
+    parsed.clear()
+    again = _ingest(corpus, live)
+    assert parsed == []  # nothing changed: nothing parsed
+    assert sorted(again.kept) == everything and not again.updated
+    assert again.embedded == 0
+
+    seed = corpus / "hubermanlab-experimental-depression-treatments.txt"
+    added = "\nKetamine also acts on the NMDA receptor [00:02:00].\n"
+    seed.write_text(seed.read_text(encoding="utf-8") + added, encoding="utf-8")
+    parsed.clear()
+    changed = _ingest(corpus, live)
+    assert parsed == [seed.name]
+    assert changed.updated == [seed.name]
+    _ingest(corpus, tmp_path / "fresh")
+    _same(live, tmp_path / "fresh")
+
+    # A transcript goes: the seed page's citations of its episode lose their verdicts.
+    (corpus / "depression-episode.vtt").unlink()
+    parsed.clear()
+    gone = _ingest(corpus, live)
+    assert gone.removed == ["depression-episode.vtt"] and parsed == []
+    _ingest(corpus, tmp_path / "fresh2")
+    _same(live, tmp_path / "fresh2")
+
+
+def test_a_changed_catalog_parses_everything_again(tmp_path: Path, parsed: list[str]) -> None:
+    corpus = ui_corpus.make(tmp_path / "corpus")
+    live = tmp_path / "live"
+    _ingest(corpus, live)
+    catalog = corpus / "catalog.csv"
+    catalog.write_text(
+        catalog.read_text(encoding="utf-8").replace("Master Your Sleep", "Master Your Sleep!"),
+        encoding="utf-8",
+    )
+    parsed.clear()
+    _ingest(corpus, live)
+    assert len(parsed) == 3
+    _ingest(corpus, tmp_path / "fresh")
+    _same(live, tmp_path / "fresh")
+
+
+def test_known_lists_unchanged_files_and_parses_the_rest(tmp_path: Path) -> None:
+    corpus = ui_corpus.make(tmp_path / "corpus")
+    first = loader.load([corpus])
+    assert first.fingerprint and not first.unchanged
+    known = loader.Known({d.id: (d.sha256, first.fingerprint) for d in first.documents})
+    second = loader.load([corpus], known=known)
+    assert second.documents == [] and len(second.unchanged) == 3
+    (corpus / "sleep-episode.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:02.000\nNew.\n")
+    third = loader.load([corpus], known=known)
+    assert [d.id for d in third.documents] == ["sleep-episode.vtt"]
+    assert len(third.unchanged) == 2
