@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from index.store import passage_from_dict, passage_to_dict
+from index.serial import passage_from_dict, passage_to_dict
 from ingest import load, passages
 from ingest.audio import Transcriber, decode
 from ingest.catalog import Catalog

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from index.store import passage_from_dict, passage_to_dict
+from index.serial import passage_from_dict, passage_to_dict
 from ingest import load
 from ingest.errors import FeedError, FetchError
 from ingest.feed import parse_feed

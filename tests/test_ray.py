@@ -67,8 +67,8 @@ def test_ray_ingest_gives_the_same_index(
           catalog_files=loaded.catalog_files)
     a, b = store.load(on_ray), store.load(here)
     assert [p.id for p in a.passages] == [p.id for p in b.passages]
-    assert a.passages == b.passages
-    assert a.keys == b.keys
+    assert list(a.passages) == list(b.passages)
+    assert list(a.keys) == list(b.keys)
     assert np.allclose(a.vectors, b.vectors, atol=1e-4)  # batches differ: 1.3e-5 measured
     assert np.allclose(
         a.sentence_vectors.astype(np.float32), b.sentence_vectors.astype(np.float32), atol=2e-3
