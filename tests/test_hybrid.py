@@ -266,3 +266,33 @@ def test_index_without_keyword_index_says_rebuild(small_index: Index, tmp_path: 
     (copy / META).write_text(json.dumps({**meta, "tokenizer": -1}))
     assert load_keyword_index(copy) is None
     assert load_keyword_index(tmp_path / "absent") is None
+
+
+def test_keyword_index_is_bm25s_own_posting_for_posting() -> None:
+    """``keyword_index_of`` builds bm25s's matrix with NumPy: every term's
+    postings (rows and scores) equal ``bm25s.BM25.index``'s over the same
+    tokens, empty rows, repeated terms and a row of one token included, and
+    so do the scores of questions (pure: hand-made tokens, no model)."""
+    import bm25s
+
+    from index.keyword import keyword_index_of
+
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(40)]
+    corpus = [list(rng.choice(words, size=int(rng.integers(1, 30)))) for _ in range(60)]
+    corpus += [[], ["w1"], ["w2", "w2", "w2"], []]
+    ours = keyword_index_of(corpus)
+    theirs = bm25s.BM25()
+    theirs.index([tokens or [""] for tokens in corpus], show_progress=False)
+    a, b = ours.bm25, theirs
+    assert set(a.vocab_dict) - {""} == set(b.vocab_dict) - {""}
+    for token, i in a.vocab_dict.items():
+        j = b.vocab_dict[token]
+        sa = slice(a.scores["indptr"][i], a.scores["indptr"][i + 1])
+        sb = slice(b.scores["indptr"][j], b.scores["indptr"][j + 1])
+        assert a.scores["indices"][sa].tolist() == b.scores["indices"][sb].tolist(), token
+        np.testing.assert_allclose(a.scores["data"][sa], b.scores["data"][sb], rtol=1e-6)
+    reference = KeywordIndex(theirs, len(corpus))
+    for q in ["w1", "w2 w3 w3", "w39 w0", "absent"]:
+        np.testing.assert_allclose(ours.scores(q), reference.scores(q), rtol=1e-6, atol=1e-7)
+        assert ours.max_score(q) == pytest.approx(reference.max_score(q))
