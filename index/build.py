@@ -187,11 +187,15 @@ def _build(
     if documents and not new and not unchanged:
         raise BuildError("the documents hold no indexable text")
     olds = [old.vectors[again], old.vectors[copied]] if old is not None else []
-    vectors = np.concatenate([vecs.passages, *olds]).astype(np.float32)
+    vectors = np.concatenate([vecs.passages, *olds], dtype=np.float32)
     sent_parts = [*vecs.sentences, *sent_again]
     if old is not None and starts is not None and counts is not None and len(copied):
-        sent_parts.append(old.sentence_vectors[carry.sentence_rows(starts, counts, copied)])
-    sentence_vectors = np.concatenate(sent_parts).astype(np.float16)
+        # Views of the memory-mapped array, a run at a time, and the cast inside
+        # the concatenation: the carried sentence vectors (177 MB for the shared
+        # library) are copied once, where indexing and astype copied them thrice.
+        runs = carry.sentence_runs(starts, counts, copied)
+        sent_parts += [old.sentence_vectors[a:b] for a, b in runs]
+    sentence_vectors = np.concatenate(sent_parts, dtype=np.float16)
     keys = [*keys, *(old.keys[int(r)] for r in (*again, *copied))] if old else keys
     tokens = None  # None: the store makes them from the passages
     if old is not None and old.tokens is not None:

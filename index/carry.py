@@ -66,6 +66,22 @@ def sentence_rows(
     return out
 
 
+def sentence_runs(
+    starts: NDArray[np.int64], counts: NDArray[np.int32], rows: NDArray[np.intp]
+) -> list[tuple[int, int]]:
+    """``sentence_rows`` as contiguous ``[a, b)`` runs, in order.  Carried rows
+    keep their old order, so they make a few long runs, and slices of a
+    memory-mapped array are views: the build copies them once, not twice."""
+    if not len(rows):
+        return []
+    a = starts[rows].astype(np.int64)
+    b = a + counts[rows]
+    breaks = np.flatnonzero(a[1:] != b[:-1]) + 1  # a passage not starting where the last ended
+    firsts = np.concatenate([[0], breaks])
+    lasts = np.concatenate([breaks - 1, [len(rows) - 1]])
+    return [(int(a[i]), int(b[j])) for i, j in zip(firsts, lasts, strict=True) if b[j] > a[i]]
+
+
 def unchecked(p: Passage) -> Passage:
     """``p`` with its citation verdicts removed, to be checked again."""
     if not any(s.time is not None and s.time.verified for s in p.sentences):

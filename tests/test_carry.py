@@ -4,6 +4,7 @@ index is the one a fresh build of the same files gives."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,23 @@ def test_known_lists_unchanged_files_and_parses_the_rest(tmp_path: Path) -> None
     third = loader.load([corpus], known=known)
     assert [d.id for d in third.documents] == ["sleep-episode.vtt"]
     assert len(third.unchanged) == 2
+
+
+def test_sentence_runs_are_the_sentence_rows_in_contiguous_pieces() -> None:
+    """Pure: the runs, expanded, are exactly ``sentence_rows`` (checked against it
+    on hand-made and random row sets, empty passages and gaps included)."""
+    from index.carry import sentence_rows, sentence_runs
+
+    counts = np.array([3, 0, 2, 4, 1, 0, 5], dtype=np.int32)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    rng = np.random.default_rng(7)
+    cases = [np.arange(7), np.array([0, 2, 3]), np.array([1, 5]), np.array([], dtype=np.intp)]
+    cases += [np.sort(rng.choice(7, size=k, replace=False)) for k in range(1, 7) for _ in range(5)]
+    for rows in cases:
+        rows = rows.astype(np.intp)
+        runs = sentence_runs(starts, counts, rows)
+        expanded = [i for a, b in runs for i in range(a, b)]
+        assert expanded == sentence_rows(starts, counts, rows).tolist()
+        assert all(b > a for a, b in runs)
+        assert all(b1 < a2 for (_, b1), (a2, _) in itertools.pairwise(runs))
+    assert sentence_runs(starts, counts, np.arange(7, dtype=np.intp)) == [(0, 15)]
