@@ -95,6 +95,14 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _quiet_loading() -> None:
+    """No "Loading weights 0/103" bar from transformers: it would sit among
+    podcite's own stages (and in logs), for a load of well under a second."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated there
+
+
 class SentenceTransformerEmbedder:
     """A local sentence-transformers model; nothing is downloaded (HF_HUB_OFFLINE=1).
 
@@ -128,11 +136,8 @@ class SentenceTransformerEmbedder:
         if self._model is None:
             _offline()
             from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
 
-            # Its "Loading weights 0/103" bar would sit among podcite's own stages
-            # (and in logs): loading takes well under a second.
-            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated there
+            _quiet_loading()
             self._model = SentenceTransformer(str(self.model_dir), device="cpu")
         return self._model
 
