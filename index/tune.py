@@ -87,7 +87,7 @@ def split_episodes(episodes: Iterable[str], seed: int = 15) -> tuple[set[str], s
     """The library's episodes in two halves by a fixed seed: (tune on, held out).
     Sorted first, so the split depends on the set of ids and the seed only."""
     ids = sorted(set(episodes))
-    random.Random(seed).shuffle(ids)
+    random.Random(seed).shuffle(ids)  # nosec B311: a seeded split of episodes, not security
     half = (len(ids) + 1) // 2
     return set(ids[:half]), set(ids[half:])
 
@@ -147,7 +147,7 @@ def batches(pairs: Sequence[Pair], size: int, seed: int) -> list[list[int]]:
     minute: pairs of the same moment would be each other's in-batch negatives
     (false ones).  A pair that cannot join a batch waits for the next."""
     order = list(range(len(pairs)))
-    random.Random(seed).shuffle(order)
+    random.Random(seed).shuffle(order)  # nosec B311: seeded sampling of training pairs
     out: list[list[int]] = []
     waiting: list[int] = []
     queue = order
@@ -271,7 +271,7 @@ def cloze_pairs(
 ) -> Mined:
     """Inverse cloze: a spoken sentence ↔ the moment around it without it."""
     out = Mined([], [], [])
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311: seeded sampling of training pairs
     for ep in sorted(lines):
         if ep not in episodes:
             continue
@@ -326,7 +326,7 @@ def add_negatives(
     Pairs left without an admissible negative get a random one of their kind."""
     if mode == "none":
         return list(mined.pairs)
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311: seeded sampling of training pairs
     eps = np.array([c.episode or "" for c in pool])
     ats = np.array([np.nan if c.at is None else c.at for c in pool], dtype=np.float64)
     spoken = ~np.isnan(ats)
