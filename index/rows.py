@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import mmap
 import threading
+from abc import abstractmethod
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -253,7 +254,31 @@ def columns_of(passages: Iterable[Passage]) -> Columns:
     return b.columns()
 
 
-class PassageTable(Sequence["Passage"]):
+class _Rows(Sequence["Passage"]):
+    """A sequence of passages by row: slices and negative rows handled once,
+    ``_row`` given a row in range."""
+
+    @abstractmethod
+    def _row(self, i: int) -> Passage: ...
+
+    @overload
+    def __getitem__(self, i: int) -> Passage: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Passage]: ...
+
+    def __getitem__(self, i: int | slice) -> Passage | list[Passage]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"row {i} of {n}")
+        return self._row(i)
+
+
+class PassageTable(_Rows):
     """passages.jsonl read on demand by row (see the module docstring)."""
 
     def __init__(
@@ -276,20 +301,7 @@ class PassageTable(Sequence["Passage"]):
     def __len__(self) -> int:
         return int(self.offsets.size) - 1
 
-    @overload
-    def __getitem__(self, i: int) -> Passage: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[Passage]: ...
-
-    def __getitem__(self, i: int | slice) -> Passage | list[Passage]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"row {i} of {n}")
+    def _row(self, i: int) -> Passage:
         with self._lock:
             hit = self._cache.get(i)
             if hit is not None:
@@ -358,7 +370,7 @@ class RowWriter:
         self._fh.close()
 
 
-class Carried(Sequence["Passage"]):
+class Carried(_Rows):
     """A new build's passages: those made now, then rows of the previous build
     (a ``PassageTable``) carried over as they are.  The store writes the carried
     rows' lines byte for byte and takes their columns from the table, so a
@@ -373,20 +385,7 @@ class Carried(Sequence["Passage"]):
     def __len__(self) -> int:
         return len(self.new) + int(self.rows.size)
 
-    @overload
-    def __getitem__(self, i: int) -> Passage: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[Passage]: ...
-
-    def __getitem__(self, i: int | slice) -> Passage | list[Passage]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"row {i} of {n}")
+    def _row(self, i: int) -> Passage:
         k = len(self.new)
         return self.new[i] if i < k else self.table[int(self.rows[i - k])]
 
