@@ -23,6 +23,7 @@ import numpy as np
 
 from index import ann
 from index.backend import LRU, Ranking
+from index.carry import sentence_rows
 from index.errors import IndexFormatError
 from index.keyword import KeywordIndex, build_keyword_index
 from index.records import Filters
@@ -180,12 +181,9 @@ class EmbeddedBackend:
             return 0
         rows = np.flatnonzero(keep)
         starts, counts = self._columns.sentence_start, self._columns.sentences
-        sentence_rows = np.concatenate(
-            [np.arange(starts[r], starts[r] + counts[r]) for r in rows]
-            or [np.zeros(0, dtype=np.int64)]
-        )
+        sentences = self._sentences[sentence_rows(starts, counts, rows)]
         passages = [self._passages[int(r)] for r in rows]
-        self._changed(passages, self.vectors[rows], self._sentences[sentence_rows])
+        self._changed(passages, self.vectors[rows], sentences)
         return dropped
 
     def _changed(
