@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.embedder import Backend
 from index.records import ABSTAIN_BELOW, ABSTAIN_UNKNOWN_BELOW
 
 if TYPE_CHECKING:
@@ -45,13 +46,13 @@ class Settings(BaseSettings):
     # hybrid, moment dense: 1.8 and 2.2 points), so passages are embedded at full
     # precision: onnx-fp32 gives torch's vectors (docs/benchmarks.md, "Query
     # embedding: ONNX int8 vs torch" and "Ingest").
-    embed_backend: Literal["torch", "onnx", "onnx-fp32"] = Field(
+    embed_backend: Backend = Field(
         "onnx",
         description="What embeds questions: onnx, an int8 export made once into "
         "~/.cache/podcite (the default; median cosine 0.995 to torch's vectors), "
         "onnx-fp32 (the export unquantised) or torch.",
     )
-    ingest_backend: Literal["torch", "onnx", "onnx-fp32"] = Field(
+    ingest_backend: Backend = Field(
         "torch",
         description="What embeds passages in `podcite ingest`: torch (the default), "
         "onnx-fp32 (torch's vectors from an unquantised export) or onnx (int8).",
