@@ -125,27 +125,25 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
     # the index once: a reload mid-request cannot mix two versions.
     # The body is built and serialised in the search thread too (the declared
     # response_model documents it): the event loop only passes bytes on.
-    @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"], responses=ERRORS)
-    async def api_search(request: Request, params: Params) -> Response:
-        """Passages that answer the question, best first, each cited to its moment."""
+    async def answered(request: Request, params: Params, answers: bool) -> Response:
         idx, playable = current(request), folders(request).playable
+        to_json = schemas.ask_json if answers else schemas.search_json
 
         def body() -> bytes:
-            return schemas.search_json(run(idx, params, False, options), playable)
+            return to_json(run(idx, params, answers, options), playable)
 
         found = await pool.run(request, body, question=(idx, params.q))
         return Response(found, media_type="application/json")
+
+    @app.get("/api/search", response_model=schemas.SearchOut, tags=["api"], responses=ERRORS)
+    async def api_search(request: Request, params: Params) -> Response:
+        """Passages that answer the question, best first, each cited to its moment."""
+        return await answered(request, params, answers=False)
 
     @app.get("/api/ask", response_model=schemas.AskOut, tags=["api"], responses=ERRORS)
     async def api_ask(request: Request, params: Params) -> Response:
         """The one to three source sentences that best answer the question, then the passages."""
-        idx, playable = current(request), folders(request).playable
-
-        def body() -> bytes:
-            return schemas.ask_json(run(idx, params, True, options), playable)
-
-        found = await pool.run(request, body, question=(idx, params.q))
-        return Response(found, media_type="application/json")
+        return await answered(request, params, answers=True)
 
     @app.get(ROUTE + "/{path:path}", include_in_schema=False)
     def audio(request: Request, path: str) -> FileResponse:
