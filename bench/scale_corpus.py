@@ -31,9 +31,9 @@ How, from the whole-library index (1,208 documents, 32,286 passages):
 - **BM25.**  Each real sentence, title and heading is tokenised once
   (``index.keyword.normalise_tokens``); a passage's tokens are its title's,
   headings' and sentences' (what normalising its whole text gives, but for
-  the rare joins across a sentence boundary).  The matrix is computed with
-  NumPy by bm25s's formula (Lucene BM25, k1 1.5, b 0.75) and saved as bm25s
-  saves its own; ``--check`` asserts it equals bm25s's on the smallest size.
+  the rare joins across a sentence boundary).  The matrix is podcite's own
+  ``index.keyword.bm25_matrix`` (bm25s's Lucene formula, k1 1.5, b 0.75, in
+  NumPy) over token ids, saved as bm25s saves its own; ``--check`` asserts it equals bm25s's on the smallest size.
   (bm25s's own builder holds every token as a Python string: ~5 GB at 10^6.)
 
 Memory: passages are generated and written a batch at a time; what is held is
@@ -62,11 +62,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from index import store  # noqa: E402
-from index.keyword import KeywordIndex, normalise_tokens  # noqa: E402
+from index.keyword import KeywordIndex, bm25_matrix, normalise_tokens  # noqa: E402
 from ingest.records import Episode, Passage, Sentence, Time, passage_id  # noqa: E402
 
 BATCH = 5000
-K1, B = 1.5, 0.75  # bm25s's defaults, which podcite uses
 
 
 @dataclass
@@ -202,39 +201,19 @@ class Bm25:
             self._open = []
 
     def build(self, vocab: dict[str, int]) -> KeywordIndex:
-        import bm25s
-
         self._close()
         n = len(self.lengths)
         term = np.concatenate([t for t, _ in self.chunks])
-        tf = np.concatenate([f for _, f in self.chunks]).astype(np.float64)
+        tf = np.concatenate([f for _, f in self.chunks])
         doc = np.repeat(np.arange(n, dtype=np.int32), np.array(self.per_doc, dtype=np.int64))
         self.chunks = []
-        used = np.flatnonzero(np.bincount(term, minlength=len(vocab)))
+        used = np.flatnonzero(np.bincount(term, minlength=len(vocab)))  # ids of terms present
         remap = np.full(len(vocab), -1, dtype=np.int32)
         remap[used] = np.arange(used.size, dtype=np.int32)
-        term = remap[term]
-        df = np.bincount(term, minlength=used.size)
-        # bm25s: idf via math.log in float64, stored float32; tfc in float64.
-        idf = np.array([math.log(1 + (n - d + 0.5) / (d + 0.5)) for d in df], dtype=np.float32)
-        lengths = np.array(self.lengths, dtype=np.float64)
-        norm = K1 * ((1 - B) + B * lengths / lengths.mean())
-        score = (idf[term] * (tf / (norm[doc] + tf))).astype(np.float32)
-        del tf
-        order = np.argsort(term, kind="stable")
-        indptr = np.zeros(used.size + 1, dtype=np.int64)
-        np.cumsum(df, out=indptr[1:])
-        retriever = bm25s.BM25()
-        retriever.nonoccurrence_array = None  # Lucene BM25 has none
-        retriever.scores = {
-            "data": score[order],
-            "indices": doc[order],
-            "indptr": indptr,
-            "num_docs": n,
-        }
         names = {i: t for t, i in vocab.items()}
-        retriever.vocab_dict = {names[int(u)]: j for j, u in enumerate(used)}
-        return KeywordIndex(retriever, n)
+        present = {names[int(u)]: j for j, u in enumerate(used)}
+        lengths = np.array(self.lengths, dtype=np.int64)
+        return bm25_matrix(remap[term], doc, tf, lengths, present)
 
 
 Plan = list[tuple[Template, int, int]]

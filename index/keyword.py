@@ -297,16 +297,12 @@ K1, B = 1.5, 0.75
 def keyword_index_of(corpus: Sequence[list[str]]) -> KeywordIndex:
     """The keyword index of rows given as their tokens (``passage_tokens``).
 
-    Our own builder of bm25s's matrix (the same Lucene formula, k1 1.5, b 0.75,
-    the same postings: ``tests/test_hybrid.py`` compares it with
-    ``bm25s.BM25.index`` posting by posting), because bm25s's walks every
-    token in Python twice and was the largest cost of a one-file re-ingest
-    (1.4 s of 5 on the shared library); here the walk is one dictionary pass
-    and the rest is NumPy.  bm25s itself still saves, loads and scores it."""
-    import math
+    Our own builder of bm25s's matrix (``bm25_matrix``), because bm25s's walks
+    every token in Python twice and was the largest cost of a one-file
+    re-ingest (1.4 s of 5 on the shared library); here the walk is one
+    dictionary pass and the rest is NumPy.  bm25s itself still saves, loads
+    and scores it."""
     from itertools import chain
-
-    import bm25s
 
     docs = [tokens or [""] for tokens in corpus]  # an empty row: one "" token, as bm25s
     n = len(docs)
@@ -315,22 +311,46 @@ def keyword_index_of(corpus: Sequence[list[str]]) -> KeywordIndex:
     ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
     lengths = np.fromiter(map(len, docs), dtype=np.int64, count=n)
     doc = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    # One sort by (term, row) gives the postings in CSC order, with their counts.
+    # One sort by (term, row) gives each row's count of each term.
     keys, tf = np.unique(ids * max(n, 1) + doc, return_counts=True)
     term, rows = np.divmod(keys, max(n, 1))
+    return bm25_matrix(term, rows, tf, lengths, vocab)
+
+
+def bm25_matrix(
+    term: NDArray[np.integer[Any]],
+    row: NDArray[np.integer[Any]],
+    tf: NDArray[np.integer[Any]],
+    lengths: NDArray[np.integer[Any]],
+    vocab: dict[str, int],
+) -> KeywordIndex:
+    """bm25s's eager Lucene BM25 matrix (k1 1.5, b 0.75: its defaults, which
+    podcite has always used) from postings: ``tf[i]`` occurrences of term id
+    ``term[i]`` (``vocab``'s ids, every one used) in ``row[i]``, each (term,
+    row) once, rows ``lengths`` tokens long.  The same postings as
+    ``bm25s.BM25.index`` over the same tokens, posting for posting
+    (``tests/test_hybrid.py``); ``bench/scale_corpus.py`` builds 10^6 rows
+    with it from token ids, never holding the tokens as strings."""
+    import math
+
+    import bm25s
+
+    n = int(lengths.size)
     df = np.bincount(term, minlength=len(vocab))
+    # As bm25s: idf through math.log in float64, stored float32; tf terms in float64.
     idf = np.array([math.log(1 + (n - d + 0.5) / (d + 0.5)) for d in df.tolist()], np.float32)
     lens = lengths.astype(np.float64)
     norm = K1 * ((1 - B) + B * lens / lens.mean()) if n else lens
     tfs = tf.astype(np.float64)
-    scores = (idf[term] * (tfs / (norm[rows] + tfs))).astype(np.float32)
+    scores = (idf[term] * (tfs / (norm[row] + tfs))).astype(np.float32)
+    order = np.argsort(term, kind="stable")  # postings by term, rows ascending within
     indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
     retriever = bm25s.BM25(k1=K1, b=B)
     retriever.nonoccurrence_array = None  # Lucene BM25 has none
     retriever.scores = {
-        "data": scores,
-        "indices": rows.astype(np.int32),
+        "data": scores[order],
+        "indices": np.asarray(row, dtype=np.int32)[order],
         "indptr": indptr,
         "num_docs": n,
     }
