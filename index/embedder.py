@@ -95,9 +95,11 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _quiet_loading() -> None:
+def quiet_loading() -> None:
     """No "Loading weights 0/103" bar from transformers: it would sit among
-    podcite's own stages (and in logs), for a load of well under a second."""
+    podcite's own stages (and in logs), for a load of well under a second.
+    Called where transformers loads a model: the torch embedder and the onnx
+    export (index/onnx_model.py)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated there
@@ -137,7 +139,7 @@ class SentenceTransformerEmbedder:
             _offline()
             from sentence_transformers import SentenceTransformer
 
-            _quiet_loading()
+            quiet_loading()
             self._model = SentenceTransformer(str(self.model_dir), device="cpu")
         return self._model
 

@@ -204,10 +204,10 @@ def export_int8(model_dir: Path, dest: Path, quantise: bool = True) -> None:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
 
-    # No "Loading weights 0/103" bar among podcite's own stages (or in logs).
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated there
+    from index.embedder import quiet_loading
+
+    quiet_loading()
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Eager attention: the traced graph is then plain MatMul/Softmax, which the
     # quantiser and every ONNX Runtime build understand.
