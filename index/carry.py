@@ -1,7 +1,7 @@
 """What a rebuild carries over from the build it replaces, without parsing it.
 
 A rebuild that changes one document of a thousand should cost about that one
-document (docs/benchmarks.md, "Re-ingesting one changed file").  The rows of
+document (docs/benchmarks.md, "Ingest").  The rows of
 every other document are carried as the previous build stored them: their
 lines of passages.jsonl byte for byte (``index.rows.Carried``), their vectors,
 keys and keyword tokens by row.  Only rows whose citation verdicts may change

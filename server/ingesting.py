@@ -140,7 +140,7 @@ def _ingest(
 def _known(settings: Settings, model: str) -> Known | None:
     """What the index at ``settings.index_dir`` parsed (``ingest.loader.Known``):
     documents whose manifest entry keeps what carrying them over needs."""
-    from index import store
+    from index import carry, store
     from ingest.errors import PodciteError
     from ingest.loader import Known
 
@@ -156,7 +156,7 @@ def _known(settings: Settings, model: str) -> Known | None:
         {
             doc_id: (str(e.get("sha256")), str(e["parsed_with"]))
             for doc_id, e in manifest.get("documents", {}).items()
-            if e.get("parsed_with") and "issues" in e and "citations" in e
+            if e.get("parsed_with") and carry.knows([e])
         }
     )
 
