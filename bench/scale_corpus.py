@@ -33,7 +33,8 @@ How, from the whole-library index (1,208 documents, 32,286 passages):
   headings' and sentences' (what normalising its whole text gives, but for
   the rare joins across a sentence boundary).  The matrix is podcite's own
   ``index.keyword.bm25_matrix`` (bm25s's Lucene formula, k1 1.5, b 0.75, in
-  NumPy) over token ids, saved as bm25s saves its own; ``--check`` asserts it equals bm25s's on the smallest size.
+  NumPy) over token ids, saved as bm25s saves its own; ``--check`` asserts
+  it equals bm25s's on the smallest size.
   (bm25s's own builder holds every token as a Python string: ~5 GB at 10^6.)
 
 Memory: passages are generated and written a batch at a time; what is held is
