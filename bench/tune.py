@@ -235,7 +235,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
                 continue
             scope = name.startswith("scope")
             for mode in ["hybrid"] if scope else list(MODES):
-                r = evaluate(index, qs, mode=mode, source=name, kind=kind, only_indexed=not scope)
+                r = evaluate(
+                    index,
+                    qs,
+                    mode=mode,
+                    source=name,
+                    kind=kind,
+                    only_indexed=not scope,
+                    dense_weight=args.dense_weight,
+                )
                 key = f"{name}|{mode}|{kind or 'all'}"
                 out["sets"][key] = {
                     "metrics": r.metrics,
@@ -355,6 +363,7 @@ def main() -> None:
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--kinds", action="store_true", help="also transcripts only (kind filter)")
     e.add_argument("--sets", default="", help="only these sets, comma-separated")
+    e.add_argument("--dense-weight", type=float, default=None, help="hybrid's share of the cosine")
     c = sub.add_parser("compare")
     c.add_argument("before")
     c.add_argument("after")

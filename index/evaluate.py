@@ -16,7 +16,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -247,11 +247,14 @@ def evaluate(
     only_indexed: bool = True,
     limit: int | None = None,
     kind: str | None = None,
+    dense_weight: float | None = None,
 ) -> Report:
     """Search every question (the first ``limit`` whose gold is in the index) and
     score the results.  Latency is search() alone; the query embedding, the same
     for every mode, is timed apart (embed_ms).  ``kind`` searches one kind of
-    source only (the API's kind= filter)."""
+    source only (the API's kind= filter); ``dense_weight`` overrides the
+    weighted fusion's share of the cosine (bench/tune.py sweeps it for a tuned
+    model, whose cosines are spread differently)."""
     report = Report(mode=mode, source=source + (f" ({kind} only)" if kind else ""), k=k)
     filters = Filters(kind=kind)
     if only_indexed:
@@ -261,6 +264,8 @@ def evaluate(
         questions = kept
     questions = questions[:limit] if limit is not None else questions
     search_mode, fusion = eval_mode(mode)
+    if dense_weight is not None:
+        fusion = replace(fusion, dense_weight=dense_weight)
     if index.embedder is None:
         raise PodciteError("evaluation needs an index opened with its embedder")
     embedder = index.embedder

@@ -232,6 +232,29 @@ def test_run_eval_on_the_seed(seed_index, tmp_path: Path) -> None:  # type: igno
     assert (only.questions, only.skipped) == (0, 3) and "transcript only" in only.source
 
 
+def test_evaluate_overrides_the_fusion_weight(seed_index) -> None:  # type: ignore[no-untyped-def]
+    """bench/tune.py sweeps hybrid's dense weight for a tuned model: at 1.0 the
+    fused order is the cosine's, so every result lands where dense search's does."""
+    from index.evaluate import evaluate
+    from index.questions import Question
+
+    text = SEED.read_text(encoding="utf-8")
+    asked = {
+        "Who found a slow rhythm in layer five neurons under ketamine?": "Research by Vesuna",
+        "Which serotonin receptor does psilocybin target?": "It primarily targets",
+        "How does light in the morning help sleep?": "Research by Vesuna",
+    }
+    qs = [
+        Question(f"q{i}", q, "evidence", evidence=((SEED.name, text.index(at)),))
+        for i, (q, at) in enumerate(asked.items())
+    ]
+    dense = evaluate(seed_index, qs, mode="dense")
+    pure = evaluate(seed_index, qs, mode="hybrid", dense_weight=1.0)
+    assert len(pure.outcomes) == 3
+    assert [o.hits for o in pure.outcomes] == [o.hits for o in dense.outcomes]
+    assert any(any(o.hits) for o in pure.outcomes)
+
+
 # -- the real question files ---------------------------------------------------------
 
 
