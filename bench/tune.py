@@ -31,6 +31,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -94,6 +95,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         loss=args.loss,
         max_seq_length=args.max_len,
         freeze_embeddings=not args.all_params,
+        interpolate=args.interpolate,
         minutes=args.minutes,
         checkpoint_every=50,
     )
@@ -266,6 +268,24 @@ def _hit5(d: dict[str, Any], held: set[str] | None) -> dict[str, bool]:
     return {q: v[1] for q, v in d["outcomes"].items() if held is None or v[2] in held}
 
 
+def cmd_soup(args: argparse.Namespace) -> None:
+    """Interpolate a tuned model's weights with the packaged model's (WiSE-FT,
+    Wortsman et al. 2022): ``alpha`` of the tuned, the rest of the base.  Keeps
+    what tuning gains in its domain and loses less elsewhere, at no training."""
+    from safetensors.torch import load_file, save_file
+
+    from index.embedder import default_model_dir
+
+    base = load_file(str(default_model_dir() / "model.safetensors"))
+    tuned = load_file(str(args.model / "model.safetensors"))
+    # The base file also holds ``embeddings.position_ids`` (a buffer, not a weight).
+    assert set(tuned) <= set(base), "a tuned model has the base's parameters"
+    mixed = {k: (args.alpha * tuned[k] + (1 - args.alpha) * base[k]).contiguous() for k in tuned}
+    shutil.copytree(args.model, args.out, dirs_exist_ok=True)
+    save_file(mixed, str(args.out / "model.safetensors"), metadata={"format": "pt"})
+    print(f"{args.out}: {args.alpha} x {args.model.name} + {1 - args.alpha:g} x base")
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     from index.evaluate import calibrate
     from index.tune import sign_test, split_episodes
@@ -349,6 +369,7 @@ def main() -> None:
     t.add_argument("--all-params", action="store_true")
     t.add_argument("--minutes", type=float, default=None)
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--interpolate", type=float, default=1.0, help="share of the trained weights")
     b = sub.add_parser("build")
     b.add_argument("--model", required=True)
     b.add_argument("--out", type=Path, required=True)
@@ -364,13 +385,18 @@ def main() -> None:
     e.add_argument("--kinds", action="store_true", help="also transcripts only (kind filter)")
     e.add_argument("--sets", default="", help="only these sets, comma-separated")
     e.add_argument("--dense-weight", type=float, default=None, help="hybrid's share of the cosine")
+    m = sub.add_parser("soup")
+    m.add_argument("--model", type=Path, required=True)
+    m.add_argument("--alpha", type=float, default=0.5)
+    m.add_argument("--out", type=Path, required=True)
     c = sub.add_parser("compare")
     c.add_argument("before")
     c.add_argument("after")
     c.add_argument("--split-index", default="/tmp/lib/index")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    {"pairs": cmd_pairs, "train": cmd_train, "build": cmd_build, "eval": cmd_eval}.get(
+    cmds = {"pairs": cmd_pairs, "train": cmd_train, "build": cmd_build, "eval": cmd_eval}
+    {**cmds, "soup": cmd_soup}.get(
         args.cmd, cmd_compare
     )(args)
 

@@ -46,6 +46,10 @@ PairKind = Literal["citation", "heading", "cloze"]
 PAIR_KINDS: tuple[PairKind, ...] = ("citation", "heading", "cloze")
 NegativeMode = Literal["none", "same", "other", "mixed"]
 BEFORE_S, AFTER_S = 15.0, 30.0  # a positive moment: from 15 s before to 30 s after
+# ``podcite tune``'s default: the citation pairs alone where a library has at
+# least this many (they alone measured a gain, docs/benchmarks.md "Adapting the
+# model"); a library with fewer gets every kind it has.
+MIN_CITATION_PAIRS = 100
 MIN_GAP_S = 180.0  # a same-episode negative is at least this far from the positive
 DUPLICATE = 0.9  # a candidate this close to the positive is the same content, not a negative
 
@@ -93,6 +97,12 @@ def split_episodes(episodes: Iterable[str], seed: int = 15) -> tuple[set[str], s
 
 
 # -- the pure rules ------------------------------------------------------------------
+
+
+def default_kinds(citations: int) -> tuple[PairKind, ...]:
+    """The kinds ``podcite tune`` trains on by default, given how many citation
+    pairs the library has."""
+    return ("citation",) if citations >= MIN_CITATION_PAIRS else PAIR_KINDS
 
 
 def span_text(

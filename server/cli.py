@@ -341,16 +341,26 @@ def tune(
             help="Folder for the tuned model [default: beside the index, <index>.cache/models]."
         ),
     ] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 200,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 150,
     batch_size: Annotated[int, typer.Option(min=2, help="Pairs per step.")] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-5,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-5,
     minutes: Annotated[
         float | None,
         typer.Option(help="Stop training after this long, whatever the steps (0: no bound)."),
     ] = 25,
     pairs: Annotated[
-        str, typer.Option(help="Kinds of pairs, comma-separated: citation,heading,cloze.")
-    ] = "citation,heading,cloze",
+        str,
+        typer.Option(
+            help="Kinds of pairs, comma-separated: citation,heading,cloze; auto: the "
+            "citation pairs alone where there are 100 or more, else all three."
+        ),
+    ] = "auto",
+    interpolate: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Share of the trained weights kept, the rest the base's."
+        ),
+    ] = 0.5,
     negatives: Annotated[
         str, typer.Option(help="Hard negatives: mixed, same (episode), other, or none.")
     ] = "mixed",
@@ -363,8 +373,9 @@ def tune(
     ] = None,
 ) -> None:
     """Adapt the embedding model to the library: train all-MiniLM-L6-v2 on pairs mined
-    from the index (checked wiki citations, headings, transcript cloze), write it
-    with a model card; rebuild with `podcite ingest --model DIR --replace PATHS`."""
+    from the index (checked wiki citations where there are enough, else headings and
+    transcript cloze too), keep half the base's weights, write it with a model card;
+    rebuild with `podcite ingest --model DIR --replace PATHS`."""
     from index.training import TrainSettings
     from server.tuning import TuneRequest, do_tune
 
@@ -373,7 +384,9 @@ def tune(
     settings = _settings(index)
     kinds = tuple(k.strip() for k in pairs.split(",") if k.strip())
     request = TuneRequest(out, kinds, negatives, half, threads, checkpoints)
-    train = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, minutes=minutes or None)
+    train = TrainSettings(
+        steps=steps, batch_size=batch_size, lr=lr, minutes=minutes or None, interpolate=interpolate
+    )
     target, card = _guard(lambda: do_tune(settings, request, train))
     typer.echo(
         f"tuned {card['steps']} steps in {card['seconds']:.0f} s on {card['device']} "

@@ -11,15 +11,21 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from index.store import Stored
+    from index.tune import Pair, PairKind
 
 
 @dataclass(frozen=True)
 class TuneRequest:
     out: Path | None = None  # folder of models; default: beside the index (module docstring)
-    kinds: tuple[str, ...] = ("citation", "heading", "cloze")
+    kinds: tuple[str, ...] = ("auto",)  # auto: index.tune.default_kinds
     negatives: str = "mixed"
     half: bool = False  # tune on one fixed-seed half of the episodes (to measure on the other)
     threads: int | None = None  # torch's CPU threads (default: torch's own choice)
@@ -44,11 +50,12 @@ def do_tune(
     from index import store
     from index.training import publish, settings_dict, summary
     from index.training import train as run_training
-    from index.tune import PAIR_KINDS, counts, mine, split_episodes
+    from index.tune import PAIR_KINDS, counts, split_episodes
     from server.progress import Stages
     from server.runtime import embedder as make_embedder
 
-    unknown = set(request.kinds) - set(PAIR_KINDS)
+    auto = request.kinds == ("auto",)
+    unknown = set() if auto else set(request.kinds) - set(PAIR_KINDS)
     if unknown:
         from ingest.errors import PodciteError
 
@@ -65,13 +72,7 @@ def do_tune(
     t0 = time.perf_counter()
     with Stages(console) as stages:
         console.print(f"mining pairs from {settings.index_dir}", highlight=False)
-        pairs = mine(
-            stored,
-            chosen,
-            lambda texts: emb.encode(texts),
-            kinds=[k for k in PAIR_KINDS if k in request.kinds],
-            negatives=request.negatives,  # type: ignore[arg-type]  # checked by the CLI
-        )
+        pairs = _mined(stored, chosen, emb, request)
         mined_s = time.perf_counter() - t0
         del stored  # the index's passages and vectors: gigabytes the training needs
         if not pairs:
@@ -111,3 +112,23 @@ def do_tune(
             }
             target = publish(trained, request.out or models_dir(settings.index_dir), card)
     return target, card
+
+
+def _mined(stored: Stored, chosen: set[str] | None, emb: Any, request: TuneRequest) -> list[Pair]:
+    """The request's pairs; ``auto``: the citation pairs alone where there are
+    enough of them (index.tune.default_kinds), else every kind."""
+    from index.tune import PAIR_KINDS, default_kinds, mine
+
+    def mined(kinds: Sequence[PairKind]) -> list[Pair]:
+        return mine(
+            stored,
+            chosen,
+            lambda texts: emb.encode(texts),
+            kinds=kinds,
+            negatives=request.negatives,  # type: ignore[arg-type]  # checked by the CLI
+        )
+
+    if request.kinds != ("auto",):
+        return mined([k for k in PAIR_KINDS if k in request.kinds])
+    pairs = mined(["citation"])
+    return pairs if default_kinds(len(pairs)) == ("citation",) else mined(PAIR_KINDS)

@@ -15,10 +15,13 @@ import numpy as np
 import pytest
 
 from index.tune import (
+    MIN_CITATION_PAIRS,
+    PAIR_KINDS,
     Pair,
     Spoken,
     batches,
     cloze_choices,
+    default_kinds,
     pick_negative,
     sign_test,
     span_text,
@@ -89,6 +92,24 @@ def test_sign_test() -> None:
     assert sign_test(7, 16) == sign_test(16, 7)
 
 
+def test_default_kinds_are_the_citations_where_there_are_enough() -> None:
+    assert default_kinds(MIN_CITATION_PAIRS) == ("citation",)
+    assert default_kinds(MIN_CITATION_PAIRS - 1) == PAIR_KINDS
+    assert default_kinds(0) == PAIR_KINDS  # a library without a wiki: cloze (and headings)
+
+
+def test_interpolation_mixes_trained_and_base_weights() -> None:
+    from index.training import TrainSettings, interpolated
+
+    trained, base = np.array([2.0, -1.0]), np.array([0.0, 1.0])
+    assert interpolated(trained, base, 1.0).tolist() == [2.0, -1.0]
+    assert interpolated(trained, base, 0.0).tolist() == [0.0, 1.0]
+    assert interpolated(trained, base, 0.5).tolist() == [1.0, 0.0]
+    assert TrainSettings().interpolate == 0.5
+    with pytest.raises(ValueError, match="interpolate"):
+        TrainSettings(interpolate=1.5)
+
+
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "server.cli", *args],
@@ -118,7 +139,9 @@ def test_tune_a_tiny_library_then_ingest_ask_and_serve_use_it(
     assert model_dir.name.startswith("tuned-")
     meta = json.loads((model_dir / "podcite_model.json").read_text())
     assert meta["name"] == model_dir.name and meta["steps"] == 2
-    assert meta["pairs"].get("heading") and meta["pairs"].get("cloze")  # no citation pairs here
+    # No citation pairs here, so the default (auto) trains on every kind there is.
+    assert meta["pairs"].get("heading") and meta["pairs"].get("cloze")
+    assert meta["train"]["interpolate"] == 0.5  # half the base's weights kept
     card = (model_dir / "README.md").read_text()
     assert "pairs" in card and "steps run: 2" in card
     tuned = SentenceTransformer(str(model_dir), device="cpu")
