@@ -79,8 +79,15 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--index", type=Path, required=True)
+    ap.add_argument("--model", type=Path, help="a model bench/tune.py built the index with")
     args = ap.parse_args()
-    index = open_for_queries(Settings(index_dir=args.index))
+    if args.model:  # bench/tune.py records its models as "bench:<path>"
+        from index import SentenceTransformerEmbedder, open_index
+
+        emb = SentenceTransformerEmbedder(args.model, name=f"bench:{args.model}")
+        index = open_index(args.index, emb, verify=False)
+    else:
+        index = open_for_queries(Settings(index_dir=args.index))
     sets: dict[str, list[Row]] = {}
     for name, qs in question_sets().items():
         report = evaluate(index, qs, mode="hybrid", only_indexed=False)
