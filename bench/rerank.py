@@ -96,16 +96,14 @@ def cmd_pairs(args: argparse.Namespace) -> None:
                 continue
             else:
                 neg.append(passage_text(p))
-        if not pos:
-            pos = [pair.positive]
         out.append(
             {
                 "kind": "citation",
                 "query": pair.anchor,
                 "episode": pair.episode,
-                "pos": pos[:1],
+                "pos": pos[:1] or [pair.positive],  # the words around it, when not found
                 "neg": neg,
-                "found": bool(hits) and len(pos) > 0,
+                "found": bool(pos),
             }
         )
     vecs = idx.embedder.encode([p.anchor for p in head.pairs])  # the page title: heading
@@ -251,13 +249,14 @@ def cmd_score(args: argparse.Namespace) -> None:
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     eps, _ = _indexed(idx, None)
     _tuned, held = split_episodes(eps)
+    transcribed, _ = _indexed(idx, "transcript")
     out: dict[str, Any] = {"model": args.model, "sets": {}}
     t_ce: list[float] = []
     for name, (qpath, kind) in QUESTION_SETS.items():
         e, paths = _indexed(idx, kind)
         qs = [q for q in read_questions(qpath) if gold_in_index(q, e, paths)]
         if name.startswith("syn"):
-            qs = [q for q in qs if q.video_id in _transcribed(idx)]
+            qs = [q for q in qs if q.video_id in transcribed]
         rows = []
         for q in qs:
             vec = idx.embedder.encode([q.text])[0]
@@ -295,18 +294,6 @@ def cmd_score(args: argparse.Namespace) -> None:
     print(f"wrote {dest}; re-rank of {args.depth} p50 {out['ce_ms_p50']:.0f} ms")
 
 
-def _transcribed(idx: Any) -> set[str]:
-    from index.evaluate import _indexed
-
-    return _indexed(idx, "transcript")[0]
-
-
-def _sign(gained: int, lost: int) -> float:
-    from index.tune import sign_test
-
-    return sign_test(gained, lost)
-
-
 def reorder(row: dict[str, Any], alpha: float, depth: int) -> list[int]:
     """The candidates' order after re-ranking the first ``depth``: the CE score
     plus ``alpha`` × a prior for the first-stage rank (1/rank)."""
@@ -317,6 +304,8 @@ def reorder(row: dict[str, Any], alpha: float, depth: int) -> list[int]:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from index.tune import sign_test
+
     data = json.loads(Path(args.scores).read_text())
     print(f"model {data['model']}, CE over the candidates p50 {data['ce_ms_p50']:.0f} ms")
     for name, rows in data["sets"].items():
@@ -335,7 +324,7 @@ def cmd_report(args: argparse.Namespace) -> None:
                     lost = sum(b and not n for n, b in zip(new, base, strict=True))
                     cells.append(
                         f"a{alpha:g}/d{depth} {sum(new) / len(sel):.3f} "
-                        f"(+{g}-{lost} p{_sign(g, lost):.2f})"
+                        f"(+{g}-{lost} p{sign_test(g, lost):.2f})"
                     )
             print(" | ".join(cells))
 
