@@ -275,12 +275,13 @@ def cmd_soup(args: argparse.Namespace) -> None:
     from safetensors.torch import load_file, save_file
 
     from index.embedder import default_model_dir
+    from index.training import interpolated
 
     base = load_file(str(default_model_dir() / "model.safetensors"))
     tuned = load_file(str(args.model / "model.safetensors"))
     # The base file also holds ``embeddings.position_ids`` (a buffer, not a weight).
     assert set(tuned) <= set(base), "a tuned model has the base's parameters"
-    mixed = {k: (args.alpha * tuned[k] + (1 - args.alpha) * base[k]).contiguous() for k in tuned}
+    mixed = {k: interpolated(tuned[k], base[k], args.alpha).contiguous() for k in tuned}
     shutil.copytree(args.model, args.out, dirs_exist_ok=True)
     save_file(mixed, str(args.out / "model.safetensors"), metadata={"format": "pt"})
     print(f"{args.out}: {args.alpha} x {args.model.name} + {1 - args.alpha:g} x base")

@@ -120,8 +120,10 @@ def train(
     else:
         loss = losses.MultipleNegativesRankingLoss(model, scale=settings.scale)
     params = [p for p in model.parameters() if p.requires_grad]
-    # The base's weights, to interpolate with at the end (~90 MB for MiniLM).
-    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    # The base's weights, to interpolate with at the end (~90 MB for MiniLM);
+    # none kept when the trained weights are saved as they are.
+    keep = settings.interpolate < 1.0
+    start = {n: p.detach().clone() for n, p in model.named_parameters()} if keep else {}
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.01)
     warm = max(1, int(settings.steps * settings.warmup))
 
@@ -162,9 +164,10 @@ def train(
     result.seconds = time.perf_counter() - t0
     model.eval()
     model.max_seq_length = base_length
+    trained = dict(model.named_parameters())
     with torch.no_grad():
-        for name, param in model.named_parameters():
-            param.copy_(interpolated(param, start[name], settings.interpolate))
+        for name, base_weights in start.items():
+            trained[name].copy_(interpolated(trained[name], base_weights, settings.interpolate))
     model.save(str(out))
     return result
 

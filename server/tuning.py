@@ -31,6 +31,11 @@ class TuneRequest:
     threads: int | None = None  # torch's CPU threads (default: torch's own choice)
     checkpoints: Path | None = None
 
+    @property
+    def auto(self) -> bool:
+        """The default kinds: the citation pairs alone where there are enough."""
+        return self.kinds == ("auto",)
+
 
 def models_dir(index_dir: Path) -> Path:
     """Where tuned models live by default: ``data/index`` -> ``data/index.cache/models``
@@ -54,8 +59,7 @@ def do_tune(
     from server.progress import Stages
     from server.runtime import embedder as make_embedder
 
-    auto = request.kinds == ("auto",)
-    unknown = set() if auto else set(request.kinds) - set(PAIR_KINDS)
+    unknown = set() if request.auto else set(request.kinds) - set(PAIR_KINDS)
     if unknown:
         from ingest.errors import PodciteError
 
@@ -116,7 +120,8 @@ def do_tune(
 
 def _mined(stored: Stored, chosen: set[str] | None, emb: Any, request: TuneRequest) -> list[Pair]:
     """The request's pairs; ``auto``: the citation pairs alone where there are
-    enough of them (index.tune.default_kinds), else every kind."""
+    enough of them (index.tune.default_kinds), else every kind (the citation
+    pairs already mined, and the other kinds)."""
     from index.tune import PAIR_KINDS, default_kinds, mine
 
     def mined(kinds: Sequence[PairKind]) -> list[Pair]:
@@ -128,7 +133,8 @@ def _mined(stored: Stored, chosen: set[str] | None, emb: Any, request: TuneReque
             negatives=request.negatives,  # type: ignore[arg-type]  # checked by the CLI
         )
 
-    if request.kinds != ("auto",):
+    if not request.auto:
         return mined([k for k in PAIR_KINDS if k in request.kinds])
     pairs = mined(["citation"])
-    return pairs if default_kinds(len(pairs)) == ("citation",) else mined(PAIR_KINDS)
+    rest = [k for k in default_kinds(len(pairs)) if k != "citation"]
+    return pairs + mined(rest) if rest else pairs
