@@ -254,6 +254,23 @@ def test_evaluate_overrides_the_fusion_weight(seed_index) -> None:  # type: igno
     assert [o.hits for o in pure.outcomes] == [o.hits for o in dense.outcomes]
     assert any(any(o.hits) for o in pure.outcomes)
 
+    # On the seed those lists are the default hybrid's too, so they alone would
+    # pass with the override ignored.  A question whose first passage dense and
+    # BM25 disagree on tells: its gold is dense's first, so hybrid puts it first
+    # at weight 1.0 and not at 0.0 (BM25 alone), whatever the default weight.
+    from index.search import search
+
+    q = "What happens in the brain under ketamine?"
+    by_dense = search(seed_index, q, 1, mode="dense")[0].passage
+    by_bm25 = search(seed_index, q, 1, mode="bm25")[0].passage
+    assert by_dense.id != by_bm25.id  # the premise
+    gold = Question("k", q, "evidence", evidence=((SEED.name, by_dense.start),))
+
+    def first(weight: float) -> bool:
+        return evaluate(seed_index, [gold], mode="hybrid", dense_weight=weight).outcomes[0].hits[0]
+
+    assert first(1.0) and not first(0.0)
+
 
 # -- the real question files ---------------------------------------------------------
 

@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -108,6 +109,32 @@ def test_interpolation_mixes_trained_and_base_weights() -> None:
     assert TrainSettings().interpolate == 0.5
     with pytest.raises(ValueError, match="interpolate"):
         TrainSettings(interpolate=1.5)
+
+
+def test_training_saves_the_interpolated_weights(tmp_path: Path) -> None:
+    """One real step: kept as trained, the weights move; with no share of them
+    kept, the saved model is the base's, weight for weight."""
+    from safetensors.torch import load_file
+
+    from index.embedder import default_model_dir
+    from index.training import TrainSettings, train
+
+    pairs = [
+        Pair("cloze", "ketamine blocks NMDA receptors", "a talk about ketamine", "e1", 60.0),
+        Pair("cloze", "morning light sets the clock", "light in the morning", "e2", 120.0),
+    ]
+    base = load_file(str(default_model_dir() / "model.safetensors"))
+
+    def saved(share: float) -> dict[str, Any]:
+        out = tmp_path / f"share-{share}"
+        train(default_model_dir(), pairs, out, TrainSettings(steps=1, batch_size=2,
+              lr=1e-3, interpolate=share))  # fmt: skip
+        return load_file(str(out / "model.safetensors"))
+
+    moved = saved(1.0)
+    assert any(not (moved[k] == base[k]).all() for k in moved)
+    kept = saved(0.0)
+    assert all((kept[k] == base[k]).all() for k in kept)
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
