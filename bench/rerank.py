@@ -23,6 +23,7 @@ Steps (long ones under ``nice -n 19``):
 
     bench/rerank.py pairs --index /tmp/m/fp32                 # /tmp/rerank/groups.jsonl
     bench/rerank.py train --minutes 25 --name ce1             # /tmp/rerank/models/ce1
+    bench/rerank.py train --init ce1 --name ce2 ...           # go on from ce1
     bench/rerank.py score --index /tmp/m/fp32 --model ce1     # per question, top 20 + CE scores
     bench/rerank.py report /tmp/rerank/scores-ce1.json        # hit@1 before/after, sign test
 
@@ -148,12 +149,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)  # nosec B311: seeded sampling
-    groups = [json.loads(x) for x in (WORK / "groups.jsonl").open()]
+    groups = [json.loads(x) for x in Path(args.groups).open()]
     groups = [g for g in groups if g["neg"] and g["kind"] in args.kinds.split(",")]
     base = default_model_dir()
     quiet_loading()
     tok = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    # --init: go on from a saved cross-encoder (its head included) instead of a fresh head
+    start = WORK / "models" / args.init if args.init else base
+    model = AutoModelForSequenceClassification.from_pretrained(start, num_labels=1)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     steps = args.steps
@@ -338,6 +341,8 @@ def main() -> None:
     p.add_argument("--headings", type=int, default=1000, help="heading groups sampled")
     p = sub.add_parser("train")
     p.add_argument("--name", required=True)
+    p.add_argument("--init", default=None, help="a saved model under /tmp/rerank/models to go on from")
+    p.add_argument("--groups", default=str(WORK / "groups.jsonl"))
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--negatives", type=int, default=7)
