@@ -149,7 +149,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)  # nosec B311: seeded sampling
-    groups = [json.loads(x) for x in Path(args.groups).open()]
+    groups = [json.loads(x) for x in Path(args.groups).read_text().splitlines()]
     groups = [g for g in groups if g["neg"] and g["kind"] in args.kinds.split(",")]
     base = default_model_dir()
     quiet_loading()
@@ -341,7 +341,7 @@ def main() -> None:
     p.add_argument("--headings", type=int, default=1000, help="heading groups sampled")
     p = sub.add_parser("train")
     p.add_argument("--name", required=True)
-    p.add_argument("--init", default=None, help="a saved model under /tmp/rerank/models to go on from")
+    p.add_argument("--init", default=None, help="go on from this model of /tmp/rerank/models")
     p.add_argument("--groups", default=str(WORK / "groups.jsonl"))
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch", type=int, default=4)
