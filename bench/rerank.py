@@ -216,11 +216,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     meta = {
+        **vars(args),  # first: the steps run and the groups used replace the asked ones
+        "steps_asked": args.steps,
         "steps": step,
         "seconds": round(time.perf_counter() - t0),
         "groups": len(groups),
         "losses_first_last": [losses[0], statistics.mean(losses[-20:])],
-        **vars(args),
     }
     (out / "train.json").write_text(json.dumps(meta, indent=1, default=str))
     print(json.dumps(meta, default=str))
