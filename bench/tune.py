@@ -110,7 +110,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             print(f"step {step}/{steps} loss {loss:.3f} {el:.0f} s", flush=True)
 
     result = train(default_model_dir(), pairs, out, settings, progress, ckpt)
-    meta = {"name": args.name, "pairs": len(pairs), "kinds": sorted(kinds), **vars(args)}
+    # The arguments first: what was mined and run replaces what was asked.
+    meta = {**vars(args), "pairs": len(pairs), "kinds": sorted(kinds)}
     meta |= summary(result) | {"losses": result.losses}
     (out / "bench_train.json").write_text(json.dumps(meta, indent=1, default=str))
     print(json.dumps({k: v for k, v in meta.items() if k != "losses"}, default=str))
@@ -397,9 +398,7 @@ def main() -> None:
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     cmds = {"pairs": cmd_pairs, "train": cmd_train, "build": cmd_build, "eval": cmd_eval}
-    {**cmds, "soup": cmd_soup}.get(
-        args.cmd, cmd_compare
-    )(args)
+    {**cmds, "soup": cmd_soup}.get(args.cmd, cmd_compare)(args)
 
 
 if __name__ == "__main__":
