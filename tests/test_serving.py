@@ -208,8 +208,13 @@ def test_healthz_answers_while_searches_queue_and_past_the_limit_503(
     with serving(seed_index_dir, tmp_path / "log", **env) as (base, _):
         done: list[tuple[str, float, int, str | None]] = []
 
+        # Long questions (the model reads its 256 word pieces, each one new to the
+        # question cache): a search costs tens of milliseconds, so 39 at once fill
+        # the queue on an idle machine too (short ones could all finish as they came).
+        filler = " ".join(f"ketamine dose {n} of the trial" for n in range(40))[:900]
+
         def ask(i: int) -> None:
-            r = httpx.get(f"{base}/api/ask", params={"q": f"ketamine dose {i}", "k": 50},
+            r = httpx.get(f"{base}/api/ask", params={"q": f"{i} {filler}", "k": 50},
                           timeout=120)  # fmt: skip
             done.append(("search", time.monotonic(), r.status_code, r.headers.get("retry-after")))
 
