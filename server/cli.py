@@ -15,10 +15,15 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from index.training import TrainSettings
+from index.tune import MIN_CITATION_PAIRS
 from ingest.errors import PodciteError
 from ingest.records import KINDS
 from server.ingesting import do_ingest
 from server.settings import Settings
+
+# `podcite tune`'s defaults are TrainSettings' own (torch is imported only to train).
+TRAIN = TrainSettings()
 
 app = typer.Typer(
     name="podcite",
@@ -341,9 +346,9 @@ def tune(
             help="Folder for the tuned model [default: beside the index, <index>.cache/models]."
         ),
     ] = None,
-    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 150,
-    batch_size: Annotated[int, typer.Option(min=2, help="Pairs per step.")] = 16,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-5,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = TRAIN.steps,
+    batch_size: Annotated[int, typer.Option(min=2, help="Pairs per step.")] = TRAIN.batch_size,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = TRAIN.lr,
     minutes: Annotated[
         float | None,
         typer.Option(help="Stop training after this long, whatever the steps (0: no bound)."),
@@ -352,7 +357,7 @@ def tune(
         str,
         typer.Option(
             help="Kinds of pairs, comma-separated: citation,heading,cloze; auto: the "
-            "citation pairs alone where there are 100 or more, else all three."
+            f"citation pairs alone where there are {MIN_CITATION_PAIRS} or more, else all three."
         ),
     ] = "auto",
     interpolate: Annotated[
@@ -360,7 +365,7 @@ def tune(
         typer.Option(
             min=0.0, max=1.0, help="Share of the trained weights kept, the rest the base's."
         ),
-    ] = 0.5,
+    ] = TRAIN.interpolate,
     negatives: Annotated[
         str, typer.Option(help="Hard negatives: mixed, same (episode), other, or none.")
     ] = "mixed",
@@ -369,14 +374,16 @@ def tune(
     ] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")] = None,
     checkpoints: Annotated[
-        Path | None, typer.Option(help="Save the model every 100 steps under this folder.")
+        Path | None,
+        typer.Option(
+            help=f"Save the model every {TRAIN.checkpoint_every} steps under this folder."
+        ),
     ] = None,
 ) -> None:
     """Adapt the embedding model to the library: train all-MiniLM-L6-v2 on pairs mined
     from the index (checked wiki citations where there are enough, else headings and
     transcript cloze too), keep half the base's weights, write it with a model card;
     rebuild with `podcite ingest --model DIR --replace PATHS`."""
-    from index.training import TrainSettings
     from server.tuning import TuneRequest, do_tune
 
     if negatives not in ("mixed", "same", "other", "none"):
