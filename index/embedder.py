@@ -73,6 +73,8 @@ class Embedder(Protocol):
         progress: Callable[[int], None] | None = ...,
     ) -> tuple[NDArray[np.float32], list[NDArray[np.float32]]]: ...
 
+    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]: ...
+
 
 @dataclass(frozen=True)
 class TokenVectors:

@@ -43,6 +43,7 @@ from index.records import (
     FusionSettings,
     Hit,
     Mode,
+    RerankSettings,
 )
 from index.search import AnswerRule, abstains_at, choose_answer, search
 from ingest.errors import PodciteError
@@ -248,14 +249,17 @@ def evaluate(
     limit: int | None = None,
     kind: str | None = None,
     dense_weight: float | None = None,
+    rerank: RerankSettings = RerankSettings(),
 ) -> Report:
     """Search every question (the first ``limit`` whose gold is in the index) and
     score the results.  Latency is search() alone; the query embedding, the same
     for every mode, is timed apart (embed_ms).  ``kind`` searches one kind of
     source only (the API's kind= filter); ``dense_weight`` overrides the
     weighted fusion's share of the cosine (bench/tune.py sweeps it for a tuned
-    model, whose cosines are spread differently)."""
-    report = Report(mode=mode, source=source + (f" ({kind} only)" if kind else ""), k=k)
+    model, whose cosines are spread differently); ``rerank`` turns on the
+    token-by-token second stage (index/rerank.py), named in the report's mode."""
+    label = f"{mode}+rerank{rerank.top}" if rerank.top else mode
+    report = Report(mode=label, source=source + (f" ({kind} only)" if kind else ""), k=k)
     filters = Filters(kind=kind)
     if only_indexed:
         episodes, paths = _indexed(index, kind)
@@ -270,7 +274,7 @@ def evaluate(
         raise PodciteError("evaluation needs an index opened with its embedder")
     embedder = index.embedder
     if questions:  # first-call costs (faiss threads, BM25 arrays) stay out of the timings
-        search(index, "warm up", k, filters=filters, mode=search_mode, fusion=fusion)
+        search(index, "warm up", k, filters=filters, mode=search_mode, fusion=fusion, rerank=rerank)
     for q in questions:
         try:
             text = check_question(q.text)
@@ -284,7 +288,14 @@ def evaluate(
         vector = embedder.encode([text])[0]
         t1 = time.perf_counter()
         hits = search(
-            index, text, k, filters=filters, mode=search_mode, fusion=fusion, vector=vector
+            index,
+            text,
+            k,
+            filters=filters,
+            mode=search_mode,
+            fusion=fusion,
+            vector=vector,
+            rerank=rerank,
         )
         ms = ((time.perf_counter() - t1) * 1000, (t1 - t0) * 1000)
         judged = [judge(q, h) for h in hits]
@@ -382,6 +393,7 @@ def run_eval(
     limit: int | None = None,
     kind: str | None = None,
     audit: Path | None = None,
+    rerank: RerankSettings = RerankSettings(),
 ) -> Report:
     """What ``podcite eval`` runs: the questions of one file (or several, e.g. an
     in-scope and an out-of-scope set to calibrate abstention) against ``index``."""
@@ -390,4 +402,6 @@ def run_eval(
     if audit is not None:
         questions = audit_scope(questions, audit)
     source = ", ".join(p.name for p in paths) + (f", audited by {audit.name}" if audit else "")
-    return evaluate(index, questions, mode=mode, source=source, limit=limit, kind=kind)
+    return evaluate(
+        index, questions, mode=mode, source=source, limit=limit, kind=kind, rerank=rerank
+    )

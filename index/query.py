@@ -34,6 +34,7 @@ from index.records import (
     FusionSettings,
     Hit,
     Mode,
+    RerankSettings,
 )
 from index.search import abstains, answer, mark_weak, search
 from ingest.records import KINDS, Kind
@@ -209,6 +210,7 @@ class Options:
     abstain_below: float = ABSTAIN_BELOW
     abstain_unknown_below: float = ABSTAIN_UNKNOWN_BELOW
     fusion: FusionSettings = FusionSettings()
+    rerank: RerankSettings = RerankSettings()  # opt-in: off unless the settings say
 
 
 def run(
@@ -220,7 +222,13 @@ def run(
         raise UnknownEpisode("episode", f"unknown episode {params.episode!r}: not in this index")
     k = options.default_k if params.k is None else params.k
     found = search(
-        index, params.q, k, filters=params.filters, mode=params.mode, fusion=options.fusion
+        index,
+        params.q,
+        k,
+        filters=params.filters,
+        mode=params.mode,
+        fusion=options.fusion,
+        rerank=options.rerank,
     )
     reads_names = options.abstain_unknown_below > options.abstain_below
     unknown = unknown_terms(index, params.q) if reads_names else []

@@ -44,6 +44,17 @@ class FusionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RerankSettings:
+    """The opt-in second stage (index/rerank.py): the first ``top`` candidates
+    re-read token by token.  Off (0) by default: it embeds those passages again
+    at query time, about 25 ms each on two cores (docs/benchmarks.md,
+    "Re-reading the first candidates token by token")."""
+
+    top: int = 0  # candidates re-read; 0 = off (10 and 20 measured alike, 10 at half the cost)
+    weight: float = 0.5  # the token score's share beside the fused score (0.3-2.0 measured)
+
+
+@dataclass(frozen=True, slots=True)
 class Filters:
     """What a search may return.  Applied inside the ranking, never after it,
     so a filter cannot empty a list that has matches further down."""

@@ -34,7 +34,9 @@ from index.records import (
     FusionSettings,
     Hit,
     Mode,
+    RerankSettings,
 )
+from index.rerank import rerank as reread
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -87,15 +89,19 @@ def search(
     fusion: FusionSettings = FusionSettings(),
     vector: NDArray[np.float32] | None = None,
     moments: bool = True,
+    rerank: RerankSettings = RerankSettings(),
 ) -> list[Hit]:
     """The ``k`` best passages for a checked question, one per moment.
     ``vector``: the question's embedding when the caller has it already;
     ``moments``: cite wiki results at their transcript's moment where the
-    index has the episode's transcript (index/moment.py)."""
+    index has the episode's transcript (index/moment.py); ``rerank``: the
+    opt-in second stage (index/rerank.py)."""
     query = query.strip()
     q = index.embed(query) if vector is None else vector
     pool = max(4 * k, 20)  # room to collapse duplicates and still return k
     ranked = rank(index, query, q, pool, filters, mode or default_mode(index), fusion)
+    if rerank.top:
+        ranked = reread(index, query, ranked, rerank)
     # A generator: best sentences are found only for the rows looked at.
     hits = distinct((hit_at(index, r.row, r.cosine, q) for r in ranked), k)
     if moments:

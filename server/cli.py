@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -312,6 +313,15 @@ def eval_(
             dir_okay=False,
         ),
     ] = None,
+    rerank: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=100,
+            help="Re-read the first N candidates token by token (0 = off; "
+            "default: the rerank setting, PODCITE_RERANK).",
+        ),
+    ] = None,
 ) -> None:
     """Score retrieval on question files: hit@1, hit@5, MRR@10, nDCG@10, cited times, latency."""
     import json
@@ -328,7 +338,10 @@ def eval_(
 
     def go() -> list[Any]:
         idx = open_for_queries(settings)  # the model loads outside the timed searches
-        return [run_eval(idx, questions, m, limit, kind, scope_audit) for m in modes]
+        second = settings.query_options().rerank
+        if rerank is not None:
+            second = replace(second, top=rerank)
+        return [run_eval(idx, questions, m, limit, kind, scope_audit, second) for m in modes]
 
     reports = _guard(go)
     if json_out:
