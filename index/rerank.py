@@ -81,7 +81,9 @@ def maxsim(
 def reorder(ranked: Sequence[Ranked], scores: NDArray[np.float32], weight: float) -> list[Ranked]:
     """The first ``len(scores)`` of ``ranked`` ordered again by fused score +
     ``weight`` x token score (ties keep the first stage's order); the rest
-    follow unchanged.  Each ``Ranked`` keeps its first-stage scores."""
+    follow unchanged.  Each ``Ranked`` keeps its first-stage scores.  The
+    weight was measured with hybrid's fused score (cosine and BM25 share, both
+    0-1); in bm25 mode BM25's own scale dominates it."""
     head = list(ranked[: len(scores)])
     fused = np.array([r.fused for r in head], dtype=np.float64)
     order = np.argsort(-(fused + weight * scores.astype(np.float64)), kind="stable")
