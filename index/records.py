@@ -47,10 +47,10 @@ class FusionSettings:
 class RerankSettings:
     """The opt-in second stage (index/rerank.py): the first ``top`` candidates
     re-read token by token.  Off (0) by default: it embeds those passages again
-    at query time, about 25 ms each on two cores (docs/benchmarks.md,
+    at query time, 10-20 ms each on two cores (docs/benchmarks.md,
     "Re-reading the first candidates token by token")."""
 
-    top: int = 0  # candidates re-read; 0 = off (10 and 20 measured alike, 10 at half the cost)
+    top: int = 0  # candidates re-read; 0 = off (5, 10 and 20 measured alike)
     weight: float = 0.5  # the token score's share beside the fused score (0.3-2.0 measured)
 
 
