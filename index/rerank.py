@@ -40,11 +40,6 @@ if TYPE_CHECKING:
     from index.backend import Index
     from index.fusion import Ranked
 
-# Passages per forward pass.  One at a time is the fastest on CPU: a batch pads
-# every passage to its longest, and ten candidates took a median 86-90 ms one
-# by one against 256-262 ms in batches of 8 (int8 model, 2 cores).
-BATCH = 1
-
 
 def real_tokens(tv: TokenVectors, text: str) -> tuple[NDArray[np.float32], list[str]]:
     """A text's token vectors (normalised) and surfaces, without [CLS], [SEP]
@@ -103,11 +98,9 @@ def rerank(
         return list(ranked)
     q_vectors, q_words = real_tokens(embedder.token_vectors([query])[0], query)
     texts = [index.backend.passage(r.row).embed_text() for r in ranked[:top]]
-    tokens: list[NDArray[np.float32]] = []
-    for b in range(0, top, BATCH):
-        batch = texts[b : b + BATCH]
-        tokens += [
-            real_tokens(tv, t)[0]
-            for tv, t in zip(embedder.token_vectors(batch), batch, strict=True)
-        ]
+    # One passage a forward pass: the fastest on CPU (a batch pads every passage
+    # to its longest; ten candidates took a median 86-90 ms one by one against
+    # 256-262 ms in batches of 8, int8 model, 2 cores), and the int8 model's
+    # results then do not move with what else is in the batch.
+    tokens = [real_tokens(embedder.token_vectors([t])[0], t)[0] for t in texts]
     return reorder(ranked, maxsim(q_vectors, question_weights(q_words), tokens), settings.weight)
