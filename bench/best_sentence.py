@@ -59,7 +59,7 @@ def main() -> None:
         texts.append(text)
         spans.append(sp)
     t0 = time.perf_counter()
-    _, pooled = encode_pooled(emb, texts, spans)
+    pooled = encode_pooled(emb, texts, spans).sentences
     t_pool = time.perf_counter() - t0
 
     def overlap(question: str, sentence: str) -> float:

@@ -243,6 +243,7 @@ def in_process(index: Path, backend: str | None, qs: list[str], extra: dict[str,
     from index.moment import with_moments
     from index.query import Options, SearchParams, run
     from index.records import Filters, FusionSettings
+    from index.rerank import rerank
     from index.search import distinct, hit_at
     from server.schemas import search_json
 
@@ -271,6 +272,8 @@ def in_process(index: Path, backend: str | None, qs: list[str], extra: dict[str,
         cos, bm = b.cosines(v, rows), b.keyword_scores(q, rows)
         ranked = fuse(dense, keyword, cos, bm, 20, fusion, bm25_ceiling=b.keyword_ceiling(q))
         t.append(time.perf_counter())
+        ranked = rerank(idx, q, ranked, Options().rerank)  # the stored tokens' re-reading
+        t.append(time.perf_counter())
         hits = distinct((hit_at(idx, r.row, r.cosine, v) for r in ranked), 5)
         t.append(time.perf_counter())
         with_moments(idx, hits, v)
@@ -279,7 +282,7 @@ def in_process(index: Path, backend: str | None, qs: list[str], extra: dict[str,
         t.append(time.perf_counter())
         search_json(out)
         t.append(time.perf_counter())
-        names = ("embed", "dense", "BM25", "fusion", "best sentences", "moments",
+        names = ("embed", "dense", "BM25", "fusion", "re-reading", "best sentences", "moments",
                  "(run() again, vector cached)", "response JSON")  # fmt: skip
         for name, a, z in zip(names, t, t[1:], strict=False):
             stages.setdefault(name, []).append((z - a) * 1000)

@@ -203,8 +203,9 @@ def cmd_ingest(rounds: int) -> None:
                 f"(rounds {', '.join(f'{x:.1f}' for x in rate[b])})"
             )
         print(f"  onnx/torch per round: {', '.join(f'{x:.2f}' for x in ratio)}")
-    pt, st = embs["torch"].encode_spans(texts, spans)
-    po, so = embs["onnx"].encode_spans(texts, spans)
+    torch_out, onnx_out = (embs[b].encode_spans(texts, spans) for b in ("torch", "onnx"))
+    pt, st = torch_out.passages, torch_out.sentences
+    po, so = onnx_out.passages, onnx_out.sentences
     cos = np.einsum("ij,ij->i", pt, po)
     scos = np.concatenate([np.einsum("ij,ij->i", a, b) for a, b in zip(st, so, strict=True)])
     print(

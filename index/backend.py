@@ -3,7 +3,8 @@ loaded index that the query path, the server and the CLI hold.
 
 ``SearchBackend`` is the whole interface: add passages with their vectors,
 dense top-k with filters, keyword top-k with filters, the scores of given rows
-on either side (for fusion), count, and drop a document.  FAISS + bm25s over an
+on either side (for fusion), a row's stored token vectors where it keeps them
+(for the re-reading), count, and drop a document.  FAISS + bm25s over an
 index directory (``index.embedded.EmbeddedBackend``) is the embedded default;
 a distributed engine plugs in behind the same methods.  Rows are integers
 that a backend assigns and keeps stable while it is loaded.
@@ -25,13 +26,14 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from index.embedder import Embedder
+from index.embedder import Embedder, TokenVectors
 from ingest.errors import PodciteError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from index.records import Filters
+    from index.tokens import TokenBits
     from ingest.records import Passage
 
 K = TypeVar("K", bound=Hashable)
@@ -56,6 +58,11 @@ class SearchBackend(Protocol):
 
     def sentence_vectors(self, row: int) -> NDArray[np.float32]:
         """One normalised vector per sentence of ``row``'s passage."""
+
+    def token_bits(self, row: int) -> TokenBits | None:
+        """``row``'s stored content-word token vectors (index/tokens.py), or
+        None where the backend stores none: the re-reading then embeds the
+        passage again (index/rerank.py)."""
 
     def document_rows(self, document_id: str) -> list[int]:
         """The rows of one document's passages, in document order (context around a hit)."""
@@ -115,7 +122,7 @@ class Index:
     manifest: dict[str, Any]
     embedder: Embedder | None = None  # encodes questions; the model the manifest names
     path: Path | None = None  # the resolved build directory, for an embedded index
-    queries: LRU[str, NDArray[np.float32]] = field(default_factory=lambda: LRU(QUERY_CACHE))
+    queries: LRU[str, TokenVectors] = field(default_factory=lambda: LRU(QUERY_CACHE))
 
     @property
     def model(self) -> str:
@@ -151,12 +158,17 @@ class Index:
     def embed(self, query: str) -> NDArray[np.float32]:
         """The question's vector, cached: the page, the answer and a repeated
         question share one embedding."""
+        return self.question(query).sentence
 
-        def make() -> NDArray[np.float32]:
+    def question(self, query: str) -> TokenVectors:
+        """The question after the model, cached: its vector (``embed``) and its
+        tokens' vectors (what the re-reading reads, index/rerank.py), from one
+        forward pass."""
+
+        def make() -> TokenVectors:
             if self.embedder is None:
                 raise PodciteError("this index was opened without an embedder")
-            vec: NDArray[np.float32] = self.embedder.encode([query])[0]
-            return vec
+            return self.embedder.token_vectors([query])[0]
 
         return self.queries.get(query, make)
 

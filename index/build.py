@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from index.errors import BuildError, MustParse
 from index.keyword import passage_tokens
 from index.library import episode_entries
 from index.rows import Carried, PassageTable
+from index.tokens import concat, sentences_of, width
 from index.training import model_record
 from index.vectors import MODEL_WINDOWS, Vectors, compute, passage_key, previous, said_key
 from ingest.chunking import passages as make_passages
@@ -37,6 +38,9 @@ from ingest.errors import DocumentError, PodciteError
 from ingest.loader import Unchanged
 from ingest.records import Document, Passage
 from ingest.windows import STRIDE_S, WINDOW_S
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 
 @dataclass
@@ -139,6 +143,7 @@ def _build(
         old is None
         or replace
         or old.model != model
+        or old.token_bits is None  # a build before stored tokens: embed them again
         or not carry.knows([before.get(u.id, {}) for u in unchanged])
     ):
         raise MustParse("documents left unparsed cannot be carried over; parse them")
@@ -202,6 +207,13 @@ def _build(
         old_tokens = old.tokens
         tokens = [" ".join(passage_tokens(p)) for p in new]
         tokens += [old_tokens[int(r)] for r in (*again, *copied)]
+    bits, starts = _stored_tokens(vecs, old, again, copied, embedder.dimension)
+    if bits is None:
+        report.notes.append(
+            "token vectors not stored: documents not given now were carried over from a "
+            "build made before podcite stored them, so the re-reading embeds its candidates "
+            "at query time; give every document again (or --replace) to store them"
+        )
     passages: Sequence[Passage] = checked
     if old is not None and len(copied):
         table = old.passages
@@ -225,9 +237,40 @@ def _build(
     manifest["build_seconds"] = round(report.seconds, 2)
     publish(
         out,
-        store.Stored(manifest, passages, vectors, sentence_vectors, keys, tokens=tokens),
+        store.Stored(
+            manifest,
+            passages,
+            vectors,
+            sentence_vectors,
+            keys,
+            tokens=tokens,
+            token_bits=bits,
+            token_starts=starts,
+        ),
     )
     return report
+
+
+def _stored_tokens(
+    vecs: Vectors,
+    old: store.Stored | None,
+    again: NDArray[np.intp],
+    copied: NDArray[np.intp],
+    dim: int,
+) -> tuple[NDArray[np.uint8] | None, NDArray[np.int64] | None]:
+    """The build's stored tokens in row order (new, checked again, copied), as
+    ``token_bits.npy`` and ``token_starts.npy`` hold them; (None, None) where
+    carried rows come from a build that stores none."""
+    parts = list(vecs.tokens)
+    if old is not None and (len(again) or len(copied)):
+        if old.token_bits is None or old.token_starts is None:
+            return None, None
+        parts += [old.tokens_of(int(r)) for r in again]
+        runs = carry.sentence_runs(old.columns.sentence_start, old.columns.sentences, copied)
+        parts += [sentences_of(old.token_bits, old.token_starts, a, b - a) for a, b in runs]
+    joined = concat(parts, width(dim))
+    starts = np.concatenate([[0], np.cumsum(joined.counts, dtype=np.int64)]).astype(np.int64)
+    return joined.bits, starts
 
 
 def _affected(

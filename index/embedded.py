@@ -28,6 +28,7 @@ from index.errors import IndexFormatError
 from index.keyword import KeywordIndex, build_keyword_index
 from index.records import Filters
 from index.rows import Columns, columns_of
+from index.tokens import TokenBits, sentences_of
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -43,6 +44,8 @@ class EmbeddedBackend:
         self._passages: Sequence[Passage] = stored.passages
         self._columns: Columns = stored.columns
         self._sentences = stored.sentence_vectors
+        self._bits = stored.token_bits
+        self._bit_starts = stored.token_starts
         self._dense = ann.Dense(stored.vectors, stored.faiss)
         self._keyword: KeywordIndex | None = stored.keyword
         self._masks: LRU[Filters, ann.Admitted] = LRU(_FILTER_MASKS)
@@ -82,6 +85,12 @@ class EmbeddedBackend:
             a : a + int(self._columns.sentences[row])
         ].astype(np.float32)
         return out
+
+    def token_bits(self, row: int) -> TokenBits | None:
+        if self._bits is None or self._bit_starts is None:
+            return None
+        first, count = self._columns.sentence_start[row], self._columns.sentences[row]
+        return sentences_of(self._bits, self._bit_starts, int(first), int(count))
 
     # -- dense -----------------------------------------------------------------
 
@@ -192,8 +201,10 @@ class EmbeddedBackend:
         vectors: NDArray[np.float32],
         sentences: NDArray[np.float16],
     ) -> None:
-        """Rows moved: rebuild what is derived from them (exact dense search)."""
+        """Rows moved: rebuild what is derived from them (exact dense search).
+        Stored tokens are let go: the re-reading embeds its candidates again."""
         self._passages = passages
+        self._bits = self._bit_starts = None
         self._columns = columns_of(passages)
         self._sentences = sentences
         self._dense = ann.Dense(np.ascontiguousarray(vectors, dtype=np.float32))

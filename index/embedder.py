@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
 
+from index.tokens import TokenBits, empty, span_bits, width
 from ingest.errors import PodciteError
 
 if TYPE_CHECKING:
@@ -71,9 +72,19 @@ class Embedder(Protocol):
         texts: Sequence[str],
         spans: Sequence[Sequence[tuple[int, int]]],
         progress: Callable[[int], None] | None = ...,
-    ) -> tuple[NDArray[np.float32], list[NDArray[np.float32]]]: ...
+    ) -> Pooled: ...
 
     def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]: ...
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """Texts embedded with their spans (``encode_spans``): each text's vector,
+    each span's vector, and each span's content-word tokens (index/tokens.py)."""
+
+    passages: NDArray[np.float32]  # (texts, dim), normalised
+    sentences: list[NDArray[np.float32]]  # per text: (spans, dim), normalised
+    tokens: list[TokenBits]  # per text: its spans' tokens, a span after another
 
 
 @dataclass(frozen=True)
@@ -226,12 +237,13 @@ class SentenceTransformerEmbedder:
         texts: Sequence[str],
         spans: Sequence[Sequence[tuple[int, int]]],
         progress: Callable[[int], None] | None = None,
-    ) -> tuple[NDArray[np.float32], list[NDArray[np.float32]]]:
+    ) -> Pooled:
         return encode_pooled(self, texts, spans, progress=progress)
 
     def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
         """Each text's vector and its tokens' vectors, from one forward pass
-        over ``texts`` as one batch (the caller chooses the batch)."""
+        over ``texts`` as one batch (the caller chooses the batch).  One text
+        (a question) gives the vector ``encode`` gives it, bit for bit."""
         if not texts:
             return []
         if self.backend != "torch":
@@ -247,6 +259,13 @@ class SentenceTransformerEmbedder:
         offs = model.tokenizer(
             list(texts), return_offsets_mapping=True, truncation=True, max_length=self.max_tokens
         )["offset_mapping"]
+        if len(texts) == 1:  # a question: the modules called directly, as _encode_one does
+            with torch.inference_mode():
+                prepare = getattr(model, "preprocess", None) or model.tokenize
+                out = model.forward(prepare(list(texts)))
+            tokens = out["token_embeddings"][0].float().numpy()
+            sentence = normalise(out["sentence_embedding"][0].float().numpy())
+            return [TokenVectors(sentence, tokens, offs[0])]
         with torch.inference_mode():
             outs = model.encode(list(texts), output_value=None, convert_to_numpy=False)
         result = []
@@ -282,22 +301,26 @@ def encode_pooled(
     spans: Sequence[Sequence[tuple[int, int]]],
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
-) -> tuple[NDArray[np.float32], list[NDArray[np.float32]]]:
+) -> Pooled:
     """Embed texts and, from the same forward pass, each character span of each
     text: the mean of its tokens' contextual vectors.  A sentence vector for
-    free, where embedding sentences one by one would double the cost."""
+    free, where embedding sentences one by one would double the cost; and the
+    spans' content-word tokens as sign bits, which the re-reading reads
+    (index/tokens.py), for free too."""
     dim = embedder.dimension
     out_p = np.zeros((len(texts), dim), dtype=np.float32)
     out_s: list[NDArray[np.float32]] = [np.zeros((0, dim), dtype=np.float32)] * len(texts)
+    out_t: list[TokenBits] = [empty(width(dim))] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
         for i, tv in zip(idx, embedder.token_vectors([texts[i] for i in idx]), strict=True):
             out_p[i] = tv.sentence
             out_s[i] = normalise(_pool(tv.tokens, tv.offsets, spans[i], tv.sentence))
+            out_t[i] = span_bits(tv.tokens, tv.offsets, texts[i], spans[i])
         if progress:
             progress(len(idx))
-    return normalise(out_p), out_s
+    return Pooled(normalise(out_p), out_s, out_t)
 
 
 def _pool(
@@ -330,9 +353,9 @@ def dimension_of(model_dir: Path) -> int | None:
             if kind.endswith(".Pooling"):
                 # sentence-transformers 5+ names it embedding_dimension
                 pooling = _json(config)
-                size = int(pooling.get("word_embedding_dimension") or pooling[
-                    "embedding_dimension"
-                ])
+                size = int(
+                    pooling.get("word_embedding_dimension") or pooling["embedding_dimension"]
+                )
             elif kind.endswith(".Dense"):
                 size = int(_json(config)["out_features"])
             elif not kind.endswith((".Transformer", ".Normalize")):

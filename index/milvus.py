@@ -42,10 +42,13 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from index.embedder import Embedder
+    from index.tokens import TokenBits
     from ingest.records import Passage
 
 MAX_LIMIT = 16384  # Milvus's largest top-k
 _RECORDS = 4096
+# A passage, its sentence vectors and its stored tokens (None: none stored).
+_Record = tuple["Passage", "NDArray[np.float32]", "TokenBits | None"]
 PREFETCH = 8  # rows of each list's head fetched with a record asked for
 _BM25 = {"metric_type": "BM25"}
 _IP = {"metric_type": "IP"}
@@ -89,8 +92,8 @@ class MilvusBackend:
         self.manifest = manifest  # the Index holds this same dict: add/drop keep it current
         self._dim = int(manifest["dimension"])
         mc.load_collection(collection)
-        self._records: LRU[int, tuple[Passage, NDArray[np.float32]]] = LRU(_RECORDS)
-        self._fetched: dict[int, tuple[Passage, NDArray[np.float32]]] = {}  # prefetched
+        self._records: LRU[int, _Record] = LRU(_RECORDS)
+        self._fetched: dict[int, _Record] = {}  # prefetched
         self._term_max: dict[str, float] = {}
         self._count: int | None = None
         self._last_dense: tuple[bytes, dict[int, float]] = (b"", {})
@@ -107,8 +110,8 @@ class MilvusBackend:
             self._count = ms.count(self._mc, self.collection)
         return self._count
 
-    def _record(self, row: int) -> tuple[Passage, NDArray[np.float32]]:
-        def fetch() -> tuple[Passage, NDArray[np.float32]]:
+    def _record(self, row: int) -> _Record:
+        def fetch() -> _Record:
             self._fetch_records([row, *self._likely()])
             if row not in self._fetched:
                 raise KeyError(f"no passage at row {row} in {self.collection}")
@@ -131,7 +134,11 @@ class MilvusBackend:
         )
         for r in res:
             rec = r["record"]
-            got = passage_from_dict(rec["passage"]), ms.decode_sentences(rec["sv"], self._dim)
+            got = (
+                passage_from_dict(rec["passage"]),
+                ms.decode_sentences(rec["sv"], self._dim),
+                ms.decode_tokens(rec, self._dim),
+            )
             self._fetched[int(r["row"])] = got
             if len(self._fetched) > _RECORDS:
                 self._fetched.pop(next(iter(self._fetched)))
@@ -141,6 +148,11 @@ class MilvusBackend:
 
     def sentence_vectors(self, row: int) -> NDArray[np.float32]:
         return self._record(row)[1]
+
+    def token_bits(self, row: int) -> TokenBits | None:
+        """From the row's record, fetched with it (None: passages upserted
+        through ``add``, which carry none)."""
+        return self._record(row)[2]
 
     def document_rows(self, document_id: str) -> list[int]:
         res = self._mc.query(

@@ -20,10 +20,12 @@ One row per passage:
                spelled so Milvus's standard tokenizer keeps each one whole
                (``milvus_tokens``), and analysed by Milvus's BM25 function into
     sparse     SPARSE_FLOAT_VECTOR (BM25, k1 and b as bm25s's defaults)
-    record     JSON: the passage record (``index.serial.passage_to_dict``) and
-               its sentence vectors as base64 float16 (``sv``); Milvus Lite has
-               no FLOAT16_VECTOR, and a row per sentence would be another
-               round trip per hit
+    record     JSON: the passage record (``index.serial.passage_to_dict``),
+               its sentence vectors as base64 float16 (``sv``) and, where the
+               build stores them, its sentences' token sign bits as base64
+               (``tb``) with each sentence's token count (``tc``;
+               index/tokens.py); Milvus Lite has no FLOAT16_VECTOR, and a row
+               per sentence would be another round trip per hit
 
 The manifest (model, dimension, counts, documents) is written as collection
 properties (``podcite.manifest.<i>`` chunks of JSON), so it goes with the
@@ -44,6 +46,8 @@ import numpy as np
 
 from index.errors import BuildError, IndexMissingError
 from index.keyword import normalise_tokens, passage_text
+from index.tokens import TokenBits
+from index.tokens import width as token_width
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -105,10 +109,31 @@ def decode_sentences(text: str, dim: int) -> NDArray[np.float32]:
     return out
 
 
-def row_of(row: int, p: Passage, vector: NDArray[Any], sentences: NDArray[Any]) -> dict[str, Any]:
+def encode_tokens(bits: TokenBits) -> dict[str, Any]:
+    return {"tb": base64.b64encode(bits.bits.tobytes()).decode("ascii"), "tc": bits.counts.tolist()}
+
+
+def decode_tokens(record: dict[str, Any], dim: int) -> TokenBits | None:
+    """A record's stored tokens; None where its build stored none."""
+    if "tb" not in record:
+        return None
+    raw = np.frombuffer(base64.b64decode(record["tb"]), dtype=np.uint8)
+    return TokenBits(raw.reshape(-1, token_width(dim)), np.asarray(record["tc"], np.int32))
+
+
+def row_of(
+    row: int,
+    p: Passage,
+    vector: NDArray[Any],
+    sentences: NDArray[Any],
+    tokens: TokenBits | None = None,
+) -> dict[str, Any]:
     """The collection row of one passage."""
     from index.serial import passage_to_dict
 
+    record = {"passage": passage_to_dict(p), "sv": encode_sentences(sentences)}
+    if tokens is not None:
+        record |= encode_tokens(tokens)
     episode = p.episode
     return {
         "row": row,
@@ -120,7 +145,7 @@ def row_of(row: int, p: Passage, vector: NDArray[Any], sentences: NDArray[Any]) 
         "start": p.start,
         "vector": np.asarray(vector, dtype=np.float32).tolist(),
         "tokens": " ".join(milvus_token(t) for t in normalise_tokens(passage_text(p))),
-        "record": {"passage": passage_to_dict(p), "sv": encode_sentences(sentences)},
+        "record": record,
     }
 
 
@@ -165,8 +190,10 @@ def create(mc: Any, name: str, dim: int, index: str = "FLAT") -> None:
 
 
 def rows_of(data: Stored, first_row: int = 0) -> Iterator[dict[str, Any]]:
+    stored = data.token_bits is not None
     for i, p in enumerate(data.passages):
-        yield row_of(first_row + i, p, data.vectors[i], data.sentence_vectors_of(i))
+        tokens = data.tokens_of(i) if stored else None
+        yield row_of(first_row + i, p, data.vectors[i], data.sentence_vectors_of(i), tokens)
 
 
 def insert(

@@ -210,7 +210,7 @@ class Options:
     abstain_below: float = ABSTAIN_BELOW
     abstain_unknown_below: float = ABSTAIN_UNKNOWN_BELOW
     fusion: FusionSettings = FusionSettings()
-    rerank: RerankSettings = RerankSettings()  # opt-in: off unless the settings say
+    rerank: RerankSettings = RerankSettings()  # the first 5 re-read, as the settings' default
 
 
 def run(

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.errors import BuildError
+from index.tokens import TokenBits
 from index.vectors import Previous, Vectors, compute, passage_key
 from ingest.catalog import Catalog
 from ingest.chunking import passages as make_passages
@@ -188,9 +189,7 @@ def run(
     ds = ray.data.from_items(items, override_num_blocks=min(len(items), 8 * workers))
     # Parsing is light: it takes no CPU of the budget, or the embedding actors,
     # one CPU each, would hold every CPU and the parse tasks would wait forever.
-    parsed = ds.map(
-        partial(_parse, catalog=catalog), num_cpus=0, ray_remote_args_fn=_task_retries
-    )
+    parsed = ds.map(partial(_parse, catalog=catalog), num_cpus=0, ray_remote_args_fn=_task_retries)
     embedded = parsed.map_batches(
         _Embed,
         fn_constructor_kwargs={
@@ -231,6 +230,7 @@ def assembled(loaded: RayLoaded) -> Callable[..., Vectors]:
     ) -> Vectors:
         rows: list[np.ndarray[Any, Any]] = []
         sentences: list[np.ndarray[Any, Any]] = []
+        tokens: list[TokenBits] = []
         embedded = 0
         at: dict[str, int] = {}
         for p in passages:
@@ -239,6 +239,7 @@ def assembled(loaded: RayLoaded) -> Callable[..., Vectors]:
             at[p.document_id] = j + 1
             rows.append(v.passages[j])
             sentences.append(v.sentences[j])
+            tokens.append(v.tokens[j])
             if len(v.sentences[j]) != len(p.sentences):
                 raise BuildError(f"{p.path}: the Ray job's passages differ from the build's")
         for d in at:
@@ -247,6 +248,6 @@ def assembled(loaded: RayLoaded) -> Callable[..., Vectors]:
                 raise BuildError(f"{d}: the Ray job's passages differ from the build's")
         if progress:
             progress(len(passages), len(passages))
-        return Vectors(np.stack(rows).astype(np.float32), sentences, embedded, 0)
+        return Vectors(np.stack(rows).astype(np.float32), sentences, embedded, 0, tokens)
 
     return compute_vectors

@@ -15,9 +15,11 @@ by token").
 Why our own: PyLate and RAGatouille score the same way but need a model
 trained for late interaction, downloaded at run time; the whole rule is a
 matrix product and a max, over vectors the embedder already gives
-(``token_vectors``).  Passages' token vectors are not stored (4.3 GB for the
-shared library at half precision), so the candidates are embedded again at
-query time: opt-in (``RerankSettings.top``).
+(``token_vectors``).  A build stores its passages' content-word token vectors
+as sign bits (index/tokens.py), so a candidate costs an unpacking, not a
+forward pass; where a backend keeps none (Milvus, a build carried over from
+one before them, rows added to a loaded copy) the candidate is embedded
+again, at 10-20 ms each.
 
 ``maxsim``, ``question_weights`` and ``reorder`` are pure, over arrays and
 lists; ``rerank`` gathers the arrays from the index and the model.
@@ -31,8 +33,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.embedder import TokenVectors, normalise
-from index.keyword import STOPWORDS
 from index.records import RerankSettings
+from index.tokens import is_content, unpack
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -54,7 +56,7 @@ def question_weights(words: Sequence[str]) -> NDArray[np.float32]:
     stopword), 0 for the rest ("what", "does", "?"); all 1 where none can.
     Measured against weighting every token alike (syn_test 3 points lower at
     the same weight) and by the library's IDF (no better)."""
-    w = np.array([1.0 if t.isalnum() and t not in STOPWORDS else 0.0 for t in words], np.float32)
+    w = np.array([1.0 if is_content(t) else 0.0 for t in words], np.float32)
     return w if w.any() else np.ones(len(words), np.float32)
 
 
@@ -89,18 +91,32 @@ def reorder(ranked: Sequence[Ranked], scores: NDArray[np.float32], weight: float
 
 
 def rerank(
-    index: Index, query: str, ranked: Sequence[Ranked], settings: RerankSettings
+    index: Index,
+    query: str,
+    ranked: Sequence[Ranked],
+    settings: RerankSettings,
+    question: TokenVectors | None = None,
 ) -> list[Ranked]:
-    """``ranked`` with its first ``settings.top`` re-read token by token."""
+    """``ranked`` with its first ``settings.top`` re-read token by token;
+    ``question``: the question's token vectors where the caller has them
+    (else from the index's question cache)."""
     top = min(settings.top, len(ranked))
     embedder = index.embedder
     if top < 2 or embedder is None:
         return list(ranked)
-    q_vectors, q_words = real_tokens(embedder.token_vectors([query])[0], query)
-    texts = [index.backend.passage(r.row).embed_text() for r in ranked[:top]]
-    # One passage a forward pass: the fastest on CPU (a batch pads every passage
-    # to its longest; ten candidates took a median 86-90 ms one by one against
-    # 256-262 ms in batches of 8, int8 model, 2 cores), and the int8 model's
-    # results then do not move with what else is in the batch.
-    tokens = [real_tokens(embedder.token_vectors([t])[0], t)[0] for t in texts]
+    q_vectors, q_words = real_tokens(question or index.question(query), query)
+    dim = q_vectors.shape[1]
+    tokens = []
+    for r in ranked[:top]:
+        stored = index.backend.token_bits(r.row)
+        if stored is not None:
+            tokens.append(unpack(stored.bits, dim))
+            continue
+        # Not stored: embedded again, one passage a forward pass, the fastest on
+        # CPU (a batch pads every passage to its longest; ten candidates took a
+        # median 86-90 ms one by one against 256-262 ms in batches of 8, int8
+        # model, 2 cores), and the int8 model's results then do not move with
+        # what else is in the batch.
+        text = index.backend.passage(r.row).embed_text()
+        tokens.append(real_tokens(embedder.token_vectors([text])[0], text)[0])
     return reorder(ranked, maxsim(q_vectors, question_weights(q_words), tokens), settings.weight)

@@ -41,6 +41,8 @@ from index.rerank import rerank as reread
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from index.embedder import TokenVectors
+
 
 def best_of(sentence_vectors: NDArray[np.float32], q: NDArray[np.float32]) -> tuple[int, float]:
     """The sentence closest to the question, and its cosine."""
@@ -90,18 +92,22 @@ def search(
     vector: NDArray[np.float32] | None = None,
     moments: bool = True,
     rerank: RerankSettings = RerankSettings(),
+    question: TokenVectors | None = None,
 ) -> list[Hit]:
     """The ``k`` best passages for a checked question, one per moment.
-    ``vector``: the question's embedding when the caller has it already;
+    ``vector``: the question's embedding when the caller has it already, or
+    ``question``: the question after the model (its vector and its tokens');
     ``moments``: cite wiki results at their transcript's moment where the
     index has the episode's transcript (index/moment.py); ``rerank``: the
-    opt-in second stage (index/rerank.py)."""
+    second stage (index/rerank.py; ``RerankSettings(0)`` turns it off)."""
     query = query.strip()
-    q = index.embed(query) if vector is None else vector
+    if vector is None:
+        vector = index.embed(query) if question is None else question.sentence
+    q = vector
     pool = max(4 * k, 20)  # room to collapse duplicates and still return k
     ranked = rank(index, query, q, pool, filters, mode or default_mode(index), fusion)
     if rerank.top:
-        ranked = reread(index, query, ranked, rerank)
+        ranked = reread(index, query, ranked, rerank, question)
     # A generator: best sentences are found only for the rows looked at.
     hits = distinct((hit_at(index, r.row, r.cosine, q) for r in ranked), k)
     if moments:

@@ -17,6 +17,15 @@ Format 3 (what this podcite writes), every file in row order:
     vectors.npy            float32 (passages, dim), L2-normalised; memory-mapped
     sentences.npy          float16 (sentences, dim), L2-normalised, passage order;
                            memory-mapped
+    token_bits.npy         uint8 (tokens, dim / 8): each sentence's content-word
+                           token vectors as sign bits (index/tokens.py), the
+                           sentences in sentences.npy's order; memory-mapped,
+                           read by the re-reading (index/rerank.py)
+    token_starts.npy       int64 (sentences + 1): where each sentence's tokens
+                           start in token_bits.npy; the last is their count.
+                           Both absent from builds before them, and from a
+                           build that carries rows of one (the re-reading
+                           then embeds its candidates again)
     embed_keys.txt         sha1 of each passage's embedded text: the embedding
                            cache key (read only by a rebuild)
     tokens.txt             each passage's keyword tokens (``index.keyword.
@@ -35,8 +44,9 @@ Format 3 (what this podcite writes), every file in row order:
 Nothing is read whole at start-up but the manifest, rows.npy/.json and the
 BM25 vocabulary (index/rows.py: no object per passage).  Formats 1 and 2 (no
 offsets, rows or sizes; an IndexFlatIP in faiss.index) are still read, whole,
-as before; a rebuild from one reuses every vector (nothing is embedded again)
-and writes format 3.
+as before; a rebuild from one writes format 3, embedding the passages again
+once for their token vectors (which those builds, and format 3 builds before
+token_bits.npy, lack; index/vectors.py ``previous``).
 
 The directory a user names is a symlink to one build under ``.<name>.builds/``
 (index/builds.py: the lock, names, leftovers, pruning, rollback); a new build is
@@ -90,6 +100,8 @@ from index.rows import (
 )
 from index.rows import load_columns as _load_columns
 from index.serial import passage_from_dict
+from index.tokens import TokenBits, sentences_of
+from index.tokens import width as token_width
 from ingest.records import Passage
 
 if TYPE_CHECKING:
@@ -104,6 +116,8 @@ VECTORS = "vectors.npy"
 SENTENCES = "sentences.npy"
 KEYS = "embed_keys.txt"
 TOKENS = "tokens.txt"
+TOKEN_BITS = "token_bits.npy"
+TOKEN_STARTS = "token_starts.npy"
 ANN = "ann.faiss"
 KEYWORD = "bm25"
 LEGACY_FAISS = "faiss.index"  # formats 1-2: an IndexFlatIP, no longer read
@@ -137,6 +151,8 @@ class Stored:
     faiss: Any = None  # the HNSW graph when there is one (None: exact search)
     keyword: KeywordIndex | None = None
     tokens: Sequence[str] | None = None  # tokens.txt's lines, where the build has one
+    token_bits: NDArray[np.uint8] | None = None  # token_bits.npy, where the build has one
+    token_starts: NDArray[np.int64] | None = None  # token_starts.npy, with it
     columns: Columns = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -158,6 +174,14 @@ class Stored:
     def sentence_vectors_of(self, i: int) -> NDArray[np.float16]:
         a = int(self.sentence_start[i])
         return self.sentence_vectors[a : a + int(self.columns.sentences[i])]
+
+    def tokens_of(self, i: int) -> TokenBits:
+        """Passage ``i``'s stored tokens, a sentence after another (the build
+        has them: ``token_bits`` is not None)."""
+        if self.token_bits is None or self.token_starts is None:
+            raise ValueError("tokens_of: this build stores no tokens")
+        first, count = int(self.sentence_start[i]), int(self.columns.sentences[i])
+        return sentences_of(self.token_bits, self.token_starts, first, count)
 
 
 class _Keys(Sequence[str]):
@@ -294,6 +318,9 @@ def load(
                 load_keyword_index(path / KEYWORD),
                 _Keys(path / TOKENS, n) if (path / TOKENS).is_file() else None,
             )
+            if (path / TOKEN_BITS).is_file() or (path / TOKEN_STARTS).is_file():
+                stored.token_bits = _mapped(path / TOKEN_BITS, random=True)
+                stored.token_starts = _mapped(path / TOKEN_STARTS)
             if offsets.ndim != 1 or int(offsets[-1]) != (path / PASSAGES).stat().st_size:
                 raise IndexFormatError(f"{path}: {OFFSETS} does not match {PASSAGES}")
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
@@ -358,11 +385,23 @@ def _consistent(s: Stored) -> None:
         raise IndexFormatError(f"{path}: the manifest's document list does not match the passages")
     if s.keyword is not None and s.keyword.size != n:
         raise IndexFormatError(f"{path}: the keyword index does not match the passages")
+    if s.token_bits is not None or s.token_starts is not None:
+        bits, starts = s.token_bits, s.token_starts
+        if (
+            bits is None
+            or starts is None
+            or bits.ndim != 2
+            or bits.shape[1] != token_width(dim)
+            or starts.shape != (s.sentence_vectors.shape[0] + 1,)
+            or int(starts[0]) != 0
+            or int(starts[-1]) != bits.shape[0]
+        ):
+            raise IndexFormatError(f"{path}: the stored tokens do not match the sentences")
 
 
 def _data_files(path: Path, manifest: dict[str, Any]) -> list[str]:
     names = list(DATA_FILES if manifest["format_version"] >= 3 else LEGACY_FILES)
-    names += [f for f in (ANN, TOKENS) if (path / f).is_file()]
+    names += [f for f in (ANN, TOKENS, TOKEN_BITS, TOKEN_STARTS) if (path / f).is_file()]
     return [*names, *(f"{KEYWORD}/{f.name}" for f in _files(path / KEYWORD))]
 
 
@@ -435,7 +474,8 @@ def needed_bytes(data: Stored) -> int:
     text = 5 * sum(len(s.text) for p in new for s in p.sentences)
     if isinstance(passages, Carried):
         text += 2 * passages.line_bytes()
-    return int(2 * data.vectors.nbytes + data.sentence_vectors.nbytes + text + (1 << 20))
+    bits = data.token_bits.nbytes if data.token_bits is not None else 0
+    return int(2 * data.vectors.nbytes + data.sentence_vectors.nbytes + bits + text + (1 << 20))
 
 
 def publish(
@@ -448,10 +488,16 @@ def publish(
     at it in one atomic step; returns the build directory.  A failure at any
     point leaves the previous build answering and removes this one.
     ``progress(done, total)`` counts the steps (files written, verified, published)."""
+    bits = None
+    if data.token_bits is not None and data.token_starts is not None:
+        bits = TokenBits(data.token_bits, np.diff(data.token_starts).astype(np.int32))
     counts = (len(data.passages), int(data.sentence_vectors.shape[0]))
-    with writing(out, data.manifest, counts, progress, ann_mode, needed_bytes(data)) as w:
+    total = None if bits is None else len(bits.bits)
+    with writing(
+        out, data.manifest, counts, progress, ann_mode, needed_bytes(data), total
+    ) as w:
         w.keyword = data.keyword  # None: made from tokens.txt once written
-        w.add(data.passages, data.vectors, data.sentence_vectors, data.keys, data.tokens)
+        w.add(data.passages, data.vectors, data.sentence_vectors, data.keys, data.tokens, bits)
     return w.published
 
 
@@ -463,7 +509,15 @@ WRITE_STEPS = 7
 class Writer:
     """A build's files, written a batch at a time (``writing``)."""
 
-    def __init__(self, tmp: Path, manifest: dict[str, Any], counts: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        manifest: dict[str, Any],
+        counts: tuple[int, int],
+        token_count: int | None = None,
+    ) -> None:
+        """``counts``: (passages, sentences) to be written; ``token_count``: the
+        stored tokens' total (None: the build stores none)."""
         from numpy.lib.format import open_memmap
 
         self.tmp, self.manifest = tmp, manifest
@@ -475,7 +529,14 @@ class Writer:
         self._sentences = open_memmap(tmp / SENTENCES, "w+", np.float16, (counts[1], dim))
         self._keys = (tmp / KEYS).open("w", encoding="utf-8")
         self._tokens = (tmp / TOKENS).open("w", encoding="utf-8")
-        self._at = self._sat = 0
+        self._at = self._sat = self._tat = 0
+        self._bits: np.memmap[Any, np.dtype[np.uint8]] | None = None
+        self._starts: np.memmap[Any, np.dtype[np.int64]] | None = None
+        if token_count is not None:
+            shape = (token_count, token_width(dim))
+            self._bits = open_memmap(tmp / TOKEN_BITS, "w+", np.uint8, shape)
+            self._starts = open_memmap(tmp / TOKEN_STARTS, "w+", np.int64, (counts[1] + 1,))
+            self._starts[0] = 0
 
     def add(
         self,
@@ -484,14 +545,20 @@ class Writer:
         sentence_vectors: NDArray[np.floating[Any]],
         keys: Sequence[str],
         tokens: Sequence[str] | None = None,
+        token_bits: TokenBits | None = None,
     ) -> None:
-        """Append rows: their passages, vectors, all their sentence vectors, keys
-        and keyword tokens (one space-separated line a row; made from the
-        passages when not given).  A ``Carried`` sequence's carried rows are
-        copied as their build stored them, not parsed."""
+        """Append rows: their passages, vectors, all their sentence vectors, keys,
+        keyword tokens (one space-separated line a row; made from the passages
+        when not given) and stored tokens (all their sentences', where the build
+        stores them).  A ``Carried`` sequence's carried rows are copied as their
+        build stored them, not parsed."""
         n, s = len(passages), int(sentence_vectors.shape[0])
         if not n == len(vectors) == len(keys) or (tokens is not None and len(tokens) != n):
             raise ValueError("Writer.add: passages, vectors, keys and tokens disagree")
+        if (token_bits is None) != (self._bits is None) or (
+            token_bits is not None and token_bits.sentences != s
+        ):
+            raise ValueError("Writer.add: stored tokens and sentences disagree")
         if isinstance(passages, Carried):
             held = self._rows.add(passages.new) + self._rows.copy(passages.table, passages.rows)
         else:
@@ -503,16 +570,28 @@ class Writer:
         self._keys.write("".join(f"{k}\n" for k in keys))
         lines = tokens if tokens is not None else (" ".join(passage_tokens(p)) for p in passages)
         self._tokens.write("".join(f"{line}\n" for line in lines))
+        if token_bits is not None and self._bits is not None and self._starts is not None:
+            t = len(token_bits.bits)
+            self._bits[self._tat : self._tat + t] = token_bits.bits
+            ends = self._tat + np.cumsum(token_bits.counts, dtype=np.int64)
+            self._starts[self._sat + 1 : self._sat + s + 1] = ends
+            self._tat += t
         self._at, self._sat = self._at + n, self._sat + s
 
     def finish(self, step: Callable[[], None], ann_mode: ann.Mode) -> None:
         tmp = self.tmp
         if self._at != len(self._vectors) or self._sat != len(self._sentences):
             raise ValueError("Writer: fewer rows written than declared")
+        if self._bits is not None and self._tat != len(self._bits):
+            raise ValueError("Writer: fewer tokens written than declared")
         self._rows.close()
         step()
         self._vectors.flush()
         self._sentences.flush()
+        stored = [TOKEN_BITS, TOKEN_STARTS] if self._bits is not None else []
+        if self._bits is not None and self._starts is not None:
+            self._bits.flush()
+            self._starts.flush()
         self._keys.close()
         self._tokens.close()
         step()
@@ -525,7 +604,7 @@ class Writer:
                 self.keyword = keyword_index_of([line.rstrip("\n").split(" ") for line in fh])
         self.keyword.save(tmp / KEYWORD)
         step()
-        names = [*DATA_FILES, TOKENS, *([ANN] if kind == "hnsw" else [])]
+        names = [*DATA_FILES, TOKENS, *stored, *([ANN] if kind == "hnsw" else [])]
         names += [f"{KEYWORD}/{f.name}" for f in _files(tmp / KEYWORD)]
         dense: dict[str, Any] = {"kind": kind}
         if kind == "hnsw":
@@ -560,11 +639,13 @@ def writing(
     progress: Callable[[int, int], None] | None = None,
     ann_mode: ann.Mode = "auto",
     need: int | None = None,
+    token_count: int | None = None,
 ) -> Iterator[Writer]:
     """A new build of ``counts`` = (passages, sentences) rows, written through
     the ``Writer`` this yields (``Writer.add`` in batches) and, when the block
     ends, finished, read back, verified and published as ``publish`` does;
-    ``Writer.published`` is then the build directory.  An exception in the
+    ``Writer.published`` is then the build directory; ``token_count``: the
+    stored tokens' total (None: none stored).  An exception in the
     block (or in finishing) removes the build and leaves the served one."""
     step = _stepper(progress, WRITE_STEPS)
     root = builds_dir(out)
@@ -580,7 +661,7 @@ def writing(
         writer: Writer | None = None
         try:
             tmp.mkdir()
-            writer = Writer(tmp, manifest, counts)
+            writer = Writer(tmp, manifest, counts, token_count)
             yield writer
             writer.finish(step, ann_mode)
             load(tmp, verify="full", searchable=False)  # what was written reads back whole

@@ -26,6 +26,7 @@ import numpy as np
 
 from index import store
 from index.embedder import Embedder
+from index.tokens import TokenBits, empty, width
 from ingest.records import Document, Passage
 from ingest.windows import MAX_WINDOW_CHARS, MODEL_WINDOW_S, model_windows
 
@@ -89,23 +90,27 @@ def pool(vectors: NDArray[np.float32], weights: Sequence[float]) -> NDArray[np.f
 
 @dataclass
 class Previous:
-    """What a build may reuse from the build it replaces."""
+    """What a build may reuse from the build it replaces: a wiki passage's
+    vector, sentence vectors and tokens by its key; a transcript sentence's
+    vector and tokens by its ``SentenceKey``."""
 
-    passages: dict[str, tuple[NDArray[np.float32], NDArray[np.float16]]] = field(
+    passages: dict[str, tuple[NDArray[np.float32], NDArray[np.float16], TokenBits]] = field(
         default_factory=dict
     )
-    sentences: dict[SentenceKey, NDArray[np.float16]] = field(default_factory=dict)
+    sentences: dict[SentenceKey, tuple[NDArray[np.float16], NDArray[np.uint8]]] = field(
+        default_factory=dict
+    )
 
 
-def previous(
-    old: store.Stored | None, model: str, transcripts: set[str] | None = None
-) -> Previous:
+def previous(old: store.Stored | None, model: str, transcripts: set[str] | None = None) -> Previous:
     """What a build may reuse of ``old`` (the served build, already verified
     against its checksums by ``store.previous``), when it used the same model.
     ``transcripts``: the ``said_key`` of the transcripts being built now (None:
     any); only their sentences can be reused, so only their rows are parsed.
-    Wiki rows are reused by their embedding key alone, without parsing them."""
-    if old is None or old.model != model:
+    Wiki rows are reused by their embedding key alone, without parsing them.
+    A build without stored tokens (before podcite stored them) gives nothing:
+    its passages are embedded again, once, so that every row has its tokens."""
+    if old is None or old.model != model or old.token_bits is None:
         return Previous()
     prev = Previous()
     windows = old.manifest.get("transcript_windows", {}).get("model_windows")
@@ -124,12 +129,19 @@ def previous(
     ]
     keys = old.keys
     for i in np.flatnonzero(cols.kind != transcript):
-        prev.passages[keys[int(i)]] = (old.vectors[i], old.sentence_vectors_of(int(i)))
+        row = int(i)
+        prev.passages[keys[row]] = (
+            old.vectors[i],
+            old.sentence_vectors_of(row),
+            old.tokens_of(row),
+        )
     said = np.flatnonzero((cols.kind == transcript) & np.isin(cols.document, wanted))
     for i in said:
-        p = old.passages[int(i)]
-        for s, v in zip(p.sentences, old.sentence_vectors_of(int(i)), strict=True):
-            prev.sentences[(shas[p.document_id], s.start)] = v
+        row = int(i)
+        p, bits = old.passages[row], old.tokens_of(row)
+        at = np.concatenate([[0], np.cumsum(bits.counts)])
+        for j, (s, v) in enumerate(zip(p.sentences, old.sentence_vectors_of(row), strict=True)):
+            prev.sentences[(shas[p.document_id], s.start)] = (v, bits.bits[at[j] : at[j + 1]])
     return prev
 
 
@@ -139,6 +151,7 @@ class Vectors:
     sentences: list[NDArray[np.float16]]  # per passage, one row per sentence
     embedded: int  # passages whose vectors needed the model
     reused: int
+    tokens: list[TokenBits]  # per passage, its sentences' content-word tokens
 
 
 def compute(
@@ -153,13 +166,14 @@ def compute(
     dim = embedder.dimension
     out = np.zeros((len(passages), dim), dtype=np.float32)
     sents: list[NDArray[Any]] = [np.zeros((0, dim), dtype=np.float16)] * len(passages)
+    toks: list[TokenBits] = [empty(width(dim))] * len(passages)
     direct: list[int] = []
     pooled: list[int] = []
     for i, (p, key) in enumerate(zip(passages, keys, strict=True)):
         if p.kind == "transcript":
             pooled.append(i)
         elif key in prev.passages:
-            out[i], sents[i] = prev.passages[key]
+            out[i], sents[i], toks[i] = prev.passages[key]
         else:
             direct.append(i)
     # Extended in place with what this build embeds: ``prev`` is this build's
@@ -184,20 +198,31 @@ def compute(
             if progress:
                 progress(done, len(inputs))
 
-        pvecs, svecs = embedder.encode_spans(
+        pooled_out = embedder.encode_spans(
             [text for text, _ in inputs], [spans for _, spans in inputs], progress=tick
         )
+        svecs, stoks = pooled_out.sentences, pooled_out.tokens
         for j, i in enumerate(direct):
-            out[i], sents[i] = pvecs[j], svecs[j].astype(np.float16)
-        for u, vecs in zip(units, svecs[len(direct) :], strict=True):
+            out[i], sents[i] = pooled_out.passages[j], svecs[j].astype(np.float16)
+            toks[i] = stoks[j]
+        n = len(direct)
+        for u, vecs, bits in zip(units, svecs[n:], stoks[n:], strict=True):
             doc = docs[u.document_id]
-            for s, v in zip(u.sentences, vecs, strict=True):
-                said[(said_key(doc.sha256, doc.title), s.start)] = v.astype(np.float16)
+            at = np.concatenate([[0], np.cumsum(bits.counts)])
+            for j, (s, v) in enumerate(zip(u.sentences, vecs, strict=True)):
+                said[(said_key(doc.sha256, doc.title), s.start)] = (
+                    v.astype(np.float16),
+                    bits.bits[at[j] : at[j + 1]],
+                )
     for i in pooled:
         p = passages[i]
         key = said_key(docs[p.document_id].sha256, docs[p.document_id].title)
-        rows = np.stack([said[(key, s.start)] for s in p.sentences]).astype(np.float32)
+        held = [said[(key, s.start)] for s in p.sentences]
+        rows = np.stack([v for v, _ in held]).astype(np.float32)
         out[i] = pool(rows, [len(s.text) for s in p.sentences])
         sents[i] = rows.astype(np.float16)
+        toks[i] = TokenBits(
+            np.concatenate([b for _, b in held]), np.array([len(b) for _, b in held], np.int32)
+        )
     embedded = len(direct) + sum(1 for i in pooled if passages[i].document_id in missing)
-    return Vectors(out, sents, embedded, len(passages) - embedded)
+    return Vectors(out, sents, embedded, len(passages) - embedded, toks)

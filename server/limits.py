@@ -33,8 +33,7 @@ from index.backend import Index
 from server.settings import Settings
 
 if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
+    from index.embedder import TokenVectors
 
 T = TypeVar("T")
 Question = tuple[Index, str] | None
@@ -158,20 +157,20 @@ class QuestionBatcher:
 
 
 def _embed_batch(batch: list[tuple[str, Index, list[asyncio.Future[None]]]]) -> None:
-    """One forward pass per index over its waiting questions; each vector goes
-    into that index's question cache (``Index.embed`` reads it from there)."""
+    """One forward pass per index over its waiting questions; each question's
+    vectors go into that index's question cache (``Index.embed`` and
+    ``Index.question`` read them from there)."""
     by_index: dict[int, tuple[Index, list[str]]] = {}
     for q, index, _ in batch:
         by_index.setdefault(id(index), (index, []))[1].append(q)
     for index, qs in by_index.values():
         assert index.embedder is not None  # checked in QuestionBatcher.embed
-        vectors = index.embedder.encode(qs, batch_size=len(qs))
-        for q, v in zip(qs, vectors, strict=True):
-            index.queries.get(q, _given(v))
+        for q, tv in zip(qs, index.embedder.token_vectors(qs), strict=True):
+            index.queries.get(q, _given(tv))
 
 
-def _given(v: NDArray[np.float32]) -> Callable[[], NDArray[np.float32]]:
-    return lambda: v
+def _given(tv: TokenVectors) -> Callable[[], TokenVectors]:
+    return lambda: tv
 
 
 def install(app: FastAPI, settings: Settings) -> SearchPool:

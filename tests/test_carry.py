@@ -5,6 +5,7 @@ index is the one a fresh build of the same files gives."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,12 @@ import numpy as np
 import pytest
 
 from index import store
+from index.records import RerankSettings
+from index.search import search
 from index.serial import passage_to_dict
 from ingest import loader
 from server.ingesting import do_ingest
+from server.runtime import open_for_queries
 from server.settings import Settings
 from tests import ui_corpus
 
@@ -53,6 +57,7 @@ def _snapshot(index_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             s.keys[i],
             s.tokens[i],
             round(float(bm25[i]), 5),
+            s.tokens_of(i),
         )
     m = s.manifest
     docs = {d: {k: v for k, v in e.items() if k != "file"} for d, e in m["documents"].items()}
@@ -64,13 +69,16 @@ def _same(a: Path, b: Path) -> None:
     (ma, ra), (mb, rb) = _snapshot(a), _snapshot(b)
     assert ma == mb
     assert ra.keys() == rb.keys()
-    for pid, (rec, vec, sents, key, tokens, score) in ra.items():
-        rec2, vec2, sents2, key2, tokens2, score2 = rb[pid]
+    for pid, (rec, vec, sents, key, tokens, score, bits) in ra.items():
+        rec2, vec2, sents2, key2, tokens2, score2, bits2 = rb[pid]
         assert (rec, key, tokens, score) == (rec2, key2, tokens2, score2), pid
         # The model's batches differ between the two builds, which moves the
-        # last digits (docs/benchmarks.md, "Milvus and Ray"); nothing else may differ.
+        # last digits (docs/benchmarks.md, "Milvus and Ray") and may flip the sign
+        # of a component within float noise of 0; nothing else may differ.
         np.testing.assert_allclose(vec, vec2, atol=1e-4)
         np.testing.assert_allclose(sents, sents2, atol=1e-3)
+        assert bits.counts.tolist() == bits2.counts.tolist(), pid
+        assert (np.unpackbits(bits.bits) == np.unpackbits(bits2.bits)).mean() > 0.999, pid
 
 
 def test_one_changed_file_is_all_that_is_parsed_and_the_index_is_a_fresh_builds(
@@ -121,6 +129,50 @@ def test_a_changed_catalog_parses_everything_again(tmp_path: Path, parsed: list[
     assert len(parsed) == 3
     _ingest(corpus, tmp_path / "fresh")
     _same(live, tmp_path / "fresh")
+
+
+def _as_before_stored_tokens(index_dir: Path) -> None:
+    """Make a build look as one made before podcite stored token vectors: the
+    two files gone, and the manifest (checksums, sizes, its own) without them."""
+    live = index_dir.resolve()
+    manifest = json.loads((live / store.MANIFEST).read_text(encoding="utf-8"))
+    for name in (store.TOKEN_BITS, store.TOKEN_STARTS):
+        (live / name).unlink()
+        del manifest["checksums"][name], manifest["sizes"][name]
+    manifest[store.SELF] = store.manifest_digest(manifest)
+    (live / store.MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    assert store.load(index_dir, verify="full").token_bits is None
+
+
+def test_a_build_before_stored_tokens_is_embedded_again_to_store_them(
+    tmp_path: Path, parsed: list[str]
+) -> None:
+    corpus = ui_corpus.make(tmp_path / "corpus")
+    live = tmp_path / "live"
+    _ingest(corpus, live)
+    _as_before_stored_tokens(live)
+    # Every document given again, unchanged: parsed and embedded again, once,
+    # so that the new build stores every row's tokens.
+    parsed.clear()
+    again = _ingest(corpus, live)
+    assert len(parsed) == 3 and again.embedded == again.passages
+    assert not any("token vectors" in n for n in again.notes)
+    _ingest(corpus, tmp_path / "fresh")
+    _same(live, tmp_path / "fresh")
+
+    # A document not given now is carried over as its build has it: without
+    # tokens, so the build stores none, says so, and the re-reading embeds its
+    # candidates instead.
+    _as_before_stored_tokens(live)
+    seed = corpus / "hubermanlab-experimental-depression-treatments.txt"
+    some = [seed, corpus / "sleep-episode.vtt", corpus / "catalog.csv"]
+    report = do_ingest(some, Settings(index_dir=live), strict=False, quiet=True)
+    assert "depression-episode.vtt" in report.kept
+    assert any("token vectors not stored" in n for n in report.notes)
+    assert store.load(live).token_bits is None
+    idx = open_for_queries(Settings(index_dir=live))
+    hits = search(idx, "ketamine depression", 5, rerank=RerankSettings(top=5))
+    assert hits and hits == search(idx, "ketamine depression", 5, rerank=RerankSettings(top=5))
 
 
 def test_known_lists_unchanged_files_and_parses_the_rest(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from index import milvus_store as ms
 from index import store
 from index.backend import Index
 from index.milvus import MilvusBackend, expression, open_milvus_index
-from index.records import Filters
+from index.records import Filters, RerankSettings
 from index.search import search
 from tests.conftest import CORPUS, ROOT, serving
 
@@ -61,6 +61,10 @@ def test_same_results_as_faiss(milvus_seed: Index, seed_index: Index) -> None:
                 a = search(seed_index, q, 5, mode=mode, filters=f)
                 b = search(milvus_seed, q, 5, mode=mode, filters=f)
                 assert [h.passage.id for h in a] == [h.passage.id for h in b], (q, mode, f)
+                # The re-reading reads the same stored tokens from either store.
+                a = search(seed_index, q, 5, mode=mode, filters=f, rerank=RerankSettings(8))
+                b = search(milvus_seed, q, 5, mode=mode, filters=f, rerank=RerankSettings(8))
+                assert [h.passage.id for h in a] == [h.passage.id for h in b], (q, mode, f)
                 assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
                 assert [h.best_sentence for h in a] == [h.best_sentence for h in b]
     # BM25 agrees up to Milvus's constant (k1 + 1) factor; the weighted fusion's
@@ -72,6 +76,10 @@ def test_same_results_as_faiss(milvus_seed: Index, seed_index: Index) -> None:
     cm = milvus_seed.backend.keyword_ceiling("ketamine dose 5-HT2A")
     assert np.allclose(fa / ca, mi / cm, atol=1e-3)
     assert milvus_seed.backend.passage(0) == seed_index.backend.passage(0)
+    for row in rows:
+        want, got = seed_index.backend.token_bits(row), milvus_seed.backend.token_bits(row)
+        assert want is not None and got is not None
+        assert np.array_equal(want.bits, got.bits) and np.array_equal(want.counts, got.counts)
     assert np.allclose(
         milvus_seed.backend.sentence_vectors(3), seed_index.backend.sentence_vectors(3), atol=1e-3
     )

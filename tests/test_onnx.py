@@ -128,7 +128,9 @@ def test_pooling_works_on_both_backends(embedder: Any, onnx: SentenceTransformer
     texts, spans = [t for t, _ in inputs], [s for _, s in inputs]
     got = {}
     for emb in (embedder, onnx):
-        pvecs, svecs = emb.encode_spans(texts, spans)
+        pooled = emb.encode_spans(texts, spans)
+        pvecs, svecs = pooled.passages, pooled.sentences
+        assert [t.sentences for t in pooled.tokens] == [len(s) for s in spans]
         assert pvecs.shape == (len(texts), emb.dimension)
         assert [len(v) for v in svecs] == [len(s) for s in spans]
         assert np.allclose(np.linalg.norm(np.concatenate(svecs), axis=1), 1, atol=1e-4)
@@ -139,7 +141,7 @@ def test_pooling_works_on_both_backends(embedder: Any, onnx: SentenceTransformer
     sent = cosines(np.concatenate(got["torch"][1]), np.concatenate(got["onnx"][1]))
     assert sent.mean() >= 0.99 and sent.min() >= 0.97
     # bench/best_sentence.py's entry point, on the public surface
-    pvecs, _ = encode_pooled(onnx, texts, spans)
+    pvecs = encode_pooled(onnx, texts, spans).passages
     assert cosines(pvecs, got["onnx"][0]).min() > 0.9999
 
 
@@ -150,10 +152,17 @@ def test_the_fp32_export_gives_torchs_vectors(embedder: Any, onnx_cache: Path) -
     docs = load([CORPUS]).documents
     inputs = [embed_input(p) for d in docs for p in passages(d)]
     texts, spans = [t for t, _ in inputs], [s for _, s in inputs]
-    want_p, want_s = embedder.encode_spans(texts, spans)
-    got_p, got_s = fp32.encode_spans(texts, spans)
-    assert cosines(want_p, got_p).min() > 0.99999
-    assert cosines(np.concatenate(want_s), np.concatenate(got_s)).min() > 0.9999
+    want, got = embedder.encode_spans(texts, spans), fp32.encode_spans(texts, spans)
+    assert cosines(want.passages, got.passages).min() > 0.99999
+    assert cosines(np.concatenate(want.sentences), np.concatenate(got.sentences)).min() > 0.9999
+    # The stored tokens: the same words, and the same signs but for a rare
+    # component within float noise of zero.
+    pairs = zip(want.tokens, got.tokens, strict=True)
+    assert all(np.array_equal(w.counts, g.counts) for w, g in pairs)
+    bits = [np.unpackbits(t.bits) for t in (*want.tokens, *got.tokens)]
+    half = len(bits) // 2
+    same = np.concatenate(bits[:half]) == np.concatenate(bits[half:])
+    assert same.mean() > 0.999
     assert fp32.name == embedder.name and fp32.dimension == embedder.dimension
     assert list(onnx_cache.rglob("model_fp32.onnx"))
 

@@ -5,6 +5,7 @@ the seed index, its scores checked against passages embedded one at a time."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from index.rank import rank
 from index.records import RerankSettings
 from index.rerank import maxsim, question_weights, real_tokens, reorder, rerank
 from index.search import search
+from index.tokens import concat, is_content, sentences_of, span_bits, unpack, width
+from index.vectors import embed_input
 
 
 def _unit(*rows: list[float]) -> NDArray[np.float32]:
@@ -62,6 +65,33 @@ def test_real_tokens_drop_cls_sep_and_padding() -> None:
     assert vectors == pytest.approx(np.array([[0.6, 0.8], [0.0, 1.0]]))
 
 
+def test_span_bits_keep_each_spans_content_words_as_signs() -> None:
+    """Pure: against a loop written out, on hand-made token vectors."""
+    text = "Zinc helps sleep. It is in oysters."
+    offsets = [(0, 0), (0, 4), (5, 10), (11, 16), (16, 17), (18, 20), (21, 23), (24, 26)]
+    offsets += [(27, 34), (34, 35), (0, 0)]  # [CLS] zinc helps sleep . it is in oysters . [SEP]
+    rng = np.random.default_rng(3)
+    tokens = rng.normal(size=(len(offsets), 10)).astype(np.float32)
+    spans = [(0, 17), (18, 35)]
+    got = span_bits(tokens, offsets, text, spans)
+    want_rows = [[1, 2, 3], [8]]  # content words: zinc helps sleep | oysters
+    assert got.counts.tolist() == [3, 1]
+    want = np.concatenate([tokens[r] > 0 for r in want_rows])
+    assert np.array_equal(np.unpackbits(got.bits, axis=1, count=10).astype(bool), want)
+    assert got.bits.shape == (4, width(10))
+    # Back as unit vectors: each component +-1/sqrt(dim), signs kept.
+    back = unpack(got.bits, 10)
+    assert np.allclose(np.linalg.norm(back, axis=1), 1)
+    assert np.array_equal(back > 0, want)
+    # A passage's sentences out of a stored array, and stored arrays joined.
+    joined = concat([got, got], width(10))
+    starts = np.concatenate([[0], np.cumsum(joined.counts)]).astype(np.int64)
+    second = sentences_of(joined.bits, starts, 1, 2)  # the 1st's second sentence, the 2nd's first
+    assert second.counts.tolist() == [1, 3]
+    assert np.array_equal(second.bits, np.concatenate([got.bits[3:], got.bits[:3]]))
+    assert sentences_of(joined.bits, starts, 2, 0).bits.shape == (0, width(10))
+
+
 def test_reorder_moves_the_head_only_and_breaks_ties_by_first_stage() -> None:
     first = [(7, 0.75), (8, 0.5), (9, 0.25), (3, 0.125)]  # exact in binary: ties are ties
     ranked = [Ranked(row, 0.5, 0.0, fused) for row, fused in first]
@@ -75,22 +105,46 @@ def test_reorder_moves_the_head_only_and_breaks_ties_by_first_stage() -> None:
 QUESTION = "Which brain rhythm did the ketamine study in mice find?"
 
 
-def test_rerank_scores_match_passages_embedded_one_by_one(seed_index: Any) -> None:
-    idx = seed_index
+class _NoTokens:
+    """The seed's real backend, but keeping no tokens (as Milvus): the
+    re-reading must embed its candidates again."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    def token_bits(self, row: int) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+def _brute(idx: Any, rows: list[Ranked], stored: bool) -> dict[int, float]:
+    """Each candidate's fused + 0.5 x MaxSim, the passage's tokens read from
+    its stored bits or through the model alone (no batch, no padding)."""
+    qv, qw = real_tokens(idx.embedder.token_vectors([QUESTION])[0], QUESTION)
+    weights = question_weights(qw)
+    by_row = {}
+    for r in rows:
+        if stored:
+            pv = unpack(idx.backend.token_bits(r.row).bits, qv.shape[1])
+        else:
+            text = idx.backend.passage(r.row).embed_text()
+            pv, _ = real_tokens(idx.embedder.token_vectors([text])[0], text)
+        by_row[r.row] = r.fused + 0.5 * float(maxsim(qv, weights, [pv])[0])
+    return by_row
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["stored tokens", "embedded again"])
+def test_rerank_scores_match_brute_force(seed_index: Any, stored: bool) -> None:
+    idx = seed_index if stored else replace(seed_index, backend=_NoTokens(seed_index.backend))
     q = idx.embed(QUESTION)
     first = rank(idx, QUESTION, q, 30, mode="hybrid")
     second = rerank(idx, QUESTION, first, RerankSettings(top=12, weight=0.5))
     # Only the first 12 move, and they stay the same 12.
     assert {r.row for r in second[:12]} == {r.row for r in first[:12]}
     assert second[12:] == first[12:]
-    # Brute force: each passage through the model alone (no batch, no padding).
-    qv, qw = real_tokens(idx.embedder.token_vectors([QUESTION])[0], QUESTION)
-    weights = question_weights(qw)
-    by_row = {}
-    for r in first[:12]:
-        text = idx.backend.passage(r.row).embed_text()
-        pv, _ = real_tokens(idx.embedder.token_vectors([text])[0], text)
-        by_row[r.row] = r.fused + 0.5 * float(maxsim(qv, weights, [pv])[0])
+    by_row = _brute(idx, first[:12], stored)
     want = sorted(by_row, key=lambda row: -by_row[row])
     got = [r.row for r in second[:12]]
     # The same passages, so the same scores up to float noise: the order falls
@@ -100,23 +154,49 @@ def test_rerank_scores_match_passages_embedded_one_by_one(seed_index: Any) -> No
     assert by_row[got[0]] == pytest.approx(by_row[want[0]], abs=1e-4)
 
 
-# A question whose first five the re-reading orders differently on the seed
-# (QUESTION's it leaves as they are), so a query path that ignored the setting fails.
+def test_the_stored_tokens_are_the_signs_of_each_sentences_content_words(
+    seed_index: Any,
+) -> None:
+    """What a build stored for a passage, against the model run on it alone:
+    the content words of each sentence, the sign of each dimension."""
+    idx = seed_index
+    for row in range(len(idx)):
+        p = idx.backend.passage(row)
+        text, spans = embed_input(p)
+        tv = idx.embedder.token_vectors([text])[0]
+        stored = idx.backend.token_bits(row)
+        words = [
+            [
+                text[a:b]
+                for a, b in tv.offsets
+                if b > a and lo <= a and b <= hi and is_content(text[a:b])
+            ]
+            for lo, hi in spans
+        ]
+        assert stored.counts.tolist() == [len(w) for w in words]
+        want = span_bits(tv.tokens, tv.offsets, text, spans)
+        same = np.unpackbits(stored.bits) == np.unpackbits(want.bits)
+        assert same.mean() > 0.999  # a component within float noise of 0 may flip
+
+
+# A question whose first five the re-reading orders differently on the seed,
+# so a query path that ignored the setting fails.
 MOVED = "Why is ketamine not a first-line treatment?"
 
 
-def test_the_query_path_reranks_when_the_settings_ask(seed_index: Any) -> None:
+def test_the_query_path_rereads_by_default_and_not_where_turned_off(seed_index: Any) -> None:
     params = parse({"q": MOVED, "k": 5})
-    plain = run(seed_index, params, with_answer=True)
-    reread = run(seed_index, params, with_answer=True, options=Options(rerank=RerankSettings(20)))
+    plain = run(seed_index, params, with_answer=True, options=Options(rerank=RerankSettings(0)))
+    reread = run(seed_index, params, with_answer=True)
     assert [h.row for h in reread.hits] != [h.row for h in plain.hits]
     # Scores stay the dense cosine (abstention and weak marks are calibrated on
     # it), so the same passages keep the same score; only the order may change.
     assert not reread.abstained and reread.answer
     cos = {h.row: h.score for h in plain.hits}
     assert all(h.score == pytest.approx(cos[h.row]) for h in reread.hits if h.row in cos)
-    direct = search(seed_index, MOVED, 5, rerank=RerankSettings(20))
-    assert [h.row for h in direct] == [h.row for h in reread.hits]
+    assert [h.row for h in search(seed_index, MOVED, 5)] == [h.row for h in reread.hits]
+    first = search(seed_index, MOVED, 5, rerank=RerankSettings(0))
+    assert [h.row for h in first] == [h.row for h in plain.hits]
 
 
 def test_the_setting_is_checked_and_reaches_the_query_options() -> None:
@@ -124,7 +204,8 @@ def test_the_setting_is_checked_and_reaches_the_query_options() -> None:
 
     from server.settings import Settings
 
-    assert Settings().query_options().rerank.top == 0  # off unless asked
+    assert Settings().query_options().rerank == RerankSettings(top=5)  # on by default
+    assert Settings(rerank=0).query_options().rerank.top == 0  # off where asked
     assert Settings(rerank=20).query_options().rerank == RerankSettings(top=20)
     with pytest.raises(ValidationError, match="less than or equal to 100"):
         Settings(rerank=101)

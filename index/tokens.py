@@ -1,0 +1,119 @@
+"""Stored token vectors: each sentence's content words, one sign bit a dimension.
+
+The re-reading (index/rerank.py) compares every content word of a question
+with a candidate passage's contextual token vectors.  Embedding the candidates
+again at query time cost 50-100 ms for five of them, so a build keeps the
+token vectors the model computed anyway (``index.embedder.encode_pooled``
+pools sentence vectors from them): only content words (letters or digits, not
+a stopword: what a question's content words can match), and of each vector
+only its signs, packed eight to a byte (48 bytes a token for a 384-dimensional
+model: 125 MB for the shared library, against 1.0 GB at int8).  Measured on
+the cached first stage (docs/benchmarks.md, "Stored token vectors"), the signs
+rank the top five as the full vectors do, within a question a set.
+
+Why our own: this is ``np.packbits`` over a sign test, and a cosine with a
+vector of ±1; the libraries that store binary token vectors (PLAID's residual
+codes in colbert-ai, PyLate's indexes) need their own trained models and
+index formats.  Pure: arrays in, arrays out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index.keyword import STOPWORDS
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+
+def is_content(word: str) -> bool:
+    """A token that can carry meaning: letters or digits, not a stopword."""
+    return word.isalnum() and word.lower() not in STOPWORDS
+
+
+@dataclass(frozen=True)
+class TokenBits:
+    """Some sentences' content-word token vectors as packed sign bits:
+    ``bits`` holds one row a token (``np.packbits`` of ``vector > 0``), the
+    sentences' tokens one after the other, ``counts[i]`` of them sentence i's."""
+
+    bits: NDArray[np.uint8]  # (tokens, ceil(dim / 8))
+    counts: NDArray[np.int32]  # (sentences,)
+
+    def __post_init__(self) -> None:
+        if self.bits.ndim != 2 or int(self.counts.sum()) != len(self.bits):
+            raise ValueError("TokenBits: the counts do not add up to the tokens")
+
+    @property
+    def sentences(self) -> int:
+        return len(self.counts)
+
+
+def empty(width: int) -> TokenBits:
+    return TokenBits(np.zeros((0, width), np.uint8), np.zeros(0, np.int32))
+
+
+def width(dim: int) -> int:
+    """Bytes a token takes for a ``dim``-dimensional model."""
+    return (dim + 7) // 8
+
+
+def concat(parts: Sequence[TokenBits], row_width: int) -> TokenBits:
+    """``parts`` one after the other (their sentences in order)."""
+    if not parts:
+        return empty(row_width)
+    return TokenBits(
+        np.concatenate([p.bits for p in parts]).astype(np.uint8, copy=False),
+        np.concatenate([p.counts for p in parts]).astype(np.int32, copy=False),
+    )
+
+
+def sentences_of(
+    bits: NDArray[np.uint8], starts: NDArray[np.int64], first: int, count: int
+) -> TokenBits:
+    """Sentences ``first`` to ``first + count`` of a stored array (``bits``, and
+    ``starts``: where each sentence's tokens start, then their total)."""
+    at = np.asarray(starts[first : first + count + 1], dtype=np.int64)
+    return TokenBits(bits[int(at[0]) : int(at[-1])], np.diff(at).astype(np.int32))
+
+
+def span_bits(
+    tokens: NDArray[np.float32],
+    offsets: Sequence[tuple[int, int]],
+    text: str,
+    spans: Sequence[tuple[int, int]],
+) -> TokenBits:
+    """The content-word tokens lying wholly inside each span of ``text``, in
+    order, as sign bits.  ``tokens`` are one text's token vectors, ``offsets``
+    their character spans ((0, 0) for [CLS] and [SEP], which are never kept);
+    a token is kept where its surface is a content word (``is_content``):
+    a word piece such as "##ing" is judged by its own characters."""
+    n = min(len(tokens), len(offsets))
+    starts = np.array([a for a, _ in offsets[:n]], dtype=np.int64)
+    ends = np.array([b for _, b in offsets[:n]], dtype=np.int64)
+    content = np.array(
+        [b > a and is_content(text[a:b]) for a, b in zip(starts, ends, strict=True)], dtype=bool
+    )
+    rows: list[NDArray[np.intp]] = []
+    for a, b in spans:
+        rows.append(np.flatnonzero(content & (starts >= a) & (ends <= b)))
+    keep = np.concatenate(rows) if rows else np.zeros(0, np.intp)
+    bits = (
+        np.packbits(tokens[keep] > 0, axis=1)
+        if len(keep)
+        else np.zeros((0, width(tokens.shape[1])), np.uint8)
+    )
+    return TokenBits(bits.astype(np.uint8), np.array([len(r) for r in rows], np.int32))
+
+
+def unpack(bits: NDArray[np.uint8], dim: int) -> NDArray[np.float32]:
+    """Packed sign bits as unit vectors: each dimension ±1/sqrt(dim), so an
+    inner product with a unit vector is a cosine."""
+    signs = np.unpackbits(bits, axis=1, count=dim).astype(np.float32)
+    out: NDArray[np.float32] = (2.0 * signs - 1.0) / np.float32(np.sqrt(dim))
+    return out
