@@ -335,13 +335,13 @@ def test_micro_batching_embeds_waiting_questions_together(
 
     index = Index(seed_index.backend, seed_index.manifest, seed_index.embedder, seed_index.path)
     sizes: list[int] = []
-    encode = index.embedder.encode
+    encode = index.embedder.token_vectors  # a question's vector and its tokens', one pass
 
     def spy(texts, *args, **kwargs):  # type: ignore[no-untyped-def]
         sizes.append(len(texts))
         return encode(texts, *args, **kwargs)
 
-    monkeypatch.setattr(index.embedder, "encode", spy)
+    monkeypatch.setattr(index.embedder, "token_vectors", spy)
     settings = Settings(index_dir=seed_index_dir, embed_batch=16, search_threads=1)
     app = create_app(settings, index=index)
 
