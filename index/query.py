@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -28,6 +28,7 @@ from index.records import (
     ABSTAIN_UNKNOWN_BELOW,
     MAX_K,
     MAX_QUERY_CHARS,
+    MAX_RERANK,
     MODES,
     AnswerSentence,
     Filters,
@@ -67,6 +68,24 @@ def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _given(value: object, name: str) -> bool:
+    """Whether an optional parameter is given.  An empty one (``kind=``) is
+    refused: the schema states each parameter's values and "" is none of them,
+    so the API says so; the page's form sends its empty fields, which ``parse``
+    drops before they get here."""
+    if value is None:
+        return False
+    if isinstance(value, str) and not value.strip():
+        raise _bad(f"{name} is empty: give a value or leave the parameter out")
+    return True
+
+
+# Not only spaces, as Python's str.strip() counts them: JSON Schema's (ECMA) \s
+# leaves out the separators \x1c-\x1f and NEL, which strip() removes.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+_COUNTS = {"k": (1, MAX_K), "rerank": (0, MAX_RERANK)}  # each count's range, as the schema states
+
+
 class SearchParams(BaseModel):
     """A search request's parameters, as the API, the page and the CLI take them."""
 
@@ -75,15 +94,17 @@ class SearchParams(BaseModel):
     q: str = Field(
         min_length=1,
         max_length=MAX_QUERY_CHARS,
-        # Not only spaces, as Python's str.strip() counts them: JSON Schema's
-        # (ECMA) \s leaves out the separators \x1c-\x1f and NEL, which strip() removes.
-        pattern=r"[^\s\x1c-\x1f\x85]",
+        pattern=NOT_BLANK,
         description="The question, 1-1000 characters, not only spaces.",
     )
     k: int | None = Field(None, ge=1, le=MAX_K, description="How many results, 1-50 (default 5).")
     kind: Kind | None = Field(None, description="Only 'wiki' or 'transcript' results.")
     episode: str | None = Field(
-        None, max_length=200, description="Only this episode (its id: a YouTube id)."
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=NOT_BLANK,
+        description="Only this episode (its id: a YouTube id).",
     )
     after: str | None = Field(
         None,
@@ -98,29 +119,38 @@ class SearchParams(BaseModel):
         description="Episodes on or before this date, YYYY-MM-DD.",
     )
     mode: Mode | None = Field(None, description="Ranking: hybrid (default), dense or bm25.")
+    rerank: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_RERANK,
+        description="Re-read the first N candidates token by token, 0-20 (0 = off; "
+        "default: the server's setting, 5).",
+    )
 
     @field_validator("q", mode="before")
     @classmethod
     def _q(cls, value: object) -> str:
         return check_question(value)
 
-    @field_validator("k", mode="before")
+    @field_validator("k", "rerank", mode="before")
     @classmethod
-    def _k(cls, value: object) -> int | None:
-        if _blank(value):
+    def _count(cls, value: object, info: Any) -> int | None:
+        name = info.field_name
+        if not _given(value, name):
             return None
         if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
             value = int(value.strip())
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _bad("k must be a whole number")
-        if not 1 <= value <= MAX_K:
-            raise _bad(f"k must be between 1 and {MAX_K}")
+            raise _bad(f"{name} must be a whole number")
+        lo, hi = _COUNTS[name]
+        if not lo <= value <= hi:
+            raise _bad(f"{name} must be between {lo} and {hi}")
         return value
 
     @field_validator("kind", mode="before")
     @classmethod
     def _kind(cls, value: object) -> object:
-        if _blank(value):
+        if not _given(value, "kind"):
             return None
         if value not in KINDS:
             raise _bad(f"kind must be {' or '.join(repr(k) for k in KINDS)}")
@@ -129,7 +159,7 @@ class SearchParams(BaseModel):
     @field_validator("mode", mode="before")
     @classmethod
     def _mode(cls, value: object) -> object:
-        if _blank(value):
+        if not _given(value, "mode"):
             return None
         if value not in MODES:
             raise _bad(f"mode must be {', '.join(repr(m) for m in MODES)}")
@@ -138,12 +168,14 @@ class SearchParams(BaseModel):
     @field_validator("episode", mode="before")
     @classmethod
     def _episode(cls, value: object) -> object:
-        return None if _blank(value) else value.strip() if isinstance(value, str) else value
+        if not _given(value, "episode"):
+            return None
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("after", "before", mode="before")
     @classmethod
     def _date(cls, value: object, info: Any) -> object:
-        if _blank(value):
+        if not _given(value, info.field_name):
             return None
         if not isinstance(value, str) or not _is_date(value.strip()):
             raise _bad(f"{info.field_name} must be a date written YYYY-MM-DD")
@@ -186,9 +218,13 @@ def first_error(errors: Sequence[Mapping[str, Any]]) -> QueryError:
 
 
 def parse(raw: Mapping[str, Any]) -> SearchParams:
-    """Raw values (a page's query string, the CLI's arguments) -> checked parameters."""
+    """Raw values (a page's query string, the CLI's arguments) -> checked
+    parameters.  A form sends every field, empty or not: here an empty one is
+    one not given (the API, whose schema states each field's values, refuses
+    it instead)."""
+    given = {f: v for f, v in raw.items() if f == "q" or not _blank(v)}
     try:
-        return SearchParams.model_validate(dict(raw))
+        return SearchParams.model_validate(given)
     except ValidationError as exc:
         raise first_error(exc.errors()) from None
 
@@ -221,6 +257,7 @@ def run(
     if params.episode is not None and params.episode not in _episodes(index):
         raise UnknownEpisode("episode", f"unknown episode {params.episode!r}: not in this index")
     k = options.default_k if params.k is None else params.k
+    second = options.rerank if params.rerank is None else replace(options.rerank, top=params.rerank)
     found = search(
         index,
         params.q,
@@ -228,7 +265,7 @@ def run(
         filters=params.filters,
         mode=params.mode,
         fusion=options.fusion,
-        rerank=options.rerank,
+        rerank=second,
     )
     reads_names = options.abstain_unknown_below > options.abstain_below
     unknown = unknown_terms(index, params.q) if reads_names else []

@@ -21,6 +21,7 @@ FUSIONS: tuple[Fusion, ...] = get_args(Fusion)  # the first is the default (docs
 
 MAX_QUERY_CHARS = 1000
 MAX_K = 50
+MAX_RERANK = 20  # candidates a request may have re-read (index/rerank.py); 5 measured best
 # Below this cosine, the best passage does not answer the question: podcite
 # abstains and marks the results weak.  Calibrated, together with the next
 # one, on the shared relevant_qs / irrelevant_qs sets with their labels

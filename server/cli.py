@@ -215,12 +215,20 @@ def ask(
         bool,
         typer.Option("--open", help="Open the first cited moment in the web browser.", metavar=""),
     ] = False,
+    rerank: Annotated[
+        int | None,
+        typer.Option(
+            help="Re-read the first N candidates token by token, 0-20 (0 = off; "
+            "default: the rerank setting, PODCITE_RERANK).",
+        ),
+    ] = None,
 ) -> None:
     """Answer a question in the terminal: cited sentences, then the passages."""
     from index.query import parse
 
     settings = _settings(index)
-    params = _guard(lambda: parse({"q": question, "k": k}))  # checked before the model loads
+    raw = {"q": question, "k": k, "rerank": rerank}
+    params = _guard(lambda: parse(raw))  # checked before the model loads
 
     from index.query import run
     from server.runtime import open_for_queries

@@ -13,6 +13,7 @@ import pytest
 from numpy.typing import NDArray
 
 from index.embedder import TokenVectors, normalise
+from index.errors import QueryError
 from index.fusion import Ranked
 from index.query import Options, parse, run
 from index.rank import rank
@@ -233,3 +234,39 @@ def test_eval_names_the_second_stage_it_ran(seed_index_dir: Any) -> None:
         (report,) = json.loads(res.stdout)
         assert report["mode"] == label
         assert report["questions"] > 0
+
+
+def test_a_request_asks_for_the_second_stage_or_turns_it_off(seed_index: Any) -> None:
+    """``rerank`` on the request wins over the server's setting, both ways: the
+    API's, the page's and the CLI's one parser takes it."""
+    on, off = Options(), Options(rerank=RerankSettings(0))
+    asked = run(seed_index, parse({"q": MOVED, "k": 5, "rerank": "5"}), False, off)
+    by_server = run(seed_index, parse({"q": MOVED, "k": 5}), False, on)
+    assert [h.row for h in asked.hits] == [h.row for h in by_server.hits]
+    refused = run(seed_index, parse({"q": MOVED, "k": 5, "rerank": 0}), False, on)
+    plain = run(seed_index, parse({"q": MOVED, "k": 5}), False, off)
+    assert [h.row for h in refused.hits] == [h.row for h in plain.hits]
+    assert [h.row for h in refused.hits] != [h.row for h in asked.hits]
+    assert parse({"q": MOVED, "rerank": ""}).rerank is None  # a form's empty field: the default
+    with pytest.raises(QueryError, match="rerank must be between 0 and 20"):
+        parse({"q": MOVED, "rerank": 21})
+
+
+def test_ask_takes_rerank_per_question(seed_index_dir: Any) -> None:
+    """`podcite ask --rerank N`: checked before the model loads, and it wins
+    over the setting (0 turns the re-reading off)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from server.cli import app
+
+    base = ["ask", MOVED, "--index", str(seed_index_dir), "-k", "5", "--json"]
+    ids = {}
+    for n in ("0", "5"):
+        res = CliRunner().invoke(app, [*base, "--rerank", n])
+        assert res.exit_code == 0, res.output
+        ids[n] = [r["id"] for r in json.loads(res.stdout)["results"]]
+    assert ids["0"] != ids["5"]
+    bad = CliRunner().invoke(app, [*base, "--rerank", "21"])
+    assert bad.exit_code != 0 and "rerank must be between 0 and 20" in bad.output

@@ -99,6 +99,8 @@ def test_ask(client: TestClient) -> None:
         ({"q": "ok", "k": 0}, "k"),
         ({"q": "ok", "k": 51}, "k"),
         ({"q": "ok", "k": "many"}, "k"),
+        ({"q": "ok", "rerank": 21}, "rerank"),
+        ({"q": "ok", "rerank": "some"}, "rerank"),
         ({"q": "ok", "kind": "video"}, "kind"),
         ({"q": "ok", "after": "yesterday"}, "after"),
     ],
