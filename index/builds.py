@@ -1,7 +1,7 @@
 """The builds folder beside an index (``.<name>.builds/``): one writer at a
 time, the builds' names, leftovers, pruning and the rollback target.
 
-Part of the store: only index/store.py calls this module, and nothing else
+Part of the store: only index/store/ calls this module, and nothing else
 writes in that folder.  What lies there:
 
     ingest.lock                 held (``flock``) by the one ingest writing; it

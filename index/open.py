@@ -16,7 +16,7 @@ def open_index(
     verify: store.Verify = True,
     ann_mode: ann.Mode = "auto",
 ) -> Index:
-    """Load an index directory (checked as ``verify`` says: index/store.py)
+    """Load an index directory (checked as ``verify`` says: index/store/)
     behind the embedded FAISS + bm25s backend, with the embedder that encodes
     its questions (which must be the model the index was built with).
 

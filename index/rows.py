@@ -1,5 +1,5 @@
 """An index's rows without one Python object per passage: part of the store
-(only index/store.py reads and writes these files; its docstring lists them).
+(only index/store/ reads and writes these files; its docstring lists them).
 
 A million passages parsed into ``Passage`` objects take gigabytes and a minute,
 so a loaded index holds none of them:

@@ -1,6 +1,6 @@
 """passages.jsonl rows: a ``Passage`` to a JSON object and back.
 
-Pure serialisation, split out of index/store.py (which reads and writes the
+Pure serialisation, split out of index/store/ (which reads and writes the
 files) so the store stays about the directory.  Fields a newer podcite writes
 are ignored when reading.
 """

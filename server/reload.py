@@ -1,6 +1,6 @@
 """Live reload: serve a newly published index without a restart.
 
-The index pointer (``data/index``, a symlink, index/store.py) is read every
+The index pointer (``data/index``, a symlink, index/store/) is read every
 ``reload_seconds`` and on ``SIGHUP`` (or ``POST /admin/reload``).  When it
 names another build, that build is opened aside in a thread (checksums,
 manifest, model; the loaded model is shared, not loaded again) and warmed;

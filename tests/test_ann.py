@@ -1,4 +1,4 @@
-"""Index by size (index/ann.py) and the format-3 store (index/store.py, index/rows.py).
+"""Index by size (index/ann.py) and the format-3 store (index/store/, index/rows.py).
 
 Behaviour, not timings (bench/ann.py measures those): the HNSW path agrees
 with the exact one, ``auto`` picks by size, filters under HNSW return only
@@ -264,10 +264,10 @@ def test_quick_verification_checks_sizes_and_small_files_full_checks_every_byte(
 ) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(seed_index_dir.resolve(), copy)
-    monkeypatch.setattr(store, "FULL_CHECK_BYTES", 0)  # as if the index were large
-    monkeypatch.setattr(store, "SMALL_FILE", 5000)
+    monkeypatch.setattr(store.read, "FULL_CHECK_BYTES", 0)  # as if the index were large
+    monkeypatch.setattr(store.read, "SMALL_FILE", 5000)
     vectors = copy / store.VECTORS
-    assert vectors.stat().st_size > store.SMALL_FILE >= (copy / "rows.json").stat().st_size
+    assert vectors.stat().st_size > store.read.SMALL_FILE >= (copy / "rows.json").stat().st_size
     with vectors.open("r+b") as fh:  # same size, one vector changed
         fh.seek(-8, 2)
         fh.write(b"\x01" * 8)

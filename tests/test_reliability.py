@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from index import build, open_index, search, store
-from index.builds import NAME, builds_dir
+from index.builds import NAME, builds_dir, rollback_target
 from ingest import load
 from ingest.chunking import passages as make_passages
 from ingest.errors import PodciteError
@@ -71,7 +71,7 @@ def _env() -> dict[str, str]:
 def _leftovers(out: Path) -> tuple[int, int]:
     """(builds other than the served one and its rollback target, pointer temp links)."""
     root = builds_dir(out)
-    keep = {out.resolve(), store.builds.rollback_target(out)}
+    keep = {out.resolve(), rollback_target(out)}
     extra = [p for p in root.iterdir() if NAME.match(p.name) and p.resolve() not in keep]
     links = [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.link-")]
     return len(extra), len(links)
