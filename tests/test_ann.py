@@ -293,7 +293,7 @@ def _as_format_2(src: Path, dst: Path) -> None:
 
     shutil.copytree(src.resolve(), dst)
     gone = ("passages.offsets.npy", "rows.npy", "rows.json", "published", "tokens.txt")
-    for name in (*gone, store.TOKEN_BITS, store.TOKEN_STARTS):
+    for name in (*gone, store.SIGN_BITS, store.SIGN_STARTS):
         (dst / name).unlink(missing_ok=True)
     m = json.loads((dst / store.MANIFEST).read_text())
     flat = faiss.IndexFlatIP(int(m["dimension"]))

@@ -136,7 +136,7 @@ def _as_before_stored_tokens(index_dir: Path) -> None:
     two files gone, and the manifest (checksums, sizes, its own) without them."""
     live = index_dir.resolve()
     manifest = json.loads((live / store.MANIFEST).read_text(encoding="utf-8"))
-    for name in (store.TOKEN_BITS, store.TOKEN_STARTS):
+    for name in (store.SIGN_BITS, store.SIGN_STARTS):
         (live / name).unlink()
         del manifest["checksums"][name], manifest["sizes"][name]
     manifest[store.SELF] = store.manifest_digest(manifest)

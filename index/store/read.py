@@ -50,8 +50,8 @@ VECTORS = "vectors.npy"
 SENTENCES = "sentences.npy"
 KEYS = "embed_keys.txt"
 TOKENS = "tokens.txt"
-TOKEN_BITS = "token_bits.npy"
-TOKEN_STARTS = "token_starts.npy"
+SIGN_BITS = "token_bits.npy"
+SIGN_STARTS = "token_starts.npy"
 ANN = "ann.faiss"
 KEYWORD = "bm25"
 LEGACY_FAISS = "faiss.index"  # formats 1-2: an IndexFlatIP, no longer read
@@ -252,9 +252,9 @@ def load(
                 load_keyword_index(path / KEYWORD),
                 _Keys(path / TOKENS, n) if (path / TOKENS).is_file() else None,
             )
-            if (path / TOKEN_BITS).is_file() or (path / TOKEN_STARTS).is_file():
-                stored.token_bits = _mapped(path / TOKEN_BITS, random=True)
-                stored.token_starts = _mapped(path / TOKEN_STARTS)
+            if (path / SIGN_BITS).is_file() or (path / SIGN_STARTS).is_file():
+                stored.token_bits = _mapped(path / SIGN_BITS, random=True)
+                stored.token_starts = _mapped(path / SIGN_STARTS)
             if offsets.ndim != 1 or int(offsets[-1]) != (path / PASSAGES).stat().st_size:
                 raise IndexFormatError(f"{path}: {OFFSETS} does not match {PASSAGES}")
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
@@ -335,7 +335,7 @@ def _consistent(s: Stored) -> None:
 
 def _data_files(path: Path, manifest: dict[str, Any]) -> list[str]:
     names = list(DATA_FILES if manifest["format_version"] >= 3 else LEGACY_FILES)
-    names += [f for f in (ANN, TOKENS, TOKEN_BITS, TOKEN_STARTS) if (path / f).is_file()]
+    names += [f for f in (ANN, TOKENS, SIGN_BITS, SIGN_STARTS) if (path / f).is_file()]
     return [*names, *(f"{KEYWORD}/{f.name}" for f in files_of(path / KEYWORD))]
 
 

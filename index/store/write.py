@@ -30,8 +30,8 @@ from index.store.read import (
     PASSAGES,
     SELF,
     SENTENCES,
-    TOKEN_BITS,
-    TOKEN_STARTS,
+    SIGN_BITS,
+    SIGN_STARTS,
     TOKENS,
     VECTORS,
     Stored,
@@ -129,8 +129,8 @@ class Writer:
         self._starts: np.memmap[Any, np.dtype[np.int64]] | None = None
         if token_count is not None:
             shape = (token_count, token_width(dim))
-            self._bits = open_memmap(tmp / TOKEN_BITS, "w+", np.uint8, shape)
-            self._starts = open_memmap(tmp / TOKEN_STARTS, "w+", np.int64, (counts[1] + 1,))
+            self._bits = open_memmap(tmp / SIGN_BITS, "w+", np.uint8, shape)
+            self._starts = open_memmap(tmp / SIGN_STARTS, "w+", np.int64, (counts[1] + 1,))
             self._starts[0] = 0
 
     def add(
@@ -183,7 +183,7 @@ class Writer:
         step()
         self._vectors.flush()
         self._sentences.flush()
-        stored = [TOKEN_BITS, TOKEN_STARTS] if self._bits is not None else []
+        stored = [SIGN_BITS, SIGN_STARTS] if self._bits is not None else []
         if self._bits is not None and self._starts is not None:
             self._bits.flush()
             self._starts.flush()
