@@ -150,6 +150,7 @@ def serve(
     import uvicorn
 
     from server.app import create_app
+    from server.runtime import rereading_warning
     from server.security import exposure_warning, uvicorn_limits
 
     settings = _settings(index, host=host, port=port)
@@ -160,9 +161,9 @@ def serve(
             f"no index at {settings.index_dir}; building one from {settings.corpus_dir}", err=True
         )
         _guard(lambda: do_ingest([settings.corpus_dir], settings, strict=False))
-    warning = exposure_warning(settings)
-    if warning:
-        typer.secho(f"podcite: warning: {warning}", err=True, fg="yellow")
+    for warning in (exposure_warning(settings), rereading_warning(settings)):
+        if warning:
+            typer.secho(f"podcite: warning: {warning}", err=True, fg="yellow")
     limits = uvicorn_limits(settings)
     where = {"host": settings.host, "port": settings.port, "log_level": "info", **limits}
     if workers > 1:

@@ -83,6 +83,24 @@ def open_for_queries(settings: Settings, warm: bool = True) -> Index:
     return index
 
 
+def rereading_warning(settings: Settings) -> str | None:
+    """What to tell the operator when the re-reading is on and the index
+    directory stores no token vectors (built before podcite stored them): each
+    search then embeds its candidates again, 50-100 ms on two cores."""
+    from index import store
+
+    if settings.backend != "faiss" or settings.rerank < 2:
+        return None
+    if (settings.index_dir.resolve() / store.SIGN_BITS).is_file():
+        return None
+    return (
+        f"{settings.index_dir} stores no token vectors (built before podcite stored "
+        f"them): re-reading the first {settings.rerank} candidates embeds them at every "
+        "search (50-100 ms); run `podcite ingest` again to store them, or set "
+        "PODCITE_RERANK=0"
+    )
+
+
 def open_backend(settings: Settings, model: Embedder | None) -> Index:
     """The index behind the backend the settings choose: the index directory
     (FAISS + bm25s) or the Milvus collection named by ``milvus_collection``."""

@@ -18,7 +18,7 @@ from index.search import search
 from index.serial import passage_to_dict
 from ingest import loader
 from server.ingesting import do_ingest
-from server.runtime import open_for_queries
+from server.runtime import open_for_queries, rereading_warning
 from server.settings import Settings
 from tests import ui_corpus
 
@@ -171,6 +171,11 @@ def test_a_build_before_stored_tokens_is_embedded_again_to_store_them(
     assert any("token vectors not stored" in n for n in report.notes)
     assert store.load(live).token_bits is None
     idx = open_for_queries(Settings(index_dir=live))
+    # `podcite serve` says what that costs, unless the re-reading is off.
+    warning = rereading_warning(Settings(index_dir=live))
+    assert warning is not None and "stores no token vectors" in warning
+    assert rereading_warning(Settings(index_dir=live, rerank=0)) is None
+    assert rereading_warning(Settings(index_dir=tmp_path / "fresh")) is None
     hits = search(idx, "ketamine depression", 5, rerank=RerankSettings(top=5))
     assert hits and hits == search(idx, "ketamine depression", 5, rerank=RerankSettings(top=5))
 
