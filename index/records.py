@@ -47,7 +47,7 @@ class FusionSettings:
 @dataclass(frozen=True, slots=True)
 class RerankSettings:
     """The second stage (index/rerank.py): the first ``top`` candidates re-read
-    token by token, from the token vectors the build stored (3 ms a search for
+    token by token, from the token vectors the build stored (about 1 ms a search for
     five on two cores; 10-20 ms a candidate where a build stored none);
     docs/benchmarks.md, "Re-reading the first candidates token by token"."""
 

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
         le=100,
         description="Re-read the first N candidates of every search token by token "
         "(index/rerank.py), from the token vectors the build stored: 5 (the default) "
-        "measured as good as 10 or 20, about 3 ms a search on two cores; 0 = off.",
+        "measured as good as 10 or 20, about 1 ms a search on two cores; 0 = off.",
     )
     metrics: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
     verify_index: bool | Literal["full"] = Field(
