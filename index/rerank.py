@@ -7,19 +7,19 @@ passage's contextual token vectors, and the passage scores the mean of those
 best matches (ColBERT's MaxSim), so a passage that speaks to each part of the
 question rises above one that shares only its topic.  It reads the tokens of
 the same packaged model (all-MiniLM-L6-v2), untrained for this: measured on
-the whole library it lifted syn_test's transcript rows by 5 points of hit@1 and
-the wiki questions by 3.6, where some thirty re-rankings of the first stage's
-two scores did not (docs/benchmarks.md, "Re-reading the first candidates token
-by token").
+the whole library, re-reading the first 5 lifts syn_test's transcript rows by
+4.4 points of hit@1 and the wiki questions by 5.4, where some thirty
+re-rankings of the first stage's two scores did not (docs/benchmarks.md,
+"Re-reading the first candidates token by token").
 
 Why our own: PyLate and RAGatouille score the same way but need a model
 trained for late interaction, downloaded at run time; the whole rule is a
 matrix product and a max, over vectors the embedder already gives
 (``token_vectors``).  A build stores its passages' content-word token vectors
 as sign bits (index/tokens.py), so a candidate costs an unpacking, not a
-forward pass; where a backend keeps none (Milvus, a build carried over from
-one before them, rows added to a loaded copy) the candidate is embedded
-again, at 10-20 ms each.
+forward pass; where a backend keeps none for a row (a build carried over
+from one before them, rows added to a loaded copy or upserted into Milvus)
+the candidate is embedded again, at 10-20 ms each.
 
 ``maxsim``, ``question_weights`` and ``reorder`` are pure, over arrays and
 lists; ``rerank`` gathers the arrays from the index and the model.
