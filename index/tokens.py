@@ -53,6 +53,12 @@ class TokenBits:
     def sentences(self) -> int:
         return len(self.counts)
 
+    def split(self) -> list[NDArray[np.uint8]]:
+        """Each sentence's rows of ``bits``, in order (views, not copies)."""
+        if not len(self.counts):
+            return []
+        return np.split(self.bits, np.cumsum(self.counts)[:-1])
+
 
 def empty(width: int) -> TokenBits:
     return TokenBits(np.zeros((0, width), np.uint8), np.zeros(0, np.int32))

@@ -138,10 +138,9 @@ def previous(old: store.Stored | None, model: str, transcripts: set[str] | None 
     said = np.flatnonzero((cols.kind == transcript) & np.isin(cols.document, wanted))
     for i in said:
         row = int(i)
-        p, bits = old.passages[row], old.tokens_of(row)
-        at = np.concatenate([[0], np.cumsum(bits.counts)])
-        for j, (s, v) in enumerate(zip(p.sentences, old.sentence_vectors_of(row), strict=True)):
-            prev.sentences[(shas[p.document_id], s.start)] = (v, bits.bits[at[j] : at[j + 1]])
+        p, vecs, bits = old.passages[row], old.sentence_vectors_of(row), old.tokens_of(row)
+        for s, v, b in zip(p.sentences, vecs, bits.split(), strict=True):
+            prev.sentences[(shas[p.document_id], s.start)] = (v, b)
     return prev
 
 
@@ -208,12 +207,8 @@ def compute(
         n = len(direct)
         for u, vecs, bits in zip(units, svecs[n:], stoks[n:], strict=True):
             doc = docs[u.document_id]
-            at = np.concatenate([[0], np.cumsum(bits.counts)])
-            for j, (s, v) in enumerate(zip(u.sentences, vecs, strict=True)):
-                said[(said_key(doc.sha256, doc.title), s.start)] = (
-                    v.astype(np.float16),
-                    bits.bits[at[j] : at[j + 1]],
-                )
+            for s, v, b in zip(u.sentences, vecs, bits.split(), strict=True):
+                said[(said_key(doc.sha256, doc.title), s.start)] = (v.astype(np.float16), b)
     for i in pooled:
         p = passages[i]
         key = said_key(docs[p.document_id].sha256, docs[p.document_id].title)

@@ -20,7 +20,7 @@ from index.rank import rank
 from index.records import RerankSettings
 from index.rerank import maxsim, question_weights, real_tokens, reorder, rerank
 from index.search import search
-from index.tokens import concat, is_content, sentences_of, span_bits, unpack, width
+from index.tokens import concat, empty, is_content, sentences_of, span_bits, unpack, width
 from index.vectors import embed_input
 
 
@@ -80,6 +80,8 @@ def test_span_bits_keep_each_spans_content_words_as_signs() -> None:
     want = np.concatenate([tokens[r] > 0 for r in want_rows])
     assert np.array_equal(np.unpackbits(got.bits, axis=1, count=10).astype(bool), want)
     assert got.bits.shape == (4, width(10))
+    assert [len(b) for b in got.split()] == [3, 1] and empty(width(10)).split() == []
+    assert np.array_equal(np.concatenate(got.split()), got.bits)
     # Back as unit vectors: each component +-1/sqrt(dim), signs kept.
     back = unpack(got.bits, 10)
     assert np.allclose(np.linalg.norm(back, axis=1), 1)
