@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
 
-from index.tokens import TokenBits, empty, span_bits, width
+from index.tokens import TokenBits, empty, span_bits, span_rows, width
 from ingest.errors import PodciteError
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ class SentenceTransformerEmbedder:
         offs = model.tokenizer(
             list(texts), return_offsets_mapping=True, truncation=True, max_length=self.max_tokens
         )["offset_mapping"]
-        if len(texts) == 1:  # a question: the modules called directly, as _encode_one does
+        if len(texts) == 1:  # a question: the modules called directly, not encode()
             with torch.inference_mode():
                 prepare = getattr(model, "preprocess", None) or model.tokenize
                 out = model.forward(prepare(list(texts)))
@@ -277,22 +277,12 @@ class SentenceTransformerEmbedder:
         return result
 
     def _encode_one(self, text: str) -> NDArray[np.float32]:
-        """The model's parts called directly, not its ``encode``: for torch the
-        tokenizer, transformer, pooling and normalise modules (a third less time
-        than ``encode`` for one short query); for onnx the tokenizer and the
-        session.  The same vector either way (tests/test_index.py and
-        tests/test_onnx.py compare them)."""
-        if self.backend != "torch":
-            return normalise(self._load_onnx().embed_one(text))
-        import torch
-
-        model = self._load()
-        with torch.inference_mode():
-            prepare = getattr(model, "preprocess", None) or model.tokenize
-            features = prepare([text])
-            out = model.forward(features)
-            vec = out["sentence_embedding"][0]
-        return normalise(vec.float().numpy())
+        """One text's vector: ``token_vectors``' one-text path, which calls the
+        model's parts directly (for torch a third less time than ``encode`` for
+        one short query) and is what a question goes through anyway
+        (``Index.question``).  The same vector as ``encode`` gives in a batch
+        (tests/test_index.py and tests/test_onnx.py compare them)."""
+        return self.token_vectors([text])[0].sentence
 
 
 def encode_pooled(
@@ -315,27 +305,23 @@ def encode_pooled(
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
         for i, tv in zip(idx, embedder.token_vectors([texts[i] for i in idx]), strict=True):
+            rows = span_rows(tv.offsets, len(tv.tokens), spans[i])  # once, for both
             out_p[i] = tv.sentence
-            out_s[i] = normalise(_pool(tv.tokens, tv.offsets, spans[i], tv.sentence))
-            out_t[i] = span_bits(tv.tokens, tv.offsets, texts[i], spans[i])
+            out_s[i] = normalise(_pool(tv.tokens, rows, tv.sentence))
+            out_t[i] = span_bits(tv.tokens, tv.offsets, texts[i], rows)
         if progress:
             progress(len(idx))
     return Pooled(normalise(out_p), out_s, out_t)
 
 
 def _pool(
-    tokens: NDArray[np.float32],
-    offsets: Sequence[tuple[int, int]],
-    spans: Sequence[tuple[int, int]],
-    fallback: NDArray[np.float32],
+    tokens: NDArray[np.float32], rows: Sequence[NDArray[np.intp]], fallback: NDArray[np.float32]
 ) -> NDArray[np.float32]:
-    starts = np.array([a for a, _ in offsets[: len(tokens)]])
-    ends = np.array([b for _, b in offsets[: len(tokens)]])
-    real = ends > starts  # special tokens have empty offsets
-    out = np.empty((len(spans), tokens.shape[1]), dtype=np.float32)
-    for k, (a, b) in enumerate(spans):
-        sel = real & (starts >= a) & (ends <= b)
-        out[k] = tokens[sel].mean(axis=0) if sel.any() else fallback
+    """Each span's vector: the mean of its token rows (``span_rows``), or
+    ``fallback`` (the text's vector) for a span no whole token lies in."""
+    out = np.empty((len(rows), tokens.shape[1]), dtype=np.float32)
+    for k, r in enumerate(rows):
+        out[k] = tokens[r].mean(axis=0) if len(r) else fallback
     return out
 
 

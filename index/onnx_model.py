@@ -350,17 +350,6 @@ class OnnxModel:
         (out,) = self.session.run(["last_hidden_state"], {n: feeds[n] for n in self.inputs})
         return out, feeds["attention_mask"].astype(bool), [list(e.offsets) for e in enc]
 
-    def embed_one(self, text: str) -> NDArray[np.float32]:
-        """One text's mean-pooled, unnormalised vector: no padding, so no mask."""
-        e = self.tokenizer.encode(text)
-        feeds = {
-            "input_ids": np.array([e.ids], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids], dtype=np.int64),
-        }
-        (out,) = self.session.run(["last_hidden_state"], {n: feeds[n] for n in self.inputs})
-        return out[0].mean(axis=0)  # type: ignore[no-any-return]
-
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Mean-pooled, unnormalised sentence vectors (the caller normalises)."""
         out, mask, _ = self.hidden(texts)
