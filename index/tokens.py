@@ -88,33 +88,37 @@ def sentences_of(
     return TokenBits(bits[int(at[0]) : int(at[-1])], np.diff(at).astype(np.int32))
 
 
+def span_rows(
+    offsets: Sequence[tuple[int, int]], n: int, spans: Sequence[tuple[int, int]]
+) -> list[NDArray[np.intp]]:
+    """For each character span, the rows of a text's first ``n`` token vectors
+    that lie wholly inside it ([CLS], [SEP] and padding, whose offsets are
+    empty, never do).  Pure; what a sentence's vector is pooled from and what
+    its stored tokens are drawn from (index/embedder.py ``encode_pooled``)."""
+    starts = np.array([a for a, _ in offsets[:n]], dtype=np.int64)
+    ends = np.array([b for _, b in offsets[:n]], dtype=np.int64)
+    real = ends > starts
+    return [np.flatnonzero(real & (starts >= a) & (ends <= b)) for a, b in spans]
+
+
 def span_bits(
     tokens: NDArray[np.float32],
     offsets: Sequence[tuple[int, int]],
     text: str,
-    spans: Sequence[tuple[int, int]],
+    rows: Sequence[NDArray[np.intp]],
 ) -> TokenBits:
-    """The content-word tokens lying wholly inside each span of ``text``, in
-    order, as sign bits.  ``tokens`` are one text's token vectors, ``offsets``
-    their character spans ((0, 0) for [CLS] and [SEP], which are never kept);
-    a token is kept where its surface is a content word (``is_content``):
-    a word piece such as "##ing" is judged by its own characters."""
-    n = min(len(tokens), len(offsets))
-    starts = np.array([a for a, _ in offsets[:n]], dtype=np.int64)
-    ends = np.array([b for _, b in offsets[:n]], dtype=np.int64)
-    content = np.array(
-        [b > a and is_content(text[a:b]) for a, b in zip(starts, ends, strict=True)], dtype=bool
-    )
-    rows: list[NDArray[np.intp]] = []
-    for a, b in spans:
-        rows.append(np.flatnonzero(content & (starts >= a) & (ends <= b)))
-    keep = np.concatenate(rows) if rows else np.zeros(0, np.intp)
+    """The content words among each span's token rows (``span_rows``), in
+    order, as sign bits.  A token is kept where its surface in ``text`` is a
+    content word (``is_content``): a word piece such as "##ing" is judged by
+    its own characters."""
+    kept = [r[[is_content(text[offsets[i][0] : offsets[i][1]]) for i in r]] for r in rows]
+    keep = np.concatenate(kept) if kept else np.zeros(0, np.intp)
     bits = (
         np.packbits(tokens[keep] > 0, axis=1)
         if len(keep)
         else np.zeros((0, width(tokens.shape[1])), np.uint8)
     )
-    return TokenBits(bits.astype(np.uint8), np.array([len(r) for r in rows], np.int32))
+    return TokenBits(bits.astype(np.uint8), np.array([len(r) for r in kept], np.int32))
 
 
 def unpack(bits: NDArray[np.uint8], dim: int) -> NDArray[np.float32]:

@@ -20,7 +20,16 @@ from index.rank import rank
 from index.records import RerankSettings
 from index.rerank import maxsim, question_weights, real_tokens, reorder, rerank
 from index.search import search
-from index.tokens import concat, empty, is_content, sentences_of, span_bits, unpack, width
+from index.tokens import (
+    concat,
+    empty,
+    is_content,
+    sentences_of,
+    span_bits,
+    span_rows,
+    unpack,
+    width,
+)
 from index.vectors import embed_input
 
 
@@ -74,7 +83,7 @@ def test_span_bits_keep_each_spans_content_words_as_signs() -> None:
     rng = np.random.default_rng(3)
     tokens = rng.normal(size=(len(offsets), 10)).astype(np.float32)
     spans = [(0, 17), (18, 35)]
-    got = span_bits(tokens, offsets, text, spans)
+    got = span_bits(tokens, offsets, text, span_rows(offsets, len(tokens), spans))
     want_rows = [[1, 2, 3], [8]]  # content words: zinc helps sleep | oysters
     assert got.counts.tolist() == [3, 1]
     want = np.concatenate([tokens[r] > 0 for r in want_rows])
@@ -177,7 +186,7 @@ def test_the_stored_tokens_are_the_signs_of_each_sentences_content_words(
             for lo, hi in spans
         ]
         assert stored.counts.tolist() == [len(w) for w in words]
-        want = span_bits(tv.tokens, tv.offsets, text, spans)
+        want = span_bits(tv.tokens, tv.offsets, text, span_rows(tv.offsets, len(tv.tokens), spans))
         same = np.unpackbits(stored.bits) == np.unpackbits(want.bits)
         assert same.mean() > 0.999  # a component within float noise of 0 may flip
 
