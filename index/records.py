@@ -22,6 +22,7 @@ FUSIONS: tuple[Fusion, ...] = get_args(Fusion)  # the first is the default (docs
 MAX_QUERY_CHARS = 1000
 MAX_K = 50
 MAX_RERANK = 20  # candidates a request may have re-read (index/rerank.py); 5 measured best
+MAX_RERANK_SETTING = 100  # ... and the operator's setting (PODCITE_RERANK, eval --rerank)
 # Below this cosine, the best passage does not answer the question: podcite
 # abstains and marks the results weak.  Calibrated, together with the next
 # one, on the shared relevant_qs / irrelevant_qs sets with their labels

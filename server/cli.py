@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from index.records import MAX_RERANK_SETTING
 from index.training import TrainSettings
 from index.tune import MIN_CITATION_PAIRS
 from ingest.errors import PodciteError
@@ -326,7 +327,7 @@ def eval_(
         int | None,
         typer.Option(
             min=0,
-            max=100,
+            max=MAX_RERANK_SETTING,
             help="Re-read the first N candidates token by token (0 = off; "
             "default: the rerank setting, PODCITE_RERANK).",
         ),

@@ -12,7 +12,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.embedder import Backend
-from index.records import ABSTAIN_BELOW, ABSTAIN_UNKNOWN_BELOW, RerankSettings
+from index.records import (
+    ABSTAIN_BELOW,
+    ABSTAIN_UNKNOWN_BELOW,
+    MAX_RERANK_SETTING,
+    RerankSettings,
+)
 
 if TYPE_CHECKING:
     from index.query import Options as QueryOptions
@@ -76,7 +81,7 @@ class Settings(BaseSettings):
     rerank: int = Field(
         RerankSettings().top,
         ge=0,
-        le=100,
+        le=MAX_RERANK_SETTING,
         description="Re-read the first N candidates of every search token by token "
         "(index/rerank.py), from the token vectors the build stored: 5 (the default) "
         "measured as good as 10 or 20, about 1 ms a search on two cores; 0 = off.",
