@@ -4,7 +4,8 @@ question names something no passage of the library contains.
 For every question of the shared relevant/irrelevant sets (labels audited by
 eval/scope_audit.jsonl), our own sets (wiki and moment questions in scope,
 eval/out_of_scope.jsonl out) and eval/out_of_scope_lookalikes.jsonl, it keeps
-the best passage's cosine (default hybrid search, k = 10, as ``podcite eval``)
+the best candidate's cosine (default hybrid search, as ``podcite eval`` and the
+query path read it: the same whatever k)
 and ``index.search.unknown_terms``.  Then: what each rule abstains on, set by
 set and pooled; the rule chosen on all the questions (the most out-of-scope
 questions abstained on with at most 5% of the in-scope ones, pooled); and a

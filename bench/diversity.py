@@ -28,7 +28,7 @@ import numpy as np
 from index import Hit, Index, SentenceTransformerEmbedder, open_index
 from index.evaluate import retrieval_metrics
 from index.questions import Question, judge, read_questions
-from index.rank import rank
+from index.rank import ranking
 from index.search import distinct, hit_at, same_moment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ STRATEGIES: dict[str, Strategy] = {
 
 def pool(index: Index, q: Question) -> tuple[list[Hit], list[float]]:
     v = index.embed(q.text)
-    ranked = rank(index, q.text, v, POOL, mode="hybrid")
+    ranked = ranking(index, q.text, v, POOL, mode="hybrid").ranked
     hits = [hit_at(index, r.row, r.cosine, v) for r in ranked]
     return hits, [r.fused for r in ranked]
 

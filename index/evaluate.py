@@ -45,7 +45,7 @@ from index.records import (
     Mode,
     RerankSettings,
 )
-from index.search import AnswerRule, abstains_at, choose_answer, search
+from index.search import AnswerRule, abstains_at, choose_answer, find, search
 from ingest.errors import PodciteError
 
 # Evaluation modes: the search modes, and hybrid with each fusion by name.
@@ -147,7 +147,7 @@ class Outcome:
     video_id: str | None
     hits: list[bool]  # per result
     episode_hits: list[bool]
-    top_score: float | None
+    top_score: float | None  # the best candidate's cosine (what abstaining reads)
     offset_s: float | None  # first right-episode result's cited time to the gold window
     search_ms: float
     embed_ms: float
@@ -289,7 +289,7 @@ def evaluate(
         t0 = time.perf_counter()
         question = embedder.token_vectors([text])[0]
         t1 = time.perf_counter()
-        hits = search(
+        found = find(
             index,
             text,
             k,
@@ -300,9 +300,11 @@ def evaluate(
             rerank=rerank,
         )
         ms = ((time.perf_counter() - t1) * 1000, (t1 - t0) * 1000)
+        hits = found.hits
         judged = [judge(q, h) for h in hits]
         eps = [e for _, e in judged]
-        top = max((h.score for h in hits), default=None)  # cosines; hybrid order differs
+        # The best cosine of every candidate, as the query path abstains on it.
+        top = found.best_cosine if hits else None
         hit = [h for h, _ in judged]
         offset = _offset(q, hits, eps)
         report.outcomes.append(

@@ -37,7 +37,7 @@ from index.records import (
     Mode,
     RerankSettings,
 )
-from index.search import abstains, answer, mark_weak, search
+from index.search import answer, find, found_abstains, mark_weak
 from ingest.records import KINDS, Kind
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "５"
@@ -258,7 +258,7 @@ def run(
         raise UnknownEpisode("episode", f"unknown episode {params.episode!r}: not in this index")
     k = options.default_k if params.k is None else params.k
     second = options.rerank if params.rerank is None else replace(options.rerank, top=params.rerank)
-    found = search(
+    found = find(
         index,
         params.q,
         k,
@@ -269,8 +269,8 @@ def run(
     )
     reads_names = options.abstain_unknown_below > options.abstain_below
     unknown = unknown_terms(index, params.q) if reads_names else []
-    abstained = abstains(found, options.abstain_below, unknown, options.abstain_unknown_below)
-    hits = mark_weak(found, options.abstain_below, abstained)
+    abstained = found_abstains(found, options.abstain_below, unknown, options.abstain_unknown_below)
+    hits = mark_weak(found.hits, options.abstain_below, abstained)
     # The rule was read above; the answer only chooses its sentences.
     sentences = (
         answer(index, params.q, hits, options.abstain_below, unknown_below=-1.0)

@@ -6,10 +6,15 @@ side; then ``index.fusion.fuse`` orders them without ever seeing the backend.
 Every ``Ranked`` carries the dense cosine, whatever the order: thresholds
 (weak matches, abstention, which passages may give answer sentences) are
 calibrated on cosines, and fused or BM25 scores live on other scales.
+``ranking`` also gives the best cosine of every candidate it looked at (in
+dense and hybrid, the best passage in scope), so abstaining does not depend
+on how many results were asked for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from index.backend import Index, rows_of
@@ -27,7 +32,16 @@ def default_mode(index: Index) -> Mode:
     return "hybrid" if index.backend.has_keyword else "dense"
 
 
-def rank(
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    ranked: list[Ranked]  # the first n, in the mode's order
+    # The best cosine among all the candidates ranked, kept or not (-1 where
+    # there were none): in dense and hybrid the dense list's first, so the best
+    # passage in scope whatever n or the fusion; in bm25 the keyword list's best.
+    best_cosine: float
+
+
+def ranking(
     index: Index,
     query: str,
     q: NDArray[np.float32],
@@ -35,11 +49,13 @@ def rank(
     filters: Filters = Filters(),
     mode: Mode = "hybrid",
     fusion: FusionSettings = FusionSettings(),
-) -> list[Ranked]:
-    """The top ``n`` rows of ``mode`` with all their scores."""
+) -> Ranking:
+    """The top ``n`` rows of ``mode`` with all their scores, and the best cosine
+    of every candidate behind them."""
     backend = index.backend
     if mode == "dense":
-        return [Ranked(r, s, 0.0, s) for r, s in backend.dense(q, n, filters)]
+        ranked = [Ranked(r, s, 0.0, s) for r, s in backend.dense(q, n, filters)]
+        return Ranking(ranked, _best(r.cosine for r in ranked))
     if not backend.has_keyword:
         where = f"{index.path}: " if index.path else ""
         raise IndexFormatError(
@@ -49,7 +65,8 @@ def rank(
     if mode == "bm25":
         kw = backend.keyword(query, n, filters)
         cos = backend.cosines(q, rows_of(kw))
-        return [Ranked(r, float(c), s, s) for (r, s), c in zip(kw, cos, strict=True)]
+        ranked = [Ranked(r, float(c), s, s) for (r, s), c in zip(kw, cos, strict=True)]
+        return Ranking(ranked, _best(r.cosine for r in ranked))
     depth = max(n, fusion.depth)
     dense = rows_of(backend.dense(q, depth, filters))
     keyword = rows_of(backend.keyword(query, depth, filters))
@@ -57,4 +74,9 @@ def rank(
     cos = backend.cosines(q, rows)
     bm = backend.keyword_scores(query, rows)
     ceiling = backend.keyword_ceiling(query) if fusion.method == "weighted" else None
-    return fuse(dense, keyword, cos, bm, n, fusion, bm25_ceiling=ceiling)
+    ranked = fuse(dense, keyword, cos, bm, n, fusion, bm25_ceiling=ceiling)
+    return Ranking(ranked, _best(float(c) for c in cos))
+
+
+def _best(cosines: Iterable[float]) -> float:
+    return max(cosines, default=-1.0)

@@ -11,21 +11,25 @@ The decisions themselves are pure functions of arrays and records
 hand-made vectors without the model.
 
 Abstention reads two signals: the best passage's cosine, and whether the
-question names something the library never says (``index.coverage``).
+question names something the library never says (``index.coverage``).  The
+best cosine is that of every candidate ranked (``find``'s ``Found``), not of
+the results shown: asking for 1 result or 10 must not change whether the
+library answers (it did for 35 of 1,492 questions between k = 1 and k = 5,
+docs/benchmarks.md, "Abstention").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 
 from index.backend import Index
 from index.coverage import unknown_terms
 from index.moment import with_moments
-from index.rank import default_mode, rank
+from index.rank import default_mode, ranking
 from index.records import (
     ABSTAIN_BELOW,
     ABSTAIN_UNKNOWN_BELOW,
@@ -81,7 +85,32 @@ def distinct(hits: Iterable[Hit], k: int | None = None) -> list[Hit]:
     return kept
 
 
-def search(
+@dataclass(frozen=True, slots=True)
+class Found:
+    hits: list[Hit]
+    # The best cosine of every candidate ranked (-1 where none): what abstaining
+    # reads, the same whatever k (index.rank.Ranking).
+    best_cosine: float
+
+
+class SearchOptions(TypedDict, total=False):
+    """``find``'s keyword arguments, which ``search`` passes on."""
+
+    filters: Filters
+    mode: Mode | None
+    fusion: FusionSettings
+    vector: NDArray[np.float32] | None
+    moments: bool
+    rerank: RerankSettings
+    question: TokenVectors | None
+
+
+def search(index: Index, query: str, k: int = 5, **options: Unpack[SearchOptions]) -> list[Hit]:
+    """The ``k`` best passages for a checked question, one per moment (``find``'s hits)."""
+    return find(index, query, k, **options).hits
+
+
+def find(
     index: Index,
     query: str,
     k: int = 5,
@@ -93,8 +122,9 @@ def search(
     moments: bool = True,
     rerank: RerankSettings = RerankSettings(),
     question: TokenVectors | None = None,
-) -> list[Hit]:
-    """The ``k`` best passages for a checked question, one per moment.
+) -> Found:
+    """The ``k`` best passages for a checked question, one per moment, and the
+    best cosine of all the candidates.
     ``vector``: the question's embedding when the caller has it already, or
     ``question``: the question after the model (its vector and its tokens');
     ``moments``: cite wiki results at their transcript's moment where the
@@ -105,14 +135,15 @@ def search(
         vector = index.embed(query) if question is None else question.sentence
     q = vector
     pool = max(4 * k, 20)  # room to collapse duplicates and still return k
-    ranked = rank(index, query, q, pool, filters, mode or default_mode(index), fusion)
+    first = ranking(index, query, q, pool, filters, mode or default_mode(index), fusion)
+    ranked = first.ranked
     if rerank.top:
         ranked = reread(index, query, ranked, rerank, question)
     # A generator: best sentences are found only for the rows looked at.
     hits = distinct((hit_at(index, r.row, r.cosine, q) for r in ranked), k)
     if moments:
         hits = with_moments(index, hits, q, [r.row for r in ranked])
-    return [replace(h, rank=r + 1) for r, h in enumerate(hits)]
+    return Found([replace(h, rank=r + 1) for r, h in enumerate(hits)], first.best_cosine)
 
 
 def abstains(
@@ -121,12 +152,25 @@ def abstains(
     unknown: Sequence[str] = (),
     unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
 ) -> bool:
-    """True when nothing in the library answers: no hit, the best is too weak,
+    """True when nothing among ``hits`` answers: no hit, the best is too weak,
     or the question names something the library never mentions (``unknown``)
-    and the best is not strong enough to outweigh that."""
+    and the best is not strong enough to outweigh that.  The query path reads
+    ``found_abstains``, whose best cosine does not depend on k."""
     if not hits:
         return True
     return abstains_at(max(h.score for h in hits), bool(unknown), threshold, unknown_below)
+
+
+def found_abstains(
+    found: Found,
+    threshold: float = ABSTAIN_BELOW,
+    unknown: Sequence[str] = (),
+    unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
+) -> bool:
+    """``abstains`` on a search's best candidate, not its shown results."""
+    if not found.hits:
+        return True
+    return abstains_at(found.best_cosine, bool(unknown), threshold, unknown_below)
 
 
 def abstains_at(

@@ -18,8 +18,10 @@ from index.backend import Index
 from index.embedded import EmbeddedBackend
 from index.fusion import fused_scores
 from index.keyword import META, KeywordIndex, load_keyword_index, normalise_tokens
-from index.rank import rank
+from index.query import Options, parse, run
+from index.rank import ranking
 from index.records import FusionSettings
+from index.search import abstains, find
 from index.store import load as load_stored
 from ingest import load
 from ingest.errors import PodciteError
@@ -195,7 +197,7 @@ def test_hybrid_score_is_the_dense_cosine(small_index: Index) -> None:
     q = small_index.embedder.encode(["5-HT2A receptor"])[0]
     vectors = small_index.backend.vectors  # type: ignore[attr-defined]
     for mode in ("bm25", "hybrid"):
-        ranked = rank(small_index, "5-HT2A receptor", q, 5, mode=mode)  # type: ignore[arg-type]
+        ranked = ranking(small_index, "5-HT2A receptor", q, 5, mode=mode).ranked  # type: ignore[arg-type]
         assert ranked
         for r in ranked:
             assert r.cosine == pytest.approx(float(vectors[r.row] @ q), abs=1e-5)
@@ -223,7 +225,7 @@ def test_both_fusions_rank_the_exact_name_first(small_index: Index) -> None:
     q = small_index.embedder.encode(["5 HT1A"])[0]
     for method in ("rrf", "weighted"):
         fusion = FusionSettings(method=method)  # type: ignore[arg-type]
-        top = rank(small_index, "5 HT1A", q, 3, mode="hybrid", fusion=fusion)
+        top = ranking(small_index, "5 HT1A", q, 3, mode="hybrid", fusion=fusion).ranked
         assert "5-HT1A" in small_index.backend.passage(top[0].row).text, method
 
 
@@ -296,3 +298,47 @@ def test_keyword_index_is_bm25s_own_posting_for_posting() -> None:
     for q in ["w1", "w2 w3 w3", "w39 w0", "absent"]:
         np.testing.assert_allclose(ours.scores(q), reference.scores(q), rtol=1e-6, atol=1e-7)
         assert ours.max_score(q) == pytest.approx(reference.max_score(q))
+
+
+# -- the best candidate's cosine (what abstaining reads) ----------------------
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+@pytest.mark.parametrize("episode", [None, "BBBBBBBBBBB"])
+def test_best_cosine_is_the_best_in_scope_by_brute_force(
+    small_index: Index, mode: str, episode: str | None
+) -> None:
+    assert small_index.embedder is not None
+    vectors = small_index.backend.vectors  # type: ignore[attr-defined]
+    f = Filters(episode=episode)
+    scope = [
+        r for r in range(small_index.backend.count()) if f.admits(small_index.backend.passage(r))
+    ]
+    for question in ("serotonin 200 mg", "5 HT1A", "bright light in the morning"):
+        q = small_index.embed(question)
+        for k in (1, 3):
+            found = find(small_index, question, k, filters=f, mode=mode)  # type: ignore[arg-type]
+            assert found.best_cosine == pytest.approx(float((vectors[scope] @ q).max()), abs=1e-5)
+
+
+def test_abstaining_does_not_depend_on_how_many_results(small_index: Index) -> None:
+    # Hybrid puts the 200 mg passage first on its keywords, with a lower cosine
+    # than the best passage's (a serotonin one): a threshold between the two
+    # abstained with k=1 and not with k=3 when the rule read the results shown.
+    question = "serotonin 200 mg"
+    first = find(small_index, question, 1)
+    assert first.hits[0].score < first.best_cosine - 0.05
+    between = (first.hits[0].score + first.best_cosine) / 2
+    assert abstains(first.hits, between)  # the rule on the results shown
+    options = Options(abstain_below=between, abstain_unknown_below=between)
+    verdicts = {
+        run(small_index, parse({"q": question, "k": str(k)}), False, options).abstained
+        for k in (1, 2, 5)
+    }
+    assert verdicts == {False}
+    options = Options(abstain_below=first.best_cosine + 0.01, abstain_unknown_below=0.0)
+    verdicts = {
+        run(small_index, parse({"q": question, "k": str(k)}), False, options).abstained
+        for k in (1, 2, 5)
+    }
+    assert verdicts == {True}

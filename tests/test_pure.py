@@ -19,7 +19,7 @@ from index.errors import QueryError
 from index.fusion import candidates, fuse
 from index.query import parse
 from index.records import AnswerSentence, Filters, FusionSettings, Hit
-from index.search import abstains, choose_answer, distinct, mark_weak, search
+from index.search import Found, abstains, choose_answer, distinct, found_abstains, mark_weak, search
 from index.store import Stored
 from ingest.records import Episode, Passage, Sentence, Time
 
@@ -229,6 +229,12 @@ def test_abstention_reads_the_cosine_and_unknown_names() -> None:
     assert not abstains([hit, strong], threshold=0.5, unknown=["epley"], unknown_below=0.66)
     assert abstains([Hit(_passage(2, "z"), 0.45, 0)], threshold=0.5)
     assert abstains([], threshold=0.0)
+    # The query path reads the best candidate's cosine, not the results shown:
+    # a weak first result does not make podcite abstain when a better passage
+    # was ranked (and the other way round); no result at all always abstains.
+    assert not found_abstains(Found([Hit(_passage(2, "z"), 0.45, 0)], 0.60), threshold=0.5)
+    assert found_abstains(Found([hit], 0.60), 0.5, unknown=["epley"], unknown_below=0.66)
+    assert found_abstains(Found([], 0.9), threshold=0.0)
     # Abstaining marks every result weak, whatever its score.
     assert [h.weak for h in mark_weak([hit, strong], 0.5, abstained=True)] == [True, True]
     assert [h.weak for h in mark_weak([hit, Hit(_passage(3, "w"), 0.4, 0)], 0.5)] == [False, True]

@@ -16,7 +16,7 @@ from index.embedder import TokenVectors, normalise
 from index.errors import QueryError
 from index.fusion import Ranked
 from index.query import Options, parse, run
-from index.rank import rank
+from index.rank import ranking
 from index.records import RerankSettings
 from index.rerank import maxsim, question_weights, real_tokens, reorder, rerank
 from index.search import search
@@ -151,7 +151,7 @@ def _brute(idx: Any, rows: list[Ranked], stored: bool) -> dict[int, float]:
 def test_rerank_scores_match_brute_force(seed_index: Any, stored: bool) -> None:
     idx = seed_index if stored else replace(seed_index, backend=_NoTokens(seed_index.backend))
     q = idx.embed(QUESTION)
-    first = rank(idx, QUESTION, q, 30, mode="hybrid")
+    first = ranking(idx, QUESTION, q, 30, mode="hybrid").ranked
     second = rerank(idx, QUESTION, first, RerankSettings(top=12, weight=0.5))
     # Only the first 12 move, and they stay the same 12.
     assert {r.row for r in second[:12]} == {r.row for r in first[:12]}
