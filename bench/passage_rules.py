@@ -23,7 +23,7 @@ import numpy as np
 
 from index import SentenceTransformerEmbedder
 from ingest import load, passages
-from ingest.loader import read_text
+from ingest.lines import read_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"

@@ -144,7 +144,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from index.embedder import default_model_dir, quiet_loading
+    from index.embedder import default_model_dir
+    from index.hf import quiet_loading
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)

@@ -20,7 +20,6 @@ the onnx backend never imports torch once its export is cached.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 import numpy as np
 
+from index.hf import offline, quiet_loading
 from index.tokens import TokenBits, empty, span_bits, span_rows, width
 from ingest.errors import PodciteError
 
@@ -102,22 +102,6 @@ def normalise(x: NDArray[Any]) -> NDArray[np.float32]:
     return x / np.maximum(norms, 1e-12)  # type: ignore[no-any-return]
 
 
-def _offline() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def quiet_loading() -> None:
-    """No "Loading weights 0/103" bar from transformers: it would sit among
-    podcite's own stages (and in logs), for a load of well under a second.
-    Called where transformers loads a model: the torch embedder and the onnx
-    export (index/onnx_model.py)."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # unannotated there
-
-
 class SentenceTransformerEmbedder:
     """A local sentence-transformers model; nothing is downloaded (HF_HUB_OFFLINE=1).
 
@@ -149,7 +133,7 @@ class SentenceTransformerEmbedder:
     def _load(self) -> Any:
         """The torch sentence-transformers model (the torch backend only)."""
         if self._model is None:
-            _offline()
+            offline()
             from sentence_transformers import SentenceTransformer
 
             quiet_loading()
@@ -158,7 +142,7 @@ class SentenceTransformerEmbedder:
 
     def _load_onnx(self) -> OnnxModel:
         if self._onnx is None:
-            _offline()
+            offline()
             from index.onnx_model import OnnxModel
 
             fp32 = self.backend == "onnx-fp32"

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from index.hf import quiet_loading
 from index.store import file_sha256
 from ingest.errors import PodciteError
 
@@ -204,8 +205,6 @@ def export_int8(model_dir: Path, dest: Path, quantise: bool = True) -> None:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
-
-    from index.embedder import quiet_loading
 
     quiet_loading()
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -159,7 +159,8 @@ def run(
     import ray.data
 
     from ingest import catalog as catalogs
-    from ingest.loader import CATALOG_SUFFIXES, discover, read_text
+    from ingest.lines import read_text
+    from ingest.loader import CATALOG_SUFFIXES, discover
 
     out = RayLoaded()
     sources, out.errors = discover(paths)

@@ -1,4 +1,5 @@
-"""Lines of a source file, and offsets -> line numbers: one helper for every parser.
+"""A source file's text, its lines, and offsets -> line numbers: one helper for
+every parser (and for the loader and the podcast reader, which read the files).
 
 Offsets are into the file's decoded text with its newlines verbatim (``\\n``,
 ``\\r\\n`` or ``\\r``: WebVTT allows all three), so ``file:line`` messages and
@@ -8,10 +9,18 @@ sliced-back sentences agree whatever the file's line ends.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from itertools import accumulate
+from pathlib import Path
 
+from ingest.errors import DocumentError
+
+# One text document's largest file: a 3-hour episode's VTT is ~0.3 MB.  Bigger
+# text files are refused before they are read, so memory stays bounded (README,
+# "Limits"); audio is streamed by the decoder, not read here.
+MAX_FILE_BYTES = 20_000_000
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
 
@@ -49,3 +58,22 @@ class LineIndex:
 
     def line(self, offset: int) -> int:
         return bisect.bisect_right(self._starts, offset)
+
+
+def read_text(path: Path) -> tuple[str, str]:
+    """The file's text (newlines verbatim, so offsets slice back) and its sha256."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise DocumentError(
+                str(path), 0, f"{size / 1e6:.1f} MB is over the {MAX_FILE_BYTES / 1e6:.0f} MB limit"
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(str(path), 0, f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DocumentError(str(path), line, "not UTF-8 text") from exc
+    return text, hashlib.sha256(data).hexdigest()

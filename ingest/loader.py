@@ -29,6 +29,7 @@ from ingest.audio import AUDIO_SUFFIXES
 from ingest.catalog import Catalog
 from ingest.errors import DocumentError, MediaError, UnsupportedDocument
 from ingest.feed import FEED_SUFFIXES, looks_like_feed
+from ingest.lines import read_text
 from ingest.records import Document
 
 if TYPE_CHECKING:
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
 WIKI_SUFFIXES = {".txt", ".md", ".markdown"}
 TRANSCRIPT_SUFFIXES = {".vtt", ".srt"}
 CATALOG_SUFFIXES = {".csv"}
-# One text document's largest file: a 3-hour episode's VTT is ~0.3 MB.  Bigger
-# text files are refused before they are read, so memory stays bounded (README,
-# "Limits"); audio is streamed by the decoder, not read here.
-MAX_FILE_BYTES = 20_000_000
 SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES | AUDIO_SUFFIXES | FEED_SUFFIXES
 # Bump when a parser's output changes for the same file: documents parsed by
 # an older parser are then parsed again rather than carried over.
@@ -83,25 +80,6 @@ class Loaded:
     # version and the catalogs' contents in the order they were merged (None
     # with feeds: a feed's catalog can change without a file changing).
     fingerprint: str | None = None
-
-
-def read_text(path: Path) -> tuple[str, str]:
-    """The file's text (newlines verbatim, so offsets slice back) and its sha256."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise DocumentError(
-                str(path), 0, f"{size / 1e6:.1f} MB is over the {MAX_FILE_BYTES / 1e6:.0f} MB limit"
-            )
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DocumentError(str(path), 0, f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        text = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DocumentError(str(path), line, "not UTF-8 text") from exc
-    return text, hashlib.sha256(data).hexdigest()
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[Source], list[DocumentError]]:

@@ -33,7 +33,7 @@ from ingest.cues import vtt_text
 from ingest.errors import DocumentError, FetchError, MediaError
 from ingest.feed import Feed, Item, Link, parse_feed
 from ingest.fetch import DownloadProgress, Downloads, Fetched, copy_into, local_path, to_url
-from ingest.loader import read_text
+from ingest.lines import read_text
 from ingest.records import Document, Episode, ParseIssue, Section, Sentence
 from ingest.transcript import parse_transcript
 

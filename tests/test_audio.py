@@ -20,7 +20,7 @@ from ingest.catalog import Catalog
 from ingest.cues import MAX_CUE_WORDS, Word, cues_from_words
 from ingest.errors import AudioError
 from ingest.fetch import sha256_of
-from ingest.loader import read_text
+from ingest.lines import read_text
 from ingest.podcast import Media
 from ingest.transcript import parse_transcript
 from tests.speech import Spoken, silence, speak_episode, tools_or_skip
