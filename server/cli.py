@@ -235,58 +235,16 @@ def ask(
     from index.query import run
     from server.runtime import open_for_queries
     from server.schemas import ask_response
+    from server.terminal import open_first_moment, print_answer
 
     out = _guard(lambda: run(open_for_queries(settings), params, True, settings.query_options()))
     doc = ask_response(out)
     if json_out:
         sys.stdout.write(doc.model_dump_json(indent=2) + "\n")
     else:
-        _print_answer(doc, out.abstained)
+        print_answer(doc, out.abstained)
     if open_first:
-        _open_first(doc)
-
-
-def _print_answer(doc: Any, abstained: bool) -> None:
-    """The answer for a person: sentences as terminal hyperlinks to their moment
-    (where the terminal supports them; the URL is printed beside them too)."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(highlight=False)
-    answer, results = doc.answer, doc.results
-    console.print(f"[bold]{escape(doc.query)}[/bold]")
-    if abstained:
-        console.print(
-            "\nNothing in the library answers this; the nearest passages are weak matches."
-        )
-    if answer:
-        console.print("\n[bold]Answer[/bold] (from the sources, word for word)")
-        for a in answer:
-            text = f"[link={a.url}]{escape(a.text)}[/link]" if a.url else escape(a.text)
-            console.print(f"  • {text} [cyan]{_when(a.timestamp)}[/cyan] {a.url or ''}")
-    console.print(f"\n[bold]{len(results)} passages[/bold] ({doc.took_ms:.0f} ms)")
-    for r in results:
-        ep = escape(r.episode.title if r.episode else "episode unknown")
-        trail = escape(" › ".join([r.document.title, *r.section]))
-        when = f"[link={r.url}]{_when(r.timestamp)}[/link]" if r.url else _when(r.timestamp)
-        console.print(f"\n[bold]{r.rank}.[/bold] [cyan]{when}[/cyan] {ep}  [dim]{trail}[/dim]")
-        console.print(f"   {escape(r.text)}")
-        if r.url:
-            console.print(f"   [blue]{r.url}[/blue]")
-        if r.links:
-            console.print(f"   [dim]related: {escape(', '.join(r.links))}[/dim]")
-
-
-def _open_first(doc: Any) -> None:
-    """``--open``: the first answer sentence's moment, else the first result's."""
-    import webbrowser
-
-    urls = [a.url for a in doc.answer] + [r.url for r in doc.results]
-    first = next((u for u in urls if u), None)
-    if first is None:
-        raise _fail("--open: no result has a moment to open")
-    if not webbrowser.open(first):
-        raise _fail(f"--open: no web browser could open {first}")
+        _guard(lambda: open_first_moment(doc))
 
 
 @app.command("eval")
@@ -424,12 +382,6 @@ def tune(
         f"rebuild with it: podcite ingest --model {target} --replace PATHS",
         err=True,
     )
-
-
-def _when(t: Any) -> str:
-    if t is None:
-        return "(no time)"
-    return f"{'' if t.exact else '≈'}{t.label}"
 
 
 def main() -> None:
