@@ -37,7 +37,8 @@ class Ranking:
     ranked: list[Ranked]  # the first n, in the mode's order
     # The best cosine among all the candidates ranked, kept or not (-1 where
     # there were none): in dense and hybrid the dense list's first, so the best
-    # passage in scope whatever n or the fusion; in bm25 the keyword list's best.
+    # passage in scope whatever n or the fusion; in bm25 the best of the keyword
+    # list's first ``FusionSettings.depth``, whatever n.
     best_cosine: float
 
 
@@ -62,12 +63,14 @@ def ranking(
             f"{where}this index has no keyword index (or one from an older podcite); "
             "rebuild it with `podcite ingest` to use bm25 or hybrid search"
         )
-    if mode == "bm25":
-        kw = backend.keyword(query, n, filters)
-        cos = backend.cosines(q, rows_of(kw))
-        ranked = [Ranked(r, float(c), s, s) for (r, s), c in zip(kw, cos, strict=True)]
-        return Ranking(ranked, _best(r.cosine for r in ranked))
     depth = max(n, fusion.depth)
+    if mode == "bm25":
+        # The keyword list to the same depth as hybrid's, so that its best cosine
+        # (what abstaining reads) does not change with n.
+        kw = backend.keyword(query, depth, filters)
+        cos = backend.cosines(q, rows_of(kw))
+        ranked = [Ranked(r, float(c), s, s) for (r, s), c in zip(kw[:n], cos[:n], strict=True)]
+        return Ranking(ranked, _best(float(c) for c in cos))
     dense = rows_of(backend.dense(q, depth, filters))
     keyword = rows_of(backend.keyword(query, depth, filters))
     rows = candidates(dense, keyword)

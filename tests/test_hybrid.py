@@ -342,3 +342,10 @@ def test_abstaining_does_not_depend_on_how_many_results(small_index: Index) -> N
         for k in (1, 2, 5)
     }
     assert verdicts == {True}
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_best_cosine_does_not_depend_on_k(small_index: Index, mode: str) -> None:
+    for question in ("serotonin 200 mg", "caffeine adenosine 5-HT2A"):
+        best = {find(small_index, question, k, mode=mode).best_cosine for k in (1, 2, 5)}  # type: ignore[arg-type]
+        assert len(best) == 1, (question, best)
