@@ -38,6 +38,7 @@ serve: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ingest index server tests eval bench
+	$(BIN)/ruff format --check ingest index server tests eval bench
 	$(BIN)/mypy
 
 test: lint

@@ -62,16 +62,23 @@ def main() -> None:
         ms.publish(mc, "lib", stored)
         seconds = time.perf_counter() - t0
         mc.close()
-        print(json.dumps({
-            "publish": {
-                "passages": n, "seconds": round(seconds, 1), "rows/s": round(n / seconds),
-                "db bytes/passage": round(disk_bytes(args.db) / n),
-                "faiss dir bytes/passage": round(disk_bytes(args.index.resolve()) / n),
-                "record json bytes/passage": round(float(record)),
-                "tokens bytes/passage": round(float(tokens)),
-                "sentences/passage": round(sentences, 2),
-            }
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "publish": {
+                        "passages": n,
+                        "seconds": round(seconds, 1),
+                        "rows/s": round(n / seconds),
+                        "db bytes/passage": round(disk_bytes(args.db) / n),
+                        "faiss dir bytes/passage": round(disk_bytes(args.index.resolve()) / n),
+                        "record json bytes/passage": round(float(record)),
+                        "tokens bytes/passage": round(float(tokens)),
+                        "sentences/passage": round(sentences, 2),
+                    }
+                }
+            ),
+            flush=True,
+        )
     faiss_index = open_index(args.index, embedder, verify=False)
     milvus_index = open_milvus_index(str(args.db), "lib", embedder)
     for idx in (faiss_index, milvus_index):  # warm both (model, caches, Milvus load)
@@ -83,13 +90,21 @@ def main() -> None:
         for name, idx in (("faiss", faiss_index), ("milvus-lite", milvus_index)):
             rep = evaluate(idx, questions, mode=args.mode, source=f.name)
             ms_ = [o.search_ms for o in rep.outcomes]
-            print(json.dumps({
-                "file": f.name, "backend": name, "questions": rep.questions,
-                "hit@1": rep.metrics.get("hit@1"), "mrr@10": rep.metrics.get("mrr@10"),
-                "search p50 ms": round(float(np.percentile(ms_, 50)), 2) if ms_ else None,
-                "search p99 ms": round(float(np.percentile(ms_, 99)), 2) if ms_ else None,
-                "top1": [o.hits[:1] == [True] for o in rep.outcomes],
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "file": f.name,
+                        "backend": name,
+                        "questions": rep.questions,
+                        "hit@1": rep.metrics.get("hit@1"),
+                        "mrr@10": rep.metrics.get("mrr@10"),
+                        "search p50 ms": round(float(np.percentile(ms_, 50)), 2) if ms_ else None,
+                        "search p99 ms": round(float(np.percentile(ms_, 99)), 2) if ms_ else None,
+                        "top1": [o.hits[:1] == [True] for o in rep.outcomes],
+                    }
+                ),
+                flush=True,
+            )
     os._exit(0)  # Milvus Lite's server thread would keep the process alive
 
 

@@ -73,11 +73,21 @@ def main() -> None:
         for name, fn in fusions.items():
             search_module.rank = fn  # type: ignore[assignment]
             rep = evaluate(idx, questions, mode="hybrid", source=f.name)
-            print(json.dumps({
-                "file": f.name, "fusion": name, "questions": rep.questions,
-                "hit@1": rep.metrics.get("hit@1"), "mrr@10": rep.metrics.get("mrr@10"),
-                "search p50 ms": round(float(np.median([o.search_ms for o in rep.outcomes])), 1),
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "file": f.name,
+                        "fusion": name,
+                        "questions": rep.questions,
+                        "hit@1": rep.metrics.get("hit@1"),
+                        "mrr@10": rep.metrics.get("mrr@10"),
+                        "search p50 ms": round(
+                            float(np.median([o.search_ms for o in rep.outcomes])), 1
+                        ),
+                    }
+                ),
+                flush=True,
+            )
     os._exit(0)
 
 

@@ -327,6 +327,7 @@ def cmd_compare(
 
 def _changed_at_1(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Question ids whose first result hits under one and not the other (+: onnx gains)."""
+
     def firsts(d: dict[str, Any]) -> dict[str, bool]:
         return {o["id"]: bool(o["hits"][:1] and o["hits"][0]) for o in d.get("outcomes", [])}
 

@@ -62,19 +62,30 @@ def main() -> None:
             t0 = time.perf_counter()
             got = ray_ingest.run(paths, workers=2, window_s=WINDOW_S, stride_s=STRIDE_S)
             build(
-                got.documents, on_ray, embedder, catalog_files=got.catalog_files,
+                got.documents,
+                on_ray,
+                embedder,
+                catalog_files=got.catalog_files,
                 compute_vectors=ray_ingest.assembled(got),
             )
             s_ray = time.perf_counter() - t0
             a, b = store.load(here, verify=False), store.load(on_ray, verify=False)
-            print(json.dumps({
-                "round": r, "documents": rep.documents, "passages": rep.passages,
-                "in-process s": round(s_here, 1), "ray s": round(s_ray, 1),
-                "in-process passages/s": round(rep.passages / s_here, 1),
-                "ray passages/s": round(rep.passages / s_ray, 1),
-                "same ids": [p.id for p in a.passages] == [p.id for p in b.passages],
-                "max vector diff": float(np.abs(a.vectors - b.vectors).max()),
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "round": r,
+                        "documents": rep.documents,
+                        "passages": rep.passages,
+                        "in-process s": round(s_here, 1),
+                        "ray s": round(s_ray, 1),
+                        "in-process passages/s": round(rep.passages / s_here, 1),
+                        "ray passages/s": round(rep.passages / s_ray, 1),
+                        "same ids": [p.id for p in a.passages] == [p.id for p in b.passages],
+                        "max vector diff": float(np.abs(a.vectors - b.vectors).max()),
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,18 @@ OUT = Path("/tmp/podcite-bench-transcribe")
 NAMES = ["Maria", "Tomas", "Aisha", "Kenji", "Olga", "Pedro", "Fatima", "Lars", "Nadia", "Hugo"]
 PLACES = ["Lisbon", "Nairobi", "Oslo", "Kyoto", "Lima", "Dublin", "Cairo", "Quebec", "Perth"]
 THINGS = [
-    "greenhouse", "bakery", "lighthouse", "orchard", "library", "bridge", "vineyard",
-    "observatory", "harbour", "workshop", "museum", "garden",
+    "greenhouse",
+    "bakery",
+    "lighthouse",
+    "orchard",
+    "library",
+    "bridge",
+    "vineyard",
+    "observatory",
+    "harbour",
+    "workshop",
+    "museum",
+    "garden",
 ]
 ANIMALS = ["goats", "bees", "horses", "ducks", "sheep", "rabbits", "pigeons", "alpacas"]
 VERBS = ["repaired", "painted", "measured", "visited", "cleaned", "photographed", "mapped"]
@@ -135,8 +145,10 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     spoken = episode(args.minutes, args.seed)
-    print(f"episode: {len(spoken.sentences)} sentences, {spoken.seconds / 60:.1f} min "
-          f"(made in {time.perf_counter() - t0:.0f} s)")
+    print(
+        f"episode: {len(spoken.sentences)} sentences, {spoken.seconds / 60:.1f} min "
+        f"(made in {time.perf_counter() - t0:.0f} s)"
+    )
     model = args.model.name if args.model else "tiny.en"
     prompt = "-prompt" if args.prompt else ""
     cache = OUT / f"cache-{args.minutes:g}min-{args.seed}-beam{args.beam}-{model}{prompt}"
@@ -151,18 +163,22 @@ def main() -> None:
     if loaded.errors:
         raise SystemExit(f"failed: {loaded.errors[0]}")
     (t,) = media.transcripts
-    print(f"model {t.model}, beam {args.beam}, {transcriber.threads} threads: "
-          f"{t.audio_seconds:.0f} s of audio in {t.wall_seconds:.1f} s = {t.speed:.1f}x real time"
-          f"{' (from the cache)' if t.cached else ''}")
+    print(
+        f"model {t.model}, beam {args.beam}, {transcriber.threads} threads: "
+        f"{t.audio_seconds:.0f} s of audio in {t.wall_seconds:.1f} s = {t.speed:.1f}x real time"
+        f"{' (from the cache)' if t.cached else ''}"
+    )
     print(f"  a 2-hour episode at this rate: {7200 / t.speed / 60:.1f} min")
     if not t.cached:
         # What the load of other jobs cannot change: CPU seconds spent (model
         # loading and decoding included).  On two otherwise idle cores the wall
         # time is at least half of it.
         idle = t.audio_seconds / (cpu / transcriber.threads)
-        print(f"  CPU: {cpu:.0f} s ({cpu / t.audio_seconds:.3f} CPU s per audio s); on "
-              f"{transcriber.threads} idle cores at best {idle:.1f}x real time, a 2-hour "
-              f"episode in {7200 / idle / 60:.1f} min")
+        print(
+            f"  CPU: {cpu:.0f} s ({cpu / t.audio_seconds:.3f} CPU s per audio s); on "
+            f"{transcriber.threads} idle cores at best {idle:.1f}x real time, a 2-hour "
+            f"episode in {7200 / idle / 60:.1f} min"
+        )
 
     (doc,) = loaded.documents
     said = doc.sentences
@@ -189,12 +205,14 @@ def main() -> None:
         if args.verbose and abs(errors[-1]) > 1.0:
             print(f"  off by {errors[-1]:+.2f} s: {text!r} at {start:.1f} s -> {best.text!r}")
     absolute = sorted(abs(e) for e in errors)
-    print(f"alignment: {len(errors)} of {len(spoken.sentences)} sentences found "
-          f"({lost} not recognisably transcribed); "
-          f"|error| median {statistics.median(absolute):.2f} s, "
-          f"p90 {absolute[math.ceil(0.9 * len(absolute)) - 1]:.2f} s, worst {absolute[-1]:.2f} s; "
-          f"signed median {statistics.median(errors):+.2f} s; "
-          f"{heard / said_words:.1%} of the spoken words heard")
+    print(
+        f"alignment: {len(errors)} of {len(spoken.sentences)} sentences found "
+        f"({lost} not recognisably transcribed); "
+        f"|error| median {statistics.median(absolute):.2f} s, "
+        f"p90 {absolute[math.ceil(0.9 * len(absolute)) - 1]:.2f} s, worst {absolute[-1]:.2f} s; "
+        f"signed median {statistics.median(errors):+.2f} s; "
+        f"{heard / said_words:.1%} of the spoken words heard"
+    )
 
     embedder = SentenceTransformerEmbedder()
     index_dir = cache / "index"
@@ -218,12 +236,16 @@ def main() -> None:
         cited.append(abs(when.seconds - start))
     cited.sort()
     moment.sort()
-    print(f"cited moment: {len(asked)} questions, {misses} cite another sentence; "
-          f"|error| median {statistics.median(cited):.2f} s, worst {cited[-1]:.2f} s, "
-          f"within 1.5 s: {sum(c <= 1.5 for c in cited)}/{len(cited)}")
-    print(f"  every cited sentence against its own start: {len(moment)} citations, |error| "
-          f"median {statistics.median(moment):.2f} s, worst {moment[-1]:.2f} s, "
-          f"within 1.5 s: {sum(c <= 1.5 for c in moment)}/{len(moment)}")
+    print(
+        f"cited moment: {len(asked)} questions, {misses} cite another sentence; "
+        f"|error| median {statistics.median(cited):.2f} s, worst {cited[-1]:.2f} s, "
+        f"within 1.5 s: {sum(c <= 1.5 for c in cited)}/{len(cited)}"
+    )
+    print(
+        f"  every cited sentence against its own start: {len(moment)} citations, |error| "
+        f"median {statistics.median(moment):.2f} s, worst {moment[-1]:.2f} s, "
+        f"within 1.5 s: {sum(c <= 1.5 for c in moment)}/{len(moment)}"
+    )
 
 
 if __name__ == "__main__":

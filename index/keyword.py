@@ -53,6 +53,7 @@ def words(text: str) -> list[str]:
     """The lowercased runs of letters and digits of ``text``, NFKC-normalised."""
     return _WORDS.findall(unicodedata.normalize("NFKC", text).lower())
 
+
 # Unit spellings -> one canonical unit, used only right after a number, so
 # "10 mg", "10mg", "10-mg" and "10 milligrams" all give the token "10mg"
 # (a standalone "second" or "minutes" stays an ordinary stemmed word).

@@ -83,9 +83,7 @@ def expression(filters: Filters) -> str:
 
 
 class MilvusBackend:
-    def __init__(
-        self, mc: Any, collection: str, manifest: dict[str, Any], uri: str = ""
-    ) -> None:
+    def __init__(self, mc: Any, collection: str, manifest: dict[str, Any], uri: str = "") -> None:
         self._mc = mc
         self.uri = uri
         self.collection = collection
@@ -156,7 +154,8 @@ class MilvusBackend:
 
     def document_rows(self, document_id: str) -> list[int]:
         res = self._mc.query(
-            self.collection, filter=f"document == {lit(document_id)}",
+            self.collection,
+            filter=f"document == {lit(document_id)}",
             output_fields=["row", "start"],
         )
         return [int(r["row"]) for r in sorted(res, key=lambda r: (r["start"], r["row"]))]
@@ -165,9 +164,13 @@ class MilvusBackend:
 
     def dense(self, q: NDArray[np.float32], n: int, filters: Filters) -> Ranking:
         res = self._mc.search(
-            self.collection, data=[np.asarray(q, dtype=np.float32).tolist()],
-            anns_field="vector", limit=min(n, MAX_LIMIT), filter=expression(filters),
-            search_params=_IP, output_fields=["row"],
+            self.collection,
+            data=[np.asarray(q, dtype=np.float32).tolist()],
+            anns_field="vector",
+            limit=min(n, MAX_LIMIT),
+            filter=expression(filters),
+            search_params=_IP,
+            output_fields=["row"],
         )
         out = [(int(h["row"]), float(h["distance"])) for h in res[0]]
         key = np.asarray(q, dtype=np.float32).tobytes()
@@ -184,7 +187,8 @@ class MilvusBackend:
         found: dict[int, float] = {}
         if missing:
             res = self._mc.query(
-                self.collection, filter=f"row in {lit(missing)}",
+                self.collection,
+                filter=f"row in {lit(missing)}",
                 output_fields=["row", "vector"],
             )
             if res:
@@ -197,8 +201,13 @@ class MilvusBackend:
 
     def _bm25_search(self, text: str, limit: int, expr: str) -> list[tuple[int, float]]:
         res = self._mc.search(
-            self.collection, data=[text], anns_field="sparse", limit=min(limit, MAX_LIMIT),
-            filter=expr, search_params=_BM25, output_fields=["row"],
+            self.collection,
+            data=[text],
+            anns_field="sparse",
+            limit=min(limit, MAX_LIMIT),
+            filter=expr,
+            search_params=_BM25,
+            output_fields=["row"],
         )
         # Milvus Lite hands BM25 scores back negated (smaller is nearer); a BM25
         # score is never negative, so its magnitude is the score on either.
@@ -230,8 +239,12 @@ class MilvusBackend:
         missing = [t for t in tokens if t not in self._term_max]
         if missing:  # one request: a top-1 BM25 search per new term
             res = self._mc.search(
-                self.collection, data=missing, anns_field="sparse", limit=1,
-                search_params=_BM25, output_fields=["row"],
+                self.collection,
+                data=missing,
+                anns_field="sparse",
+                limit=1,
+                search_params=_BM25,
+                output_fields=["row"],
             )
             for t, hits in zip(missing, res, strict=True):
                 self._term_max[t] = abs(float(hits[0]["distance"])) if hits else 0.0
@@ -257,7 +270,8 @@ class MilvusBackend:
             return
         ids = [p.id for p in passages]
         res = self._mc.query(
-            self.collection, filter=f"pid in {lit(ids)}",
+            self.collection,
+            filter=f"pid in {lit(ids)}",
             output_fields=["row", "pid"],
         )
         existing = {r["pid"]: int(r["row"]) for r in res}
@@ -271,16 +285,23 @@ class MilvusBackend:
                 rows.append(next_row)
                 next_row += 1
         ms.insert(
-            self._mc, self.collection,
-            ms.passages_rows(passages, vectors, sentence_vectors, rows), upsert=True,
+            self._mc,
+            self.collection,
+            ms.passages_rows(passages, vectors, sentence_vectors, rows),
+            upsert=True,
         )
         meta["next_row"] = next_row
         docs = self.manifest.setdefault("documents", {})
         for p in passages:
             doc = docs.setdefault(
                 p.document_id,
-                {"path": p.path, "kind": p.kind, "title": p.document_title,
-                 "episode": p.episode.id if p.episode else None, "passages": 0},
+                {
+                    "path": p.path,
+                    "kind": p.kind,
+                    "title": p.document_title,
+                    "episode": p.episode.id if p.episode else None,
+                    "passages": 0,
+                },
             )
             doc["passages"] = len(self.document_rows(p.document_id))
         self._changed()

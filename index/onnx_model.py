@@ -327,9 +327,7 @@ class OnnxModel:
         if self.threads:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
-        return ort.InferenceSession(
-            str(self.path), options, providers=["CPUExecutionProvider"]
-        )
+        return ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
     def token_count(self, text: str) -> int:
         """Tokens the model would see without truncation, special tokens included."""

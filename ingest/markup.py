@@ -48,6 +48,7 @@ _CALLOUT = re.compile(r"\[![a-zA-Z]+\][+-]?\s*")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?)])")
 _SPACES = re.compile(r"\s+")
 
+
 @dataclass(frozen=True, slots=True)
 class Citation:
     offset: int  # in the sentence's raw text

@@ -108,9 +108,7 @@ def split(
         yield from cut(text, *_strip(text, start, len(text), 0), offset, long)
 
 
-def cut(
-    text: str, a: int, b: int, offset: int = 0, long: bool = True
-) -> Iterator[tuple[int, int]]:
+def cut(text: str, a: int, b: int, offset: int = 0, long: bool = True) -> Iterator[tuple[int, int]]:
     """``text[a:b]`` as is, or cut at spaces into balanced pieces when too long
     (a piece with no space in reach is cut mid-word)."""
     if b - a <= MAX_SENTENCE_CHARS or not long:

@@ -169,9 +169,7 @@ def create_app(settings: Settings | None = None, index: Index | None = None) -> 
             "built_at": idx.built_at,
         }
 
-    @app.get(
-        "/api/timeline", response_model=schemas.TimelineOut, tags=["api"], responses=ERRORS
-    )
+    @app.get("/api/timeline", response_model=schemas.TimelineOut, tags=["api"], responses=ERRORS)
     async def api_timeline(request: Request, params: Params) -> schemas.TimelineOut:
         """Where the question comes up: per top episode of its results, its length
         and every moment scoring above the weak threshold."""

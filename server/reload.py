@@ -60,8 +60,12 @@ class Reloader:
                 new = await asyncio.to_thread(self._open, Path(target), old)
             except PodciteError as exc:
                 self.refused = target
-                log.warning("podcite: refused the new index %s (still serving %s): %s",
-                            target, _name(old), exc)
+                log.warning(
+                    "podcite: refused the new index %s (still serving %s): %s",
+                    target,
+                    _name(old),
+                    exc,
+                )
                 return False
             self.app.state.index = new  # the swap: requests already running keep `old`
             log.info("podcite: now serving %s (built %s)", _name(new), new.built_at)
@@ -96,8 +100,13 @@ def install(app: FastAPI, settings: Settings) -> Reloader:
         idx: Index | None = request.app.state.index
         if idx is None:
             return JSONResponse({"status": "loading"}, status_code=503)
-        return {"status": "ready", "version": _name(idx), "built_at": idx.built_at,
-                "documents": len(idx.documents), "passages": len(idx)}
+        return {
+            "status": "ready",
+            "version": _name(idx),
+            "built_at": idx.built_at,
+            "documents": len(idx.documents),
+            "passages": len(idx),
+        }
 
     @app.post("/admin/reload", tags=["ops"], include_in_schema=False)
     async def admin_reload(request: Request) -> dict[str, Any]:

@@ -61,11 +61,7 @@ def test_label_sets_do_not_overlap() -> None:
 def test_labels_point_at_cited_sentences(shared: Path) -> None:
     from ingest import load
 
-    labels = [
-        json.loads(x)
-        for n in FILES
-        for x in (ROOT / "eval" / n).open(encoding="utf-8")
-    ]
+    labels = [json.loads(x) for n in FILES for x in (ROOT / "eval" / n).open(encoding="utf-8")]
     files = sorted({shared / lab["source"].removeprefix("shared:") for lab in labels})
     catalog = shared / "catalog" / "transcripts.csv"
     docs = {d.path: d for d in load(files).documents}

@@ -36,7 +36,10 @@ def rss(*items: str) -> bytes:
 
 
 def item(
-    guid: str | None, title: str, extra: str = "", audio: str | None = "https://cdn.example.com/a.mp3"
+    guid: str | None,
+    title: str,
+    extra: str = "",
+    audio: str | None = "https://cdn.example.com/a.mp3",
 ) -> str:
     parts = [f"<item><title>{title}</title>"]
     if guid is not None:

@@ -296,9 +296,7 @@ def test_the_audio_route_serves_nothing_but_ingested_audio(show: Show, client: T
 
 
 @pytest.mark.browser
-def test_in_a_browser_the_player_opens_at_the_cited_second(
-    browser: Any, index_dir: Path
-) -> None:
+def test_in_a_browser_the_player_opens_at_the_cited_second(browser: Any, index_dir: Path) -> None:
     """Debian's chromium against a real `podcite serve` over the show's index:
     the card's <audio> loads from the server and stands at the cited second."""
     port = free_port()

@@ -60,11 +60,16 @@ def test_ray_ingest_gives_the_same_index(
 
     on_ray, here = tmp_path / "ray" / "index", tmp_path / "here" / "index"
     build(
-        got.documents, on_ray, embedder, errors=got.errors, catalog_files=got.catalog_files,
+        got.documents,
+        on_ray,
+        embedder,
+        errors=got.errors,
+        catalog_files=got.catalog_files,
         compute_vectors=ray_ingest.assembled(got),
     )
-    build(loaded.documents, here, embedder, errors=loaded.errors,
-          catalog_files=loaded.catalog_files)
+    build(
+        loaded.documents, here, embedder, errors=loaded.errors, catalog_files=loaded.catalog_files
+    )
     a, b = store.load(on_ray), store.load(here)
     assert [p.id for p in a.passages] == [p.id for p in b.passages]
     assert list(a.passages) == list(b.passages)

@@ -356,9 +356,7 @@ def test_micro_batching_embeds_waiting_questions_together(
     async def all_at_once() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            return await asyncio.gather(
-                *(c.get("/api/search", params={"q": q}) for q in questions)
-            )
+            return await asyncio.gather(*(c.get("/api/search", params={"q": q}) for q in questions))
 
     # A thread of its own: a browser test's session (Playwright's sync API)
     # may hold a running loop on this thread, where asyncio.run refuses.

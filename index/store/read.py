@@ -2,7 +2,6 @@
 ``load`` and its checks, and the build a rebuild may reuse (``previous``).
 The format, and what each check guarantees: index/store/__init__.py."""
 
-
 from __future__ import annotations
 
 import hashlib

@@ -88,9 +88,7 @@ def publish(
         bits = TokenBits(data.token_bits, np.diff(data.token_starts).astype(np.int32))
     counts = (len(data.passages), int(data.sentence_vectors.shape[0]))
     total = None if bits is None else len(bits.bits)
-    with writing(
-        out, data.manifest, counts, progress, ann_mode, needed_bytes(data), total
-    ) as w:
+    with writing(out, data.manifest, counts, progress, ann_mode, needed_bytes(data), total) as w:
         w.keyword = data.keyword  # None: made from tokens.txt once written
         w.add(data.passages, data.vectors, data.sentence_vectors, data.keys, data.tokens, bits)
     return w.published
