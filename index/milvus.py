@@ -28,7 +28,6 @@ the question's ceiling (docs/retrieval.md), and the fused order must be the one
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,14 +53,21 @@ _BM25 = {"metric_type": "BM25"}
 _IP = {"metric_type": "IP"}
 
 
+# The escapes Milvus's expression parser reads; every other character goes in
+# as itself.  It rejects JSON's \uXXXX (so a transcript named "… ｜ Huberman
+# Lab Podcast #49.mp3.vtt" could not be asked for) and \b, \f, \v, which it
+# takes raw (tests/test_milvus.py tries each).
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def lit(value: str | int | Sequence[str] | Sequence[int]) -> str:
-    """A Milvus expression literal: a JSON string (double quotes, backslash
-    escapes), an integer, or a list of either.  Milvus Lite does not take
-    bound filter parameters, so values are quoted here and nowhere else."""
+    """A Milvus expression literal: a double-quoted string, an integer, or a
+    list of either.  Milvus Lite does not take bound filter parameters, so
+    values are quoted here and nowhere else."""
     if isinstance(value, int):
         return str(int(value))
     if isinstance(value, str):
-        return json.dumps(value)
+        return '"' + "".join(_ESCAPES.get(ch, ch) for ch in value) + '"'
     return "[" + ",".join(lit(v) for v in value) + "]"
 
 

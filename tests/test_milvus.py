@@ -274,3 +274,35 @@ def test_eval_same_hit_at_1(tmp_path: Path, shared: Path, embedder: Any) -> None
     for a, b in zip(faiss_run, milvus_run, strict=True):
         assert a["questions"] == b["questions"] > 0
         assert abs(a["metrics"]["hit@1"] - b["metrics"]["hit@1"]) * a["questions"] <= 1 + 1e-9
+
+
+def test_a_string_literal_finds_every_name_a_library_may_hold(tmp_path: Path) -> None:
+    """The shared transcripts are named "… ｜ Huberman Lab Podcast #49.mp3.vtt":
+    JSON's \\uXXXX escape, which Milvus rejects, once made `document_rows`
+    fail on them (and the re-reading, which reads a window's neighbours)."""
+    from pymilvus import DataType, MilvusClient
+
+    from index.milvus import lit
+
+    names = [
+        "Erasing Fears ｜ Huberman Lab Podcast #49.mp3.vtt",
+        'a "quoted" \\ name.md',
+        "tab\there, new\nline, return\rhere",
+        "bell\x07, backspace\b, form\f, vertical\v, nul\x00 and é",
+    ]
+    mc = MilvusClient(str(tmp_path / "lit.db"))
+    try:
+        schema = MilvusClient.create_schema(auto_id=False)
+        schema.add_field("row", DataType.INT64, is_primary=True)
+        schema.add_field("name", DataType.VARCHAR, max_length=200)
+        schema.add_field("v", DataType.FLOAT_VECTOR, dim=2)
+        mc.create_collection("names", schema=schema)
+        rows = [{"row": i, "name": n, "v": [0.6, 0.8]} for i, n in enumerate(names)]
+        mc.insert("names", rows)
+        for i, name in enumerate(names):
+            got = mc.query("names", filter=f"name == {lit(name)}", output_fields=["row"])
+            assert [r["row"] for r in got] == [i], name
+        got = mc.query("names", filter=f"name in {lit(names[:2])}", output_fields=["row"])
+        assert sorted(r["row"] for r in got) == [0, 1]
+    finally:
+        mc.close()
