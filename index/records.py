@@ -53,7 +53,10 @@ class RerankSettings:
     docs/benchmarks.md, "Re-reading the first candidates token by token"."""
 
     top: int = 5  # candidates re-read; 0 = off (5, 10 and 20 measured alike)
-    weight: float = 0.5  # the token score's share beside the fused score (0.3-2.0 measured)
+    weight: float = 0.75  # the token score's share beside the fused score (0.25-2.0 measured)
+    # Seconds around a transcript window whose windows are read with it (a wiki
+    # passage: the passages either side in its section); 0 = the passage alone.
+    reach: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,11 @@ passage's contextual token vectors, and the passage scores the mean of those
 best matches (ColBERT's MaxSim), so a passage that speaks to each part of the
 question rises above one that shares only its topic.  It reads the tokens of
 the same packaged model (all-MiniLM-L6-v2), untrained for this: measured on
-the whole library, re-reading the first 5 lifts syn_test's transcript rows by
-4.4 points of hit@1 and the wiki questions by 5.4, where some thirty
-re-rankings of the first stage's two scores did not (docs/benchmarks.md,
-"Re-reading the first candidates token by token").
+the whole library, re-reading the first 5 lifts syn_test's transcript rows
+from 0.707 to 0.791 hit@1 (0.751 with each candidate read alone) and the wiki
+questions from 0.500 to 0.554, where some thirty re-rankings of the first
+stage's two scores did not (docs/benchmarks.md, "Re-reading the first
+candidates token by token" and "Re-reading with the window's neighbours").
 
 Why our own: PyLate and RAGatouille score the same way but need a model
 trained for late interaction, downloaded at run time; the whole rule is a
@@ -21,8 +22,15 @@ forward pass; where a backend keeps none for a row (a build carried over
 from one before them, rows added to a loaded copy or upserted into Milvus)
 the candidate is embedded again, at 10-20 ms each.
 
-``maxsim``, ``question_weights`` and ``reorder`` are pure, over arrays and
-lists; ``rerank`` gathers the arrays from the index and the model.
+Each candidate is read with its surroundings (``context``): a transcript
+window with the windows within 30 s of it, a wiki passage with those either
+side of it in its section.  The first stage already placed the candidate;
+what the re-reading asks is whether the talk around it speaks to every part
+of the question, which a question written from a few minutes of an episode
+needs (docs/benchmarks.md, "Re-reading with the window's neighbours").
+
+``maxsim``, ``question_weights``, ``reorder`` and ``context`` are pure, over
+arrays and lists; ``rerank`` gathers the arrays from the index and the model.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ if TYPE_CHECKING:
 
     from index.backend import Index
     from index.fusion import Ranked
+    from ingest.records import Passage
 
 
 def real_tokens(tv: TokenVectors, text: str) -> tuple[NDArray[np.float32], list[str]]:
@@ -60,6 +69,24 @@ def question_weights(words: Sequence[str]) -> NDArray[np.float32]:
     return w if w.any() else np.ones(len(words), np.float32)
 
 
+def best_matches(query: NDArray[np.float32], tokens: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Each question token's best cosine among ``tokens`` (rows normalised);
+    -inf for every one where there are no tokens."""
+    if not len(tokens):
+        return np.full(len(query), -np.inf, dtype=np.float32)
+    out: NDArray[np.float32] = (query @ tokens.T).max(axis=1).astype(np.float32)
+    return out
+
+
+def mean_best(best: NDArray[np.float32], weights: NDArray[np.float32]) -> float:
+    """The ``weights``-weighted mean of ``best_matches``; 0 where there were no
+    tokens to match (or no question token weighs anything)."""
+    total = float(weights.sum())
+    if total <= 0 or not len(best) or not np.isfinite(best).all():
+        return 0.0
+    return float(best @ weights) / total
+
+
 def maxsim(
     query: NDArray[np.float32],
     weights: NDArray[np.float32],
@@ -67,15 +94,10 @@ def maxsim(
 ) -> NDArray[np.float32]:
     """Each passage's score: the ``weights``-weighted mean, over the question's
     token vectors (rows of ``query``), of the best cosine any of the passage's
-    token vectors has with it.  Rows normalised; an empty passage scores 0."""
-    out = np.zeros(len(passages), dtype=np.float32)
-    total = float(weights.sum())
-    if total <= 0 or len(query) == 0:
-        return out
-    for j, p in enumerate(passages):
-        if len(p):
-            out[j] = float((query @ p.T).max(axis=1) @ weights) / total
-    return out
+    token vectors has with it.  Rows normalised; an empty passage scores 0.
+    A passage read with its context scores the elementwise max of its rows'
+    ``best_matches``: the same as ``maxsim`` over their tokens together."""
+    return np.array([mean_best(best_matches(query, p), weights) for p in passages], np.float32)
 
 
 def reorder(ranked: Sequence[Ranked], scores: NDArray[np.float32], weight: float) -> list[Ranked]:
@@ -106,17 +128,96 @@ def rerank(
         return list(ranked)
     q_vectors, q_words = real_tokens(question or index.question(query), query)
     dim = q_vectors.shape[1]
-    tokens = []
+    # Each row's best matches once a search: neighbouring candidates share rows.
+    seen: dict[int, NDArray[np.float32] | None] = {}
+
+    def stored(row: int) -> NDArray[np.float32] | None:
+        if row not in seen:
+            bits = index.backend.token_bits(row)
+            seen[row] = None if bits is None else best_matches(q_vectors, unpack(bits.bits, dim))
+        return seen[row]
+
+    bests = []
     for r in ranked[:top]:
-        stored = index.backend.token_bits(r.row)
-        if stored is not None:
-            tokens.append(unpack(stored.bits, dim))
+        own = stored(r.row)
+        if own is not None:
+            around = (stored(x) for x in context_rows(index, r.row, settings.reach))
+            bests.append(np.max([own, *(b for b in around if b is not None)], axis=0))
             continue
         # Not stored: embedded again, one passage a forward pass, the fastest on
         # CPU (a batch pads every passage to its longest; ten candidates took a
         # median 86-90 ms one by one against 256-262 ms in batches of 8, int8
         # model, 2 cores), and the int8 model's results then do not move with
-        # what else is in the batch.
+        # what else is in the batch.  Its neighbours are not embedded too: that
+        # would multiply the cost by the four of them.
         text = index.backend.passage(r.row).embed_text()
-        tokens.append(real_tokens(embedder.token_vectors([text])[0], text)[0])
-    return reorder(ranked, maxsim(q_vectors, question_weights(q_words), tokens), settings.weight)
+        vectors = real_tokens(embedder.token_vectors([text])[0], text)[0]
+        bests.append(best_matches(q_vectors, vectors))
+    weights = question_weights(q_words)
+    scores = np.array([mean_best(b, weights) for b in bests], np.float32)
+    return reorder(ranked, scores, settings.weight)
+
+
+def context_rows(index: Index, row: int, reach: float) -> list[int]:
+    """The rows ``context`` reads with ``row`` (itself included)."""
+    if reach <= 0:
+        return [row]
+    backend = index.backend
+    rows = backend.document_rows(backend.passage(row).document_id)
+    if row not in rows:
+        return [row]
+    at = rows.index(row)
+    # Windows are about a minute long and half overlap, so a reach of tens of
+    # seconds touches a few rows either side: look no further than that.
+    near = rows[max(0, at - _LOOK) : at + _LOOK + 1]
+    return [near[j] for j in context([backend.passage(r) for r in near], near.index(row), reach)]
+
+
+_LOOK = 3  # rows either side that ``context`` may reach (a 30 s reach: two, at most three)
+
+
+def span(p: Passage) -> tuple[float, float] | None:
+    """A transcript passage's time span: its first sentence's time to the end of
+    its last cue; None where its sentences carry no times."""
+    if not p.sentences or p.sentences[0].time is None:
+        return None
+    start = p.sentences[0].time.seconds
+    last = p.sentences[-1]
+    if last.end_time is not None:
+        return (start, last.end_time)
+    return (start, last.time.seconds if last.time else start)
+
+
+def context(passages: Sequence[Passage], at: int, reach: float) -> list[int]:
+    """Which of one document's consecutive ``passages`` (in text order) the
+    re-reading reads with ``passages[at]``, itself included, in order.
+
+    A transcript window reads with every window whose time span comes within
+    ``reach`` seconds of its own: a question written from a few minutes of talk
+    names things said on either side of the sentence that answers it ("air
+    sacs" a minute before "seventy square meters").  A wiki passage, which has
+    no span of its own, reads with the passages just before and after it in the
+    same section, so that both kinds of candidate are read with their
+    surroundings.  ``reach`` 0: the passage alone.  Measured on the whole
+    library: syn_test's transcript rows 0.751 -> 0.791 hit@1 at 30 s
+    (docs/benchmarks.md, "Re-reading with the window's neighbours")."""
+    me = passages[at]
+    if reach <= 0:
+        return [at]
+    if me.kind == "transcript":
+        mine = span(me)
+        if mine is None:
+            return [at]
+        out = []
+        for j, p in enumerate(passages):
+            theirs = span(p) if p.kind == "transcript" else None
+            if j == at or (
+                theirs is not None and theirs[1] > mine[0] - reach and theirs[0] < mine[1] + reach
+            ):
+                out.append(j)
+        return out
+    return [
+        j
+        for j in (at - 1, at, at + 1)
+        if 0 <= j < len(passages) and passages[j].section == me.section
+    ]

@@ -18,7 +18,17 @@ from index.fusion import Ranked
 from index.query import Options, parse, run
 from index.rank import ranking
 from index.records import RerankSettings
-from index.rerank import maxsim, question_weights, real_tokens, reorder, rerank
+from index.rerank import (
+    best_matches,
+    context,
+    context_rows,
+    maxsim,
+    mean_best,
+    question_weights,
+    real_tokens,
+    reorder,
+    rerank,
+)
 from index.search import search
 from index.tokens import (
     concat,
@@ -31,6 +41,7 @@ from index.tokens import (
     width,
 )
 from index.vectors import embed_input
+from ingest.records import Episode, Passage, Sentence, Time
 
 
 def _unit(*rows: list[float]) -> NDArray[np.float32]:
@@ -114,6 +125,54 @@ def test_reorder_moves_the_head_only_and_breaks_ties_by_first_stage() -> None:
     assert [r.row for r in reorder(ranked, np.zeros(3, np.float32), 1.0)] == [7, 8, 9, 3]
 
 
+def _window(start: float, end: float, section: tuple[str, ...] = ()) -> Passage:
+    ep = Episode("e", "An episode")
+    s = Sentence(0, 5, f"said at {start}", Time(start, True), end_time=end)
+    return Passage(f"p{start}", "d.vtt", "D", "transcript", None, ep, section, (s,), s.time)
+
+
+def _wiki(i: int, section: tuple[str, ...]) -> Passage:
+    s = Sentence(10 * i, 10 * i + 5, f"claim {i}", None)
+    return Passage(f"w{i}", "d.md", "D", "wiki", None, None, section, (s,), None)
+
+
+def test_context_reads_a_window_with_those_within_reach_and_a_wiki_passage_with_its_section() -> (
+    None
+):
+    windows = [_window(a, a + 60) for a in (0, 30, 60, 90, 120, 150)]
+    # [60, 120] reaches back to 30 s and on to 150 s: those overlapping that.
+    assert context(windows, 2, 30.0) == [0, 1, 2, 3, 4]
+    assert context(windows, 2, 0.0) == [2]
+    assert context(windows, 0, 30.0) == [0, 1, 2]
+    # Windows end to end: the reach decides, its bounds excluded.
+    abutting = [_window(a, a + 30) for a in (0, 30, 60, 90, 120)]
+    assert context(abutting, 2, 5.0) == [1, 2, 3]
+    assert context(abutting, 2, 30.0) == [1, 2, 3]
+    assert context(abutting, 2, 31.0) == [0, 1, 2, 3, 4]
+    # A window with no times reads alone, and is never read with another.
+    timeless = [*windows[:2], replace(windows[2], sentences=(Sentence(0, 5, "x", None),))]
+    assert context(timeless, 2, 30.0) == [2]
+    assert context(timeless, 1, 30.0) == [0, 1]
+    wiki = [_wiki(0, ("A",)), _wiki(1, ("A",)), _wiki(2, ("A",)), _wiki(3, ("B",))]
+    assert context(wiki, 1, 30.0) == [0, 1, 2]
+    assert context(wiki, 2, 30.0) == [1, 2]  # the next one is another section
+    assert context(wiki, 3, 30.0) == [3]
+    assert context(wiki, 1, 0.0) == [1]
+
+
+def test_maxsim_over_rows_together_is_the_max_of_each_rows_best_matches() -> None:
+    rng = np.random.default_rng(3)
+    q = normalise(rng.normal(size=(4, 8)).astype(np.float32))
+    weights = np.array([1, 0, 1, 1], np.float32)
+    rows = [normalise(rng.normal(size=(n, 8)).astype(np.float32)) for n in (5, 0, 3)]
+    together = maxsim(q, weights, [np.concatenate(rows)])[0]
+    best = np.max([best_matches(q, r) for r in rows], axis=0)
+    assert mean_best(best, weights) == pytest.approx(float(together), abs=1e-6)
+    # No tokens anywhere: 0, as maxsim gives an empty passage.
+    assert mean_best(best_matches(q, rows[1]), weights) == 0.0
+    assert maxsim(q, weights, [rows[1]])[0] == 0.0
+
+
 QUESTION = "Which brain rhythm did the ketamine study in mice find?"
 
 
@@ -131,19 +190,46 @@ class _NoTokens:
         return getattr(self._backend, name)
 
 
-def _brute(idx: Any, rows: list[Ranked], stored: bool) -> dict[int, float]:
-    """Each candidate's fused + 0.5 x MaxSim, the passage's tokens read from
-    its stored bits or through the model alone (no batch, no padding)."""
-    qv, qw = real_tokens(idx.embedder.token_vectors([QUESTION])[0], QUESTION)
+def _around(idx: Any, row: int, reach: float) -> list[int]:
+    """The rows read with ``row``, found the long way: every row of its
+    document, a transcript's by time, a wiki passage's by position in its
+    section."""
+    p = idx.backend.passage(row)
+    rows = idx.backend.document_rows(p.document_id)
+    if p.kind == "wiki":
+        at = rows.index(row)
+        near = [rows[j] for j in (at - 1, at, at + 1) if 0 <= j < len(rows)]
+        return [r for r in near if idx.backend.passage(r).section == p.section]
+    a, b = p.sentences[0].time.seconds, p.sentences[-1].end_time
+    return [
+        r
+        for r in rows
+        if r == row
+        or (
+            idx.backend.passage(r).sentences[-1].end_time > a - reach
+            and idx.backend.passage(r).sentences[0].time.seconds < b + reach
+        )
+    ]
+
+
+def _brute(
+    idx: Any, rows: list[Ranked], stored: bool, question: str = "", weight: float = 0.5
+) -> dict[int, float]:
+    """Each candidate's fused + weight x MaxSim, the passage's tokens read from
+    its stored bits with those of the rows around it (``_around``), or through
+    the model alone (no batch, no padding) where none are stored."""
+    question = question or QUESTION
+    qv, qw = real_tokens(idx.embedder.token_vectors([question])[0], question)
     weights = question_weights(qw)
     by_row = {}
     for r in rows:
         if stored:
-            pv = unpack(idx.backend.token_bits(r.row).bits, qv.shape[1])
+            parts = [idx.backend.token_bits(x) for x in _around(idx, r.row, 30.0)]
+            pv = unpack(concat(parts, parts[0].bits.shape[1]).bits, qv.shape[1])
         else:
             text = idx.backend.passage(r.row).embed_text()
             pv, _ = real_tokens(idx.embedder.token_vectors([text])[0], text)
-        by_row[r.row] = r.fused + 0.5 * float(maxsim(qv, weights, [pv])[0])
+        by_row[r.row] = r.fused + weight * float(maxsim(qv, weights, [pv])[0])
     return by_row
 
 
@@ -164,6 +250,36 @@ def test_rerank_scores_match_brute_force(seed_index: Any, stored: bool) -> None:
     scores = [by_row[row] for row in got]
     assert all(a >= b - 1e-4 for a, b in itertools.pairwise(scores))
     assert by_row[got[0]] == pytest.approx(by_row[want[0]], abs=1e-4)
+
+
+# Asked of the written transcripts: the NMDA sentence is said a minute and a
+# half after the dissociation one, so windows around both read more of it.
+TRANSCRIPT_QUESTION = "Why does ketamine cause dissociation through the NMDA receptor?"
+
+
+def test_rerank_reads_transcript_windows_with_their_neighbours_as_brute_force(
+    ui_index: Any,
+) -> None:
+    idx = ui_index
+    q = idx.embed(TRANSCRIPT_QUESTION)
+    first = ranking(idx, TRANSCRIPT_QUESTION, q, 30, mode="hybrid").ranked
+    assert sum(idx.backend.passage(r.row).kind == "transcript" for r in first[:8]) >= 4
+    settings = RerankSettings(top=8, weight=0.75, reach=30.0)
+    second = rerank(idx, TRANSCRIPT_QUESTION, first, settings)
+    by_row = _brute(idx, first[:8], True, TRANSCRIPT_QUESTION, 0.75)
+    got = [r.row for r in second[:8]]
+    scores = [by_row[row] for row in got]
+    assert all(a >= b - 1e-4 for a, b in itertools.pairwise(scores))
+    # Each window is read with more than itself, and the context is the same
+    # whichever way it is found.
+    for r in first[:8]:
+        around = context_rows(idx, r.row, 30.0)
+        assert around == _around(idx, r.row, 30.0)
+        if idx.backend.passage(r.row).kind == "transcript":
+            assert len(around) > 1
+    alone = rerank(idx, TRANSCRIPT_QUESTION, first, replace(settings, reach=0.0))
+    assert [context_rows(idx, r.row, 0.0) for r in first[:3]] == [[r.row] for r in first[:3]]
+    assert {r.row for r in alone[:8]} == {r.row for r in first[:8]}
 
 
 def test_the_stored_tokens_are_the_signs_of_each_sentences_content_words(
