@@ -54,9 +54,9 @@ class RerankSettings:
 
     top: int = 5  # candidates re-read; 0 = off (5, 10 and 20 measured alike)
     weight: float = 0.75  # the token score's share beside the fused score (0.25-2.0 measured)
-    # Seconds around a transcript window whose windows are read with it (a wiki
-    # passage: the passages either side in its section); 0 = the passage alone.
-    reach: float = 30.0
+    # Passages either side of a candidate read with it (in its document; a wiki
+    # passage's within its section); 0 = each candidate alone.
+    around: int = 2
 
 
 @dataclass(frozen=True, slots=True)

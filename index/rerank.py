@@ -22,15 +22,16 @@ forward pass; where a backend keeps none for a row (a build carried over
 from one before them, rows added to a loaded copy or upserted into Milvus)
 the candidate is embedded again, at 10-20 ms each.
 
-Each candidate is read with its surroundings (``context``): a transcript
-window with the windows within 30 s of it, a wiki passage with those either
-side of it in its section.  The first stage already placed the candidate;
+Each candidate is read with its surroundings (``context_rows``): a
+transcript window with the two windows either side of it, a wiki passage
+with those either side of it in its section.  The first stage already placed the candidate;
 what the re-reading asks is whether the talk around it speaks to every part
 of the question, which a question written from a few minutes of an episode
 needs (docs/benchmarks.md, "Re-reading with the window's neighbours").
 
-``maxsim``, ``question_weights``, ``reorder`` and ``context`` are pure, over
-arrays and lists; ``rerank`` gathers the arrays from the index and the model.
+``maxsim``, ``best_matches``, ``rows_best``, ``question_weights``,
+``reorder`` and ``nearby`` are pure, over arrays and lists; ``rerank``
+gathers the arrays from the index and the model.
 """
 
 from __future__ import annotations
@@ -42,14 +43,13 @@ import numpy as np
 
 from index.embedder import TokenVectors, normalise
 from index.records import RerankSettings
-from index.tokens import is_content, unpack
+from index.tokens import TokenBits, concat, cosines, is_content
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from index.backend import Index
     from index.fusion import Ranked
-    from ingest.records import Passage
 
 
 def real_tokens(tv: TokenVectors, text: str) -> tuple[NDArray[np.float32], list[str]]:
@@ -127,22 +127,29 @@ def rerank(
     if top < 2 or embedder is None:
         return list(ranked)
     q_vectors, q_words = real_tokens(question or index.question(query), query)
-    dim = q_vectors.shape[1]
-    # Each row's best matches once a search: neighbouring candidates share rows.
-    seen: dict[int, NDArray[np.float32] | None] = {}
-
-    def stored(row: int) -> NDArray[np.float32] | None:
-        if row not in seen:
-            bits = index.backend.token_bits(row)
-            seen[row] = None if bits is None else best_matches(q_vectors, unpack(bits.bits, dim))
-        return seen[row]
-
+    weights = question_weights(q_words)
+    # Tokens of no weight ("what", "?") change no score: leave them out.
+    q_vectors, weights = q_vectors[weights > 0], weights[weights > 0]
+    backend = index.backend
+    head = ranked[:top]
+    # Every stored row the candidates read, their own and their neighbours',
+    # each unpacked and matched once (neighbouring candidates share rows).
+    own = {r.row: backend.token_bits(r.row) for r in head}
+    reads = {
+        r.row: context_rows(index, r.row, settings.around) if own[r.row] is not None else []
+        for r in head
+    }
+    rows = list(dict.fromkeys(x for ctx in reads.values() for x in ctx))
+    stored: dict[int, TokenBits] = {}
+    for x in rows:
+        b = own[x] if x in own else backend.token_bits(x)
+        if b is not None:
+            stored[x] = b
+    by_row = dict(zip(stored, rows_best(q_vectors, list(stored.values())), strict=True))
     bests = []
-    for r in ranked[:top]:
-        own = stored(r.row)
-        if own is not None:
-            around = (stored(x) for x in context_rows(index, r.row, settings.reach))
-            bests.append(np.max([own, *(b for b in around if b is not None)], axis=0))
+    for r in head:
+        if own[r.row] is not None:
+            bests.append(np.max([by_row[x] for x in reads[r.row] if x in by_row], axis=0))
             continue
         # Not stored: embedded again, one passage a forward pass, the fastest on
         # CPU (a batch pads every passage to its longest; ten candidates took a
@@ -150,74 +157,55 @@ def rerank(
         # model, 2 cores), and the int8 model's results then do not move with
         # what else is in the batch.  Its neighbours are not embedded too: that
         # would multiply the cost by the four of them.
-        text = index.backend.passage(r.row).embed_text()
+        text = backend.passage(r.row).embed_text()
         vectors = real_tokens(embedder.token_vectors([text])[0], text)[0]
         bests.append(best_matches(q_vectors, vectors))
-    weights = question_weights(q_words)
     scores = np.array([mean_best(b, weights) for b in bests], np.float32)
     return reorder(ranked, scores, settings.weight)
 
 
-def context_rows(index: Index, row: int, reach: float) -> list[int]:
-    """The rows ``context`` reads with ``row`` (itself included)."""
-    if reach <= 0:
+def rows_best(query: NDArray[np.float32], rows: Sequence[TokenBits]) -> list[NDArray[np.float32]]:
+    """``best_matches`` of each row's stored tokens: one unpacking and one
+    matrix product for all of them, then each row's maximum."""
+    if not rows:
+        return []
+    sims = cosines(query, concat(rows, rows[0].bits.shape[1]).bits)
+    sizes = [int(r.counts.sum()) for r in rows]
+    ends = np.cumsum(sizes)
+    return [
+        sims[:, end - n : end].max(axis=1) if n else np.full(len(query), -np.inf, np.float32)
+        for n, end in zip(sizes, ends, strict=True)
+    ]
+
+
+def context_rows(index: Index, row: int, around: int) -> list[int]:
+    """The rows the re-reading reads with ``row``, itself included, in text
+    order: up to ``around`` either side in its document (``nearby``), a wiki
+    passage's only within its section.
+
+    A question written from a few minutes of talk names things said on either
+    side of the sentence that answers it ("air sacs" a minute before "seventy
+    square meters"), so a transcript window is read with the two windows
+    either side of it (they half overlap: about a minute of talk each way).
+    A wiki passage is read with its section's passages either side, so that
+    both kinds of candidate are read with their surroundings.  ``around`` 0:
+    the row alone.  Measured on the whole library: syn_test's transcript rows
+    0.751 -> 0.791 hit@1 (docs/benchmarks.md, "Re-reading with the window's
+    neighbours")."""
+    if around <= 0:
         return [row]
     backend = index.backend
-    rows = backend.document_rows(backend.passage(row).document_id)
+    me = backend.passage(row)
+    near = nearby(backend.document_rows(me.document_id), row, around)
+    if me.kind == "transcript":  # a transcript's windows are one talk, chapters or not
+        return near
+    return [r for r in near if r == row or backend.passage(r).section == me.section]
+
+
+def nearby(rows: Sequence[int], row: int, around: int) -> list[int]:
+    """``row`` and up to ``around`` of ``rows`` either side of it (``[row]``
+    where it is not among them)."""
     if row not in rows:
         return [row]
-    at = rows.index(row)
-    # Windows are about a minute long and half overlap, so a reach of tens of
-    # seconds touches a few rows either side: look no further than that.
-    near = rows[max(0, at - _LOOK) : at + _LOOK + 1]
-    return [near[j] for j in context([backend.passage(r) for r in near], near.index(row), reach)]
-
-
-_LOOK = 3  # rows either side that ``context`` may reach (a 30 s reach: two, at most three)
-
-
-def span(p: Passage) -> tuple[float, float] | None:
-    """A transcript passage's time span: its first sentence's time to the end of
-    its last cue; None where its sentences carry no times."""
-    if not p.sentences or p.sentences[0].time is None:
-        return None
-    start = p.sentences[0].time.seconds
-    last = p.sentences[-1]
-    if last.end_time is not None:
-        return (start, last.end_time)
-    return (start, last.time.seconds if last.time else start)
-
-
-def context(passages: Sequence[Passage], at: int, reach: float) -> list[int]:
-    """Which of one document's consecutive ``passages`` (in text order) the
-    re-reading reads with ``passages[at]``, itself included, in order.
-
-    A transcript window reads with every window whose time span comes within
-    ``reach`` seconds of its own: a question written from a few minutes of talk
-    names things said on either side of the sentence that answers it ("air
-    sacs" a minute before "seventy square meters").  A wiki passage, which has
-    no span of its own, reads with the passages just before and after it in the
-    same section, so that both kinds of candidate are read with their
-    surroundings.  ``reach`` 0: the passage alone.  Measured on the whole
-    library: syn_test's transcript rows 0.751 -> 0.791 hit@1 at 30 s
-    (docs/benchmarks.md, "Re-reading with the window's neighbours")."""
-    me = passages[at]
-    if reach <= 0:
-        return [at]
-    if me.kind == "transcript":
-        mine = span(me)
-        if mine is None:
-            return [at]
-        out = []
-        for j, p in enumerate(passages):
-            theirs = span(p) if p.kind == "transcript" else None
-            if j == at or (
-                theirs is not None and theirs[1] > mine[0] - reach and theirs[0] < mine[1] + reach
-            ):
-                out.append(j)
-        return out
-    return [
-        j
-        for j in (at - 1, at, at + 1)
-        if 0 <= j < len(passages) and passages[j].section == me.section
-    ]
+    at = list(rows).index(row)
+    return list(rows[max(0, at - around) : at + around + 1])

@@ -127,3 +127,16 @@ def unpack(bits: NDArray[np.uint8], dim: int) -> NDArray[np.float32]:
     signs = np.unpackbits(bits, axis=1, count=dim).astype(np.float32)
     out: NDArray[np.float32] = (2.0 * signs - 1.0) / np.float32(np.sqrt(dim))
     return out
+
+
+def cosines(query: NDArray[np.float32], bits: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """``query @ unpack(bits, dim).T`` (rows of ``query`` are unit vectors of
+    dimension ``dim``), without building the ±1/sqrt(dim) matrix: with s the
+    0/1 signs, q . (2s - 1)/sqrt(dim) = (2 q . s - sum(q)) / sqrt(dim), so
+    the scaling runs over the small (questions x tokens) result, not over every
+    token's dimensions."""
+    dim = query.shape[1]
+    signs = np.unpackbits(bits, axis=1, count=dim).astype(np.float32)
+    sums = query.sum(axis=1, keepdims=True)
+    out: NDArray[np.float32] = (2.0 * (query @ signs.T) - sums) / np.float32(np.sqrt(dim))
+    return out.astype(np.float32, copy=False)

@@ -86,13 +86,13 @@ class Settings(BaseSettings):
         "(index/rerank.py), from the token vectors the build stored: 5 (the default) "
         "measured as good as 10 or 20, about 1 ms a search on two cores; 0 = off.",
     )
-    rerank_reach: float = Field(
-        RerankSettings().reach,
+    rerank_around: int = Field(
+        RerankSettings().around,
         ge=0,
-        le=600,
-        description="Seconds either side of a transcript window whose windows the "
-        "re-reading reads with it (a wiki passage: the passages either side in its "
-        "section); 0 = each candidate alone.",
+        le=MAX_RERANK_SETTING,
+        description="Passages either side of each re-read candidate read with it: a "
+        "transcript window's neighbouring windows (2: about a minute of talk each way), "
+        "a wiki passage's within its section; 0 = each candidate alone.",
     )
     metrics: bool = Field(True, description="Expose Prometheus metrics at /metrics.")
     verify_index: bool | Literal["full"] = Field(
@@ -153,5 +153,5 @@ class Settings(BaseSettings):
             default_k=self.default_k,
             abstain_below=self.abstain_below,
             abstain_unknown_below=self.abstain_unknown_below,
-            rerank=RerankSettings(top=self.rerank, reach=self.rerank_reach),
+            rerank=RerankSettings(top=self.rerank, around=self.rerank_around),
         )

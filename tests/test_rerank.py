@@ -20,18 +20,21 @@ from index.rank import ranking
 from index.records import RerankSettings
 from index.rerank import (
     best_matches,
-    context,
     context_rows,
     maxsim,
     mean_best,
+    nearby,
     question_weights,
     real_tokens,
     reorder,
     rerank,
+    rows_best,
 )
 from index.search import search
 from index.tokens import (
+    TokenBits,
     concat,
+    cosines,
     empty,
     is_content,
     sentences_of,
@@ -41,7 +44,6 @@ from index.tokens import (
     width,
 )
 from index.vectors import embed_input
-from ingest.records import Episode, Passage, Sentence, Time
 
 
 def _unit(*rows: list[float]) -> NDArray[np.float32]:
@@ -125,39 +127,29 @@ def test_reorder_moves_the_head_only_and_breaks_ties_by_first_stage() -> None:
     assert [r.row for r in reorder(ranked, np.zeros(3, np.float32), 1.0)] == [7, 8, 9, 3]
 
 
-def _window(start: float, end: float, section: tuple[str, ...] = ()) -> Passage:
-    ep = Episode("e", "An episode")
-    s = Sentence(0, 5, f"said at {start}", Time(start, True), end_time=end)
-    return Passage(f"p{start}", "d.vtt", "D", "transcript", None, ep, section, (s,), s.time)
+def test_nearby_is_the_row_and_up_to_around_either_side() -> None:
+    rows = [7, 3, 9, 4, 8, 6]  # a document's rows in text order, not row order
+    assert nearby(rows, 9, 2) == [7, 3, 9, 4, 8]
+    assert nearby(rows, 7, 2) == [7, 3, 9]
+    assert nearby(rows, 6, 1) == [8, 6]
+    assert nearby(rows, 9, 0) == [9]
+    assert nearby(rows, 5, 2) == [5]  # not among them: alone
 
 
-def _wiki(i: int, section: tuple[str, ...]) -> Passage:
-    s = Sentence(10 * i, 10 * i + 5, f"claim {i}", None)
-    return Passage(f"w{i}", "d.md", "D", "wiki", None, None, section, (s,), None)
-
-
-def test_context_reads_a_window_with_those_within_reach_and_a_wiki_passage_with_its_section() -> (
-    None
-):
-    windows = [_window(a, a + 60) for a in (0, 30, 60, 90, 120, 150)]
-    # [60, 120] reaches back to 30 s and on to 150 s: those overlapping that.
-    assert context(windows, 2, 30.0) == [0, 1, 2, 3, 4]
-    assert context(windows, 2, 0.0) == [2]
-    assert context(windows, 0, 30.0) == [0, 1, 2]
-    # Windows end to end: the reach decides, its bounds excluded.
-    abutting = [_window(a, a + 30) for a in (0, 30, 60, 90, 120)]
-    assert context(abutting, 2, 5.0) == [1, 2, 3]
-    assert context(abutting, 2, 30.0) == [1, 2, 3]
-    assert context(abutting, 2, 31.0) == [0, 1, 2, 3, 4]
-    # A window with no times reads alone, and is never read with another.
-    timeless = [*windows[:2], replace(windows[2], sentences=(Sentence(0, 5, "x", None),))]
-    assert context(timeless, 2, 30.0) == [2]
-    assert context(timeless, 1, 30.0) == [0, 1]
-    wiki = [_wiki(0, ("A",)), _wiki(1, ("A",)), _wiki(2, ("A",)), _wiki(3, ("B",))]
-    assert context(wiki, 1, 30.0) == [0, 1, 2]
-    assert context(wiki, 2, 30.0) == [1, 2]  # the next one is another section
-    assert context(wiki, 3, 30.0) == [3]
-    assert context(wiki, 1, 0.0) == [1]
+def test_cosines_from_bits_are_those_of_the_unpacked_vectors() -> None:
+    rng = np.random.default_rng(5)
+    q = normalise(rng.normal(size=(3, 20)).astype(np.float32))
+    bits = np.packbits(rng.normal(size=(7, 20)) > 0, axis=1)
+    np.testing.assert_allclose(cosines(q, bits), q @ unpack(bits, 20).T, atol=1e-6)
+    rows = [
+        TokenBits(bits[:4], np.array([1, 3], np.int32)),
+        empty(bits.shape[1]),
+        TokenBits(bits[4:], np.array([3], np.int32)),
+    ]
+    got = rows_best(q, rows)
+    np.testing.assert_allclose(got[0], best_matches(q, unpack(bits[:4], 20)), atol=1e-6)
+    assert np.isneginf(got[1]).all()
+    np.testing.assert_allclose(got[2], best_matches(q, unpack(bits[4:], 20)), atol=1e-6)
 
 
 def test_maxsim_over_rows_together_is_the_max_of_each_rows_best_matches() -> None:
@@ -190,26 +182,20 @@ class _NoTokens:
         return getattr(self._backend, name)
 
 
-def _around(idx: Any, row: int, reach: float) -> list[int]:
+def _around(idx: Any, row: int, around: int) -> list[int]:
     """The rows read with ``row``, found the long way: every row of its
-    document, a transcript's by time, a wiki passage's by position in its
-    section."""
+    document in text order, those within ``around`` positions of it, a wiki
+    passage's only in its section."""
     p = idx.backend.passage(row)
-    rows = idx.backend.document_rows(p.document_id)
+    rows = sorted(
+        (r for r in range(len(idx)) if idx.backend.passage(r).document_id == p.document_id),
+        key=lambda r: idx.backend.passage(r).sentences[0].start,
+    )
+    at = rows.index(row)
+    near = [r for j, r in enumerate(rows) if abs(j - at) <= around]
     if p.kind == "wiki":
-        at = rows.index(row)
-        near = [rows[j] for j in (at - 1, at, at + 1) if 0 <= j < len(rows)]
         return [r for r in near if idx.backend.passage(r).section == p.section]
-    a, b = p.sentences[0].time.seconds, p.sentences[-1].end_time
-    return [
-        r
-        for r in rows
-        if r == row
-        or (
-            idx.backend.passage(r).sentences[-1].end_time > a - reach
-            and idx.backend.passage(r).sentences[0].time.seconds < b + reach
-        )
-    ]
+    return near
 
 
 def _brute(
@@ -224,7 +210,7 @@ def _brute(
     by_row = {}
     for r in rows:
         if stored:
-            parts = [idx.backend.token_bits(x) for x in _around(idx, r.row, 30.0)]
+            parts = [idx.backend.token_bits(x) for x in _around(idx, r.row, 2)]
             pv = unpack(concat(parts, parts[0].bits.shape[1]).bits, qv.shape[1])
         else:
             text = idx.backend.passage(r.row).embed_text()
@@ -264,7 +250,7 @@ def test_rerank_reads_transcript_windows_with_their_neighbours_as_brute_force(
     q = idx.embed(TRANSCRIPT_QUESTION)
     first = ranking(idx, TRANSCRIPT_QUESTION, q, 30, mode="hybrid").ranked
     assert sum(idx.backend.passage(r.row).kind == "transcript" for r in first[:8]) >= 4
-    settings = RerankSettings(top=8, weight=0.75, reach=30.0)
+    settings = RerankSettings(top=8, weight=0.75, around=2)
     second = rerank(idx, TRANSCRIPT_QUESTION, first, settings)
     by_row = _brute(idx, first[:8], True, TRANSCRIPT_QUESTION, 0.75)
     got = [r.row for r in second[:8]]
@@ -273,12 +259,12 @@ def test_rerank_reads_transcript_windows_with_their_neighbours_as_brute_force(
     # Each window is read with more than itself, and the context is the same
     # whichever way it is found.
     for r in first[:8]:
-        around = context_rows(idx, r.row, 30.0)
-        assert around == _around(idx, r.row, 30.0)
+        around = context_rows(idx, r.row, 2)
+        assert around == _around(idx, r.row, 2)
         if idx.backend.passage(r.row).kind == "transcript":
             assert len(around) > 1
-    alone = rerank(idx, TRANSCRIPT_QUESTION, first, replace(settings, reach=0.0))
-    assert [context_rows(idx, r.row, 0.0) for r in first[:3]] == [[r.row] for r in first[:3]]
+    alone = rerank(idx, TRANSCRIPT_QUESTION, first, replace(settings, around=0))
+    assert [context_rows(idx, r.row, 0) for r in first[:3]] == [[r.row] for r in first[:3]]
     assert {r.row for r in alone[:8]} == {r.row for r in first[:8]}
 
 
@@ -337,6 +323,10 @@ def test_the_setting_is_checked_and_reaches_the_query_options() -> None:
     assert Settings(rerank=20).query_options().rerank == RerankSettings(top=20)
     with pytest.raises(ValidationError, match="less than or equal to 100"):
         Settings(rerank=101)
+    assert Settings().query_options().rerank.around == 2  # neighbours read by default
+    assert Settings(rerank_around=0).query_options().rerank == RerankSettings(top=5, around=0)
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        Settings(rerank_around=-1)
 
 
 def test_eval_names_the_second_stage_it_ran(seed_index_dir: Any) -> None:
