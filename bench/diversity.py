@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from index import Hit, Index, SentenceTransformerEmbedder, open_index
-from index.evaluate import retrieval_metrics
+from index.metrics import retrieval_metrics
 from index.questions import Question, judge, read_questions
 from index.rank import ranking
 from index.search import distinct, hit_at, same_moment

@@ -309,7 +309,7 @@ def reorder(row: dict[str, Any], alpha: float, depth: int) -> list[int]:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from index.tune import sign_test
+    from index.metrics import sign_test
 
     data = json.loads(Path(args.scores).read_text())
     print(f"model {data['model']}, CE over the candidates p50 {data['ce_ms_p50']:.0f} ms")

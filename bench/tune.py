@@ -289,8 +289,8 @@ def cmd_soup(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from index.evaluate import calibrate
-    from index.tune import sign_test, split_episodes
+    from index.metrics import calibrate, sign_test
+    from index.tune import split_episodes
 
     a, b = (json.loads(Path(p).read_text()) for p in (args.before, args.after))
     _tuned, held = split_episodes(_episodes(Path(args.split_index)))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from index import Index, SentenceTransformerEmbedder, build, open_index, search
-from index.evaluate import retrieval_metrics
+from index.metrics import retrieval_metrics
 from index.questions import Question, judge, read_questions
 from ingest import load
 

@@ -26,7 +26,6 @@ test) take plain values and are tested on hand-made inputs.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -178,16 +177,6 @@ def batches(pairs: Sequence[Pair], size: int, seed: int) -> list[list[int]]:
         out.append(batch)
         waiting, queue = [], rest
     return out
-
-
-def sign_test(gained: int, lost: int) -> float:
-    """Two-sided exact sign test (McNemar's exact test) on paired outcomes:
-    ``gained`` questions right only after, ``lost`` right only before."""
-    n = gained + lost
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(gained, lost) + 1)) / 2**n
-    return float(min(1.0, 2 * tail))
 
 
 # -- mining from an index ------------------------------------------------------------

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from index.evaluate import Outcome, answer_metrics, calibrate, retrieval_metrics, run_eval
+from index.evaluate import Outcome, answer_metrics, run_eval
+from index.metrics import calibrate, retrieval_metrics
 from index.questions import (
     Question,
     audit_scope,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from index.metrics import sign_test
 from index.tune import (
     MIN_CITATION_PAIRS,
     PAIR_KINDS,
@@ -24,7 +25,6 @@ from index.tune import (
     cloze_choices,
     default_kinds,
     pick_negative,
-    sign_test,
     span_text,
     split_episodes,
 )
