@@ -170,6 +170,8 @@ def evaluate(
     model, whose cosines are spread differently); ``rerank`` turns on the
     token-by-token second stage (index/rerank.py), named in the report's mode."""
     label = f"{mode}+rerank{rerank.top}" if rerank.top else mode
+    if rerank.top and rerank.around != RerankSettings().around:  # say what the default is not
+        label += f"-around{rerank.around}"
     report = Report(mode=label, source=source + (f" ({kind} only)" if kind else ""), k=k)
     filters = Filters(kind=kind)
     if only_indexed:

@@ -331,7 +331,8 @@ def test_the_setting_is_checked_and_reaches_the_query_options() -> None:
 
 def test_eval_names_the_second_stage_it_ran(seed_index_dir: Any) -> None:
     """`podcite eval --rerank N`, or PODCITE_RERANK where the flag is absent;
-    the flag wins over the setting (0 turns it off)."""
+    the flag wins over the setting (0 turns it off); a reach other than the
+    default (PODCITE_RERANK_AROUND) is named too."""
     import json
 
     from typer.testing import CliRunner
@@ -345,6 +346,8 @@ def test_eval_names_the_second_stage_it_ran(seed_index_dir: Any) -> None:
         (["--rerank", "5"], {}, "hybrid+rerank5"),
         ([], {"PODCITE_RERANK": "7"}, "hybrid+rerank7"),
         (["--rerank", "0"], {"PODCITE_RERANK": "7"}, "hybrid"),
+        ([], {"PODCITE_RERANK_AROUND": "0"}, "hybrid+rerank5-around0"),
+        (["--rerank", "0"], {"PODCITE_RERANK_AROUND": "0"}, "hybrid"),
     ):
         res = CliRunner().invoke(app, [*base, *extra], env=env)
         assert res.exit_code == 0, res.output
