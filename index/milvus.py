@@ -299,7 +299,7 @@ class MilvusBackend:
         meta["next_row"] = next_row
         docs = self.manifest.setdefault("documents", {})
         for p in passages:
-            doc = docs.setdefault(
+            docs.setdefault(
                 p.document_id,
                 {
                     "path": p.path,
@@ -309,7 +309,8 @@ class MilvusBackend:
                     "passages": 0,
                 },
             )
-            doc["passages"] = len(self.document_rows(p.document_id))
+        for document_id in dict.fromkeys(p.document_id for p in passages):  # a query each
+            docs[document_id]["passages"] = len(self.document_rows(document_id))
         self._changed()
 
     def drop_document(self, document_id: str) -> int:
