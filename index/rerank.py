@@ -29,7 +29,7 @@ what the re-reading asks is whether the talk around it speaks to every part
 of the question, which a question written from a few minutes of an episode
 needs (docs/benchmarks.md, "Re-reading with the window's neighbours").
 
-``maxsim``, ``best_matches``, ``rows_best``, ``question_weights``,
+``best_matches``, ``mean_best``, ``rows_best``, ``question_weights``,
 ``reorder`` and ``nearby`` are pure, over arrays and lists; ``rerank``
 gathers the arrays from the index and the model.
 """
@@ -79,25 +79,14 @@ def best_matches(query: NDArray[np.float32], tokens: NDArray[np.float32]) -> NDA
 
 
 def mean_best(best: NDArray[np.float32], weights: NDArray[np.float32]) -> float:
-    """The ``weights``-weighted mean of ``best_matches``; 0 where there were no
-    tokens to match (or no question token weighs anything)."""
+    """The ``weights``-weighted mean of ``best_matches``: ColBERT's MaxSim.  0
+    where there were no tokens to match (or no question token weighs anything).
+    A passage read with its context takes the elementwise max of its rows'
+    ``best_matches`` first: the same as matching their tokens together."""
     total = float(weights.sum())
     if total <= 0 or not len(best) or not np.isfinite(best).all():
         return 0.0
     return float(best @ weights) / total
-
-
-def maxsim(
-    query: NDArray[np.float32],
-    weights: NDArray[np.float32],
-    passages: Sequence[NDArray[np.float32]],
-) -> NDArray[np.float32]:
-    """Each passage's score: the ``weights``-weighted mean, over the question's
-    token vectors (rows of ``query``), of the best cosine any of the passage's
-    token vectors has with it.  Rows normalised; an empty passage scores 0.
-    A passage read with its context scores the elementwise max of its rows'
-    ``best_matches``: the same as ``maxsim`` over their tokens together."""
-    return np.array([mean_best(best_matches(query, p), weights) for p in passages], np.float32)
 
 
 def reorder(ranked: Sequence[Ranked], scores: NDArray[np.float32], weight: float) -> list[Ranked]:
@@ -135,8 +124,11 @@ def rerank(
     # Every stored row the candidates read, their own and their neighbours',
     # each unpacked and matched once (neighbouring candidates share rows).
     own = {r.row: backend.token_bits(r.row) for r in head}
+    documents: dict[str, list[int]] = {}  # candidates often share a document
     reads = {
-        r.row: context_rows(index, r.row, settings.around) if own[r.row] is not None else []
+        r.row: context_rows(index, r.row, settings.around, documents)
+        if own[r.row] is not None
+        else []
         for r in head
     }
     rows = list(dict.fromkeys(x for ctx in reads.values() for x in ctx))
@@ -170,7 +162,7 @@ def rows_best(query: NDArray[np.float32], rows: Sequence[TokenBits]) -> list[NDA
     if not rows:
         return []
     sims = cosines(query, concat(rows, rows[0].bits.shape[1]).bits)
-    sizes = [int(r.counts.sum()) for r in rows]
+    sizes = [len(r.bits) for r in rows]
     ends = np.cumsum(sizes)
     return [
         sims[:, end - n : end].max(axis=1) if n else np.full(len(query), -np.inf, np.float32)
@@ -178,10 +170,14 @@ def rows_best(query: NDArray[np.float32], rows: Sequence[TokenBits]) -> list[NDA
     ]
 
 
-def context_rows(index: Index, row: int, around: int) -> list[int]:
+def context_rows(
+    index: Index, row: int, around: int, documents: dict[str, list[int]] | None = None
+) -> list[int]:
     """The rows the re-reading reads with ``row``, itself included, in text
     order: up to ``around`` either side in its document (``nearby``), a wiki
-    passage's only within its section.
+    passage's only within its section.  ``documents``: each document's rows as
+    already asked of the backend (filled here), so a search asks once a
+    document (Milvus: a query each).
 
     A question written from a few minutes of talk names things said on either
     side of the sentence that answers it ("air sacs" a minute before "seventy
@@ -196,7 +192,10 @@ def context_rows(index: Index, row: int, around: int) -> list[int]:
         return [row]
     backend = index.backend
     me = backend.passage(row)
-    near = nearby(backend.document_rows(me.document_id), row, around)
+    documents = {} if documents is None else documents
+    if me.document_id not in documents:
+        documents[me.document_id] = backend.document_rows(me.document_id)
+    near = nearby(documents[me.document_id], row, around)
     if me.kind == "transcript":  # a transcript's windows are one talk, chapters or not
         return near
     return [r for r in near if r == row or backend.passage(r).section == me.section]

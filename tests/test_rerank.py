@@ -21,7 +21,6 @@ from index.records import RerankSettings
 from index.rerank import (
     best_matches,
     context_rows,
-    maxsim,
     mean_best,
     nearby,
     question_weights,
@@ -50,23 +49,37 @@ def _unit(*rows: list[float]) -> NDArray[np.float32]:
     return normalise(np.array(rows, dtype=np.float32))
 
 
-def test_maxsim_is_the_weighted_mean_of_each_question_tokens_best_match() -> None:
+def _maxsim(q: Any, weights: Any, passage: Any) -> float:
+    """MaxSim written out, the brute force: each question token's best cosine
+    with any of the passage's tokens, their weighted mean; 0 for no tokens."""
+    if len(passage) == 0:
+        return 0.0
+    best = [max(float(qi @ pt) for pt in passage) for qi in q]
+    return sum(b * float(w) for b, w in zip(best, weights, strict=True)) / float(weights.sum())
+
+
+def _scores(q: Any, weights: Any, passages: Any) -> list[float]:
+    """The product's reading of each passage: ``mean_best`` of ``best_matches``."""
+    return [mean_best(best_matches(q, p), weights) for p in passages]
+
+
+def test_the_reading_is_the_weighted_mean_of_each_question_tokens_best_match() -> None:
     rng = np.random.default_rng(0)
     q = _unit(*rng.normal(size=(4, 6)).tolist())
     passages = [_unit(*rng.normal(size=(n, 6)).tolist()) for n in (1, 3, 7)]
     weights = np.array([1, 0, 1, 1], dtype=np.float32)
-    got = maxsim(q, weights, passages)
+    got = _scores(q, weights, passages)
     for j, p in enumerate(passages):
         best = [max(float(qi @ pt) for pt in p) for qi in q]
         want = sum(b * w for b, w in zip(best, weights, strict=True)) / weights.sum()
         assert got[j] == pytest.approx(want, abs=1e-6)
 
 
-def test_maxsim_rewards_a_passage_that_meets_every_question_token() -> None:
+def test_the_reading_rewards_a_passage_that_meets_every_question_token() -> None:
     q = _unit([1, 0, 0], [0, 1, 0])
     both = _unit([0, 1, 0], [1, 0, 0], [0, 0, 1])  # each question token has its match
     one = _unit([1, 0, 0], [1, 0.1, 0])  # the topic, twice; the second token unmet
-    scores = maxsim(q, np.ones(2, dtype=np.float32), [one, both, np.zeros((0, 3), np.float32)])
+    scores = _scores(q, np.ones(2, dtype=np.float32), [one, both, np.zeros((0, 3), np.float32)])
     assert scores[1] == pytest.approx(1.0)
     assert scores[0] < scores[1]
     assert scores[2] == 0.0  # an empty passage
@@ -152,17 +165,17 @@ def test_cosines_from_bits_are_those_of_the_unpacked_vectors() -> None:
     np.testing.assert_allclose(got[2], best_matches(q, unpack(bits[4:], 20)), atol=1e-6)
 
 
-def test_maxsim_over_rows_together_is_the_max_of_each_rows_best_matches() -> None:
+def test_reading_rows_together_is_the_max_of_each_rows_best_matches() -> None:
     rng = np.random.default_rng(3)
     q = normalise(rng.normal(size=(4, 8)).astype(np.float32))
     weights = np.array([1, 0, 1, 1], np.float32)
     rows = [normalise(rng.normal(size=(n, 8)).astype(np.float32)) for n in (5, 0, 3)]
-    together = maxsim(q, weights, [np.concatenate(rows)])[0]
+    together = _maxsim(q, weights, np.concatenate(rows))
     best = np.max([best_matches(q, r) for r in rows], axis=0)
     assert mean_best(best, weights) == pytest.approx(float(together), abs=1e-6)
-    # No tokens anywhere: 0, as maxsim gives an empty passage.
+    # No tokens anywhere: 0, as the brute force gives an empty passage.
     assert mean_best(best_matches(q, rows[1]), weights) == 0.0
-    assert maxsim(q, weights, [rows[1]])[0] == 0.0
+    assert _maxsim(q, weights, rows[1]) == 0.0
 
 
 QUESTION = "Which brain rhythm did the ketamine study in mice find?"
@@ -215,7 +228,7 @@ def _brute(
         else:
             text = idx.backend.passage(r.row).embed_text()
             pv, _ = real_tokens(idx.embedder.token_vectors([text])[0], text)
-        by_row[r.row] = r.fused + weight * float(maxsim(qv, weights, [pv])[0])
+        by_row[r.row] = r.fused + weight * _maxsim(qv, weights, pv)
     return by_row
 
 
