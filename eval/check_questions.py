@@ -30,6 +30,8 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 WIKI_FILE = EVAL_DIR / "wiki_questions.jsonl"
 MOMENT_FILE = EVAL_DIR / "moment_questions.jsonl"
+# Held-out moment questions (m101...), written later in the same format.
+FRESH_MOMENT_FILE = EVAL_DIR / "moment_questions_fresh.jsonl"
 OOS_FILE = EVAL_DIR / "out_of_scope.jsonl"
 LOOKALIKE_FILE = EVAL_DIR / "out_of_scope_lookalikes.jsonl"
 AUDIT_FILE = EVAL_DIR / "scope_audit.jsonl"
@@ -49,6 +51,9 @@ MIN_WIKI_PARAPHRASE = 15
 MIN_MOMENTS = 45
 MIN_MOMENT_EPISODES = 22
 MIN_MOMENT_SPECIFIC = 10
+MIN_FRESH_MOMENTS = 50
+MIN_FRESH_MOMENT_EPISODES = 25
+MIN_FRESH_MOMENT_SPECIFIC = 10
 MIN_OOS = 25
 MIN_OOS_LOOKALIKE = 17
 MIN_LOOKALIKES = 40  # out_of_scope_lookalikes.jsonl: every question a lookalike
@@ -254,13 +259,41 @@ def load_catalog() -> dict[str, str]:
         return {row["file"]: row["youtube_id"] for row in csv.DictReader(fh)}
 
 
-def check_moments(report: Report, have_data: bool) -> None:
+@dataclass(frozen=True)
+class MomentSet:
+    """A moment question file and the minimums asked of it."""
+
+    path: Path
+    min_total: int
+    min_episodes: int
+    min_specific: int
+
+
+MOMENT_SETS = (
+    MomentSet(MOMENT_FILE, MIN_MOMENTS, MIN_MOMENT_EPISODES, MIN_MOMENT_SPECIFIC),
+    MomentSet(
+        FRESH_MOMENT_FILE,
+        MIN_FRESH_MOMENTS,
+        MIN_FRESH_MOMENT_EPISODES,
+        MIN_FRESH_MOMENT_SPECIFIC,
+    ),
+)
+
+
+def check_all_moments(report: Report, have_data: bool) -> None:
+    """Check every moment question file; ids must be unique across all of them."""
     seen: set[str] = set()
+    for moment_set in MOMENT_SETS:
+        check_moments(report, have_data, moment_set, seen)
+
+
+def check_moments(report: Report, have_data: bool, moment_set: MomentSet, seen: set[str]) -> None:
+    question_file = moment_set.path
     files: set[str] = set()
     specific = total = 0
     catalog = load_catalog() if have_data else {}
     cue_cache: dict[str, list[tuple[float, float]]] = {}
-    for where, obj in iter_jsonl(MOMENT_FILE, report):
+    for where, obj in iter_jsonl(question_file, report):
         total += 1
         tags = check_common(where, obj, "m", seen, QUESTION_TAGS, report)
         specific += bool({"name", "number", "term"} & set(tags))
@@ -301,15 +334,17 @@ def check_moments(report: Report, have_data: bool) -> None:
             report.error(where, f"answer_end {end} is after the transcript ends ({cues[-1][1]})")
         if not any(abs(cue_start - start) < 1e-3 for cue_start, _ in cues):
             report.error(where, f"answer_start {start} is not the start of any cue")
-    report.note(f"{MOMENT_FILE.name}: {total} questions, {len(files)} episodes")
-    if total < MIN_MOMENTS:
-        report.error(MOMENT_FILE.name, f"only {total} questions (want {MIN_MOMENTS})")
-    if len(files) < MIN_MOMENT_EPISODES:
-        report.error(MOMENT_FILE.name, f"only {len(files)} episodes (want {MIN_MOMENT_EPISODES})")
-    if specific < MIN_MOMENT_SPECIFIC:
+    report.note(f"{question_file.name}: {total} questions, {len(files)} episodes")
+    if total < moment_set.min_total:
+        report.error(question_file.name, f"only {total} questions (want {moment_set.min_total})")
+    if len(files) < moment_set.min_episodes:
         report.error(
-            MOMENT_FILE.name,
-            f"only {specific} name/number/term questions (want {MIN_MOMENT_SPECIFIC})",
+            question_file.name, f"only {len(files)} episodes (want {moment_set.min_episodes})"
+        )
+    if specific < moment_set.min_specific:
+        report.error(
+            question_file.name,
+            f"only {specific} name/number/term questions (want {moment_set.min_specific})",
         )
 
 
@@ -436,7 +471,7 @@ def main() -> int:
     if not have_data:
         report.note(f"shared data not found at {DATA_DIR}: skipping checks against it")
     check_wiki(report, have_data)
-    check_moments(report, have_data)
+    check_all_moments(report, have_data)
     check_out_of_scope(report, have_data)
     check_scope_audit(report, have_data)
     for note in report.notes:
