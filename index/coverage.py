@@ -23,6 +23,7 @@ from functools import cache
 
 from index.backend import Index
 from index.keyword import STOPWORDS, normalise_tokens, words
+from index.spelling import american
 
 
 @cache
@@ -56,6 +57,11 @@ def unknown_terms(index: Index, query: str, common: frozenset[str] | None = None
     if not backend.has_keyword:
         return []
     found = name_words(query, common_words() if common is None else common)
+
     # A word in no passage has no BM25 score anywhere: its ceiling is 0, at no
     # cost (a known word's is computed once and kept by the keyword index).
-    return unknown(found, lambda w: backend.keyword_ceiling(w) > 0.0)
+    # A British spelling counts as said where its American one is (index/spelling.py).
+    def said(w: str) -> bool:
+        return backend.keyword_ceiling(w) > 0.0
+
+    return unknown(found, lambda w: said(w) or ((a := american(w)) is not None and said(a)))

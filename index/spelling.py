@@ -1,0 +1,47 @@
+"""British spellings read as their American ones where the library never says them.
+
+A listener who writes "practising", "summarised" or "oestrogen" asks about what
+an American-spelled library says as "practicing", "summarized" and "estrogen".
+The dense model reads both alike, but BM25 matches stems, and the two
+spellings stem apart ("practis" / "practic"); so a British word the library
+never says found no passage by its keywords, and the coverage check
+(index/coverage.py) took it for a name the library never mentions, which
+made podcite abstain on 2 of 50 fresh in-scope questions that way
+(docs/benchmarks.md, "Abstention").
+
+Where a British word of the question is never said in the library, its
+American spelling is read beside it: appended to the keyword query, and
+counted as said by the coverage check.  Only then: a library that says the
+British spelling (or both, as "gauge" and "dialogue") keeps its own match.
+The table is breame's (Apache-2.0, about 1,700 British words and their
+American spellings), a well-kept list rather than rules of our own ("-ise" to
+"-ize" would turn "exercise" and "promise" wrong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from index.keyword import words
+
+
+@cache
+def _table() -> dict[str, str]:
+    from breame.data.spelling_constants import BRITISH_ENGLISH_SPELLINGS
+
+    return {b: a for b, a in BRITISH_ENGLISH_SPELLINGS.items() if a != b}
+
+
+def american(word: str) -> str | None:
+    """The American spelling of a British ``word`` (lowercase), or None where it
+    has no other."""
+    return _table().get(word.lower())
+
+
+def with_american(query: str, said: Callable[[str], bool]) -> str:
+    """``query`` with the American spelling of each of its British words that
+    the library never says (``said``: whether a word is in any passage)
+    appended; ``query`` itself where there is none (pure, given ``said``)."""
+    extra = [a for w in dict.fromkeys(words(query)) if (a := american(w)) and not said(w)]
+    return f"{query} {' '.join(extra)}" if extra else query
