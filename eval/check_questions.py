@@ -29,6 +29,8 @@ REPO_ROOT = EVAL_DIR.parent
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 WIKI_FILE = EVAL_DIR / "wiki_questions.jsonl"
+# Held-out wiki questions (w101...), written later in the same format.
+FRESH_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh.jsonl"
 MOMENT_FILE = EVAL_DIR / "moment_questions.jsonl"
 # Held-out moment questions (m101...), written later in the same format.
 FRESH_MOMENT_FILE = EVAL_DIR / "moment_questions_fresh.jsonl"
@@ -48,6 +50,10 @@ MIN_WIKI = 40
 MIN_WIKI_PAGES = 15  # shared wiki pages other than the seed's twin
 MIN_WIKI_SPECIFIC = 8  # name / number / term questions
 MIN_WIKI_PARAPHRASE = 15
+MIN_FRESH_WIKI = 40
+MIN_FRESH_WIKI_PAGES = 20
+MIN_FRESH_WIKI_SPECIFIC = 20
+MIN_FRESH_WIKI_PARAPHRASE = 12
 MIN_MOMENTS = 45
 MIN_MOMENT_EPISODES = 22
 MIN_MOMENT_SPECIFIC = 10
@@ -179,12 +185,42 @@ def resolve_source(source: str) -> tuple[Path | None, bool]:
     return None, False
 
 
-def check_wiki(report: Report, have_data: bool) -> None:
+@dataclass(frozen=True)
+class WikiSet:
+    """A wiki question file and the minimums asked of it."""
+
+    path: Path
+    min_total: int
+    min_pages: int  # shared wiki pages other than the seed's twin
+    min_specific: int
+    min_paraphrase: int
+
+
+WIKI_SETS = (
+    WikiSet(WIKI_FILE, MIN_WIKI, MIN_WIKI_PAGES, MIN_WIKI_SPECIFIC, MIN_WIKI_PARAPHRASE),
+    WikiSet(
+        FRESH_WIKI_FILE,
+        MIN_FRESH_WIKI,
+        MIN_FRESH_WIKI_PAGES,
+        MIN_FRESH_WIKI_SPECIFIC,
+        MIN_FRESH_WIKI_PARAPHRASE,
+    ),
+)
+
+
+def check_all_wiki(report: Report, have_data: bool) -> None:
+    """Check every wiki question file; ids must be unique across all of them."""
     seen: set[str] = set()
+    for wiki_set in WIKI_SETS:
+        check_wiki(report, have_data, wiki_set, seen)
+
+
+def check_wiki(report: Report, have_data: bool, wiki_set: WikiSet, seen: set[str]) -> None:
+    question_file = wiki_set.path
     pages: set[str] = set()
     specific = paraphrase = total = 0
     texts: dict[str, str] = {}
-    for where, obj in iter_jsonl(WIKI_FILE, report):
+    for where, obj in iter_jsonl(question_file, report):
         total += 1
         tags = check_common(where, obj, "w", seen, QUESTION_TAGS, report)
         specific += bool({"name", "number", "term"} & set(tags))
@@ -234,22 +270,23 @@ def check_wiki(report: Report, have_data: bool) -> None:
                         where,
                         f"video_id {video_id} differs from {source} front matter {match.group(1)}",
                     )
-    report.note(f"{WIKI_FILE.name}: {total} questions, {len(pages)} shared wiki pages")
-    if total < MIN_WIKI:
-        report.error(WIKI_FILE.name, f"only {total} questions (want {MIN_WIKI})")
+    name = question_file.name
+    report.note(f"{name}: {total} questions, {len(pages)} shared wiki pages")
+    if total < wiki_set.min_total:
+        report.error(name, f"only {total} questions (want {wiki_set.min_total})")
     other_pages = {p for p in pages if not p.endswith("/experimental_treatments_for_depression.md")}
-    if len(other_pages) < MIN_WIKI_PAGES:
+    if len(other_pages) < wiki_set.min_pages:
         report.error(
-            WIKI_FILE.name,
-            f"only {len(other_pages)} pages besides the seed twin (want {MIN_WIKI_PAGES})",
+            name,
+            f"only {len(other_pages)} pages besides the seed twin (want {wiki_set.min_pages})",
         )
-    if specific < MIN_WIKI_SPECIFIC:
+    if specific < wiki_set.min_specific:
         report.error(
-            WIKI_FILE.name, f"only {specific} name/number/term questions (want {MIN_WIKI_SPECIFIC})"
+            name, f"only {specific} name/number/term questions (want {wiki_set.min_specific})"
         )
-    if paraphrase < MIN_WIKI_PARAPHRASE:
+    if paraphrase < wiki_set.min_paraphrase:
         report.error(
-            WIKI_FILE.name, f"only {paraphrase} paraphrase questions (want {MIN_WIKI_PARAPHRASE})"
+            name, f"only {paraphrase} paraphrase questions (want {wiki_set.min_paraphrase})"
         )
 
 
@@ -470,7 +507,7 @@ def main() -> int:
     have_data = DATA_DIR.is_dir()
     if not have_data:
         report.note(f"shared data not found at {DATA_DIR}: skipping checks against it")
-    check_wiki(report, have_data)
+    check_all_wiki(report, have_data)
     check_all_moments(report, have_data)
     check_out_of_scope(report, have_data)
     check_scope_audit(report, have_data)
