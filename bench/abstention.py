@@ -4,7 +4,7 @@ question names something no passage of the library contains.
 For every question of the shared relevant/irrelevant sets (labels audited by
 eval/scope_audit.jsonl), our own sets (wiki and moment questions in scope,
 eval/out_of_scope.jsonl out), eval/out_of_scope_lookalikes.jsonl and the fresh
-moment questions (in scope, held out: reported, never pooled), it keeps
+moment and wiki questions (in scope, held out: reported, never pooled), it keeps
 the best candidate's cosine (default hybrid search, as ``podcite eval`` and the
 query path read it: the same whatever k)
 and ``index.search.unknown_terms``.  Then: what each rule abstains on, set by
@@ -36,7 +36,7 @@ T1 = np.round(np.arange(0.46, 0.56, 0.01), 2)
 T2 = np.round(np.arange(0.50, 0.76, 0.01), 2)
 Row = tuple[float, bool, bool]  # best cosine, unknown word, in scope
 # In scope, written after the thresholds were chosen: reported, never pooled or chosen on.
-HELD_OUT = "fresh moments"
+HELD_OUT = ("fresh moments", "fresh wiki")
 
 
 def question_sets() -> dict[str, list[Question]]:
@@ -52,7 +52,8 @@ def question_sets() -> dict[str, list[Question]]:
         "shared (audited)": audit_scope(shared, e / "scope_audit.jsonl"),
         "ours": ours,
         "lookalikes": read_questions(e / "out_of_scope_lookalikes.jsonl"),
-        HELD_OUT: read_questions(e / "moment_questions_fresh.jsonl"),
+        HELD_OUT[0]: read_questions(e / "moment_questions_fresh.jsonl"),
+        HELD_OUT[1]: read_questions(e / "wiki_questions_fresh.jsonl"),
     }
 
 
@@ -99,7 +100,7 @@ def main() -> None:
         sets[name] = [
             (o.top_score or 0.0, o.unknown, o.in_scope) for o in report.outcomes
         ]  # fmt: skip
-    pooled = [r for name, rows in sets.items() if name != HELD_OUT for r in rows]
+    pooled = [r for name, rows in sets.items() if name not in HELD_OUT for r in rows]
 
     def line(label: str, t1: float, t2: float) -> None:
         cells = []

@@ -23,7 +23,7 @@ from functools import cache
 
 from index.backend import Index
 from index.keyword import STOPWORDS, normalise_tokens, words
-from index.spelling import american
+from index.spelling import other_spellings
 
 
 @cache
@@ -60,8 +60,8 @@ def unknown_terms(index: Index, query: str, common: frozenset[str] | None = None
 
     # A word in no passage has no BM25 score anywhere: its ceiling is 0, at no
     # cost (a known word's is computed once and kept by the keyword index).
-    # A British spelling counts as said where its American one is (index/spelling.py).
+    # A word counts as said where another spelling of it is (index/spelling.py).
     def said(w: str) -> bool:
         return backend.keyword_ceiling(w) > 0.0
 
-    return unknown(found, lambda w: said(w) or ((a := american(w)) is not None and said(a)))
+    return unknown(found, lambda w: said(w) or any(said(o) for o in other_spellings(w)))

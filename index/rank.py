@@ -21,7 +21,7 @@ from index.backend import Index, rows_of
 from index.errors import IndexFormatError
 from index.fusion import Ranked, candidates, fuse
 from index.records import Filters, FusionSettings, Mode
-from index.spelling import with_american
+from index.spelling import with_spellings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,8 +65,9 @@ def ranking(
             "rebuild it with `podcite ingest` to use bm25 or hybrid search"
         )
     depth = max(n, fusion.depth)
-    # British words the library never says are read in their American spelling too.
-    query = with_american(query, lambda w: backend.keyword_ceiling(w) > 0.0)
+    # Words the library never says are read in their other spellings too
+    # (American for British, without accents: index/spelling.py).
+    query = with_spellings(query, lambda w: backend.keyword_ceiling(w) > 0.0)
     if mode == "bm25":
         # The keyword list to the same depth as hybrid's, so that its best cosine
         # (what abstaining reads) does not change with n.

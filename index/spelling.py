@@ -1,4 +1,5 @@
-"""British spellings read as their American ones where the library never says them.
+"""Other spellings of a word the library never says: American for British, and
+without accents.
 
 A listener who writes "practising", "summarised" or "oestrogen" asks about what
 an American-spelled library says as "practicing", "summarized" and "estrogen".
@@ -16,10 +17,15 @@ British spelling (or both, as "gauge" and "dialogue") keeps its own match.
 The table is breame's (Apache-2.0, about 1,700 British words and their
 American spellings), a well-kept list rather than rules of our own ("-ise" to
 "-ize" would turn "exercise" and "promise" wrong).
+
+Accents likewise: a listener writes "Bohórquez", Whisper's transcript says
+"Bohorquez" (and BM25's tokens keep accents, so the two never meet), so a word
+the library never says is also read without its accents.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from functools import cache
 
@@ -39,9 +45,27 @@ def american(word: str) -> str | None:
     return _table().get(word.lower())
 
 
-def with_american(query: str, said: Callable[[str], bool]) -> str:
-    """``query`` with the American spelling of each of its British words that
-    the library never says (``said``: whether a word is in any passage)
-    appended; ``query`` itself where there is none (pure, given ``said``)."""
-    extra = [a for w in dict.fromkeys(words(query)) if (a := american(w)) and not said(w)]
+def unaccented(word: str) -> str | None:
+    """``word`` without its accents ("bohórquez" -> "bohorquez"), or None where
+    it has none."""
+    decomposed = unicodedata.normalize("NFKD", word)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return plain if plain != word else None
+
+
+def other_spellings(word: str) -> list[str]:
+    """``word``'s American spelling and its form without accents, where it has them."""
+    found = [american(word), unaccented(word)]
+    return list(dict.fromkeys(w for w in found if w))
+
+
+def with_spellings(query: str, said: Callable[[str], bool]) -> str:
+    """``query`` with the other spellings (``other_spellings``) of each of its
+    words that the library never says (``said``: whether a word is in any
+    passage) appended; ``query`` itself where there are none (pure, given
+    ``said``)."""
+    extra = [
+        o for w in dict.fromkeys(words(query)) if (others := other_spellings(w)) and not said(w)
+        for o in others
+    ]  # fmt: skip
     return f"{query} {' '.join(extra)}" if extra else query

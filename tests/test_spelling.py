@@ -1,5 +1,5 @@
-"""British spellings read as the American ones a library says (index/spelling.py):
-the pure rule, then the real seed index (its text says "anesthetic" and
+"""Other spellings of a word the library never says (index/spelling.py): the
+pure rule, then the real seed index (its text says "anesthetic" and
 "summarized", never "anaesthetic" or "summarised")."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from index.coverage import unknown_terms
 from index.rank import ranking
-from index.spelling import american, with_american
+from index.spelling import american, other_spellings, unaccented, with_spellings
 
 
 def test_american_spellings_of_british_words() -> None:
@@ -27,14 +27,21 @@ def test_only_words_the_library_never_says_gain_their_american_spelling() -> Non
     def said(word: str) -> bool:
         return word not in never
 
-    assert (
-        with_american("Practising colour, colour", said)
-        == "Practising colour, colour practicing color"
-    )
+    expanded = with_spellings("Practising colour, colour", said)
+    assert expanded == "Practising colour, colour practicing color"
     # A British spelling the library says keeps its own match alone ...
-    assert with_american("the colour of light", lambda w: True) == "the colour of light"
-    # ... and a question without British words is itself.
-    assert with_american("How does caffeine work?", said) == "How does caffeine work?"
+    assert with_spellings("the colour of light", lambda w: True) == "the colour of light"
+    # ... and a question without other spellings is itself.
+    assert with_spellings("How does caffeine work?", said) == "How does caffeine work?"
+
+
+def test_a_name_the_library_never_says_is_also_read_without_accents() -> None:
+    assert unaccented("bohórquez") == "bohorquez"
+    assert unaccented("bohorquez") is None
+    assert other_spellings("naïve") == ["naive"]
+    assert other_spellings("caffeine") == []
+    read = with_spellings("Diego Bohórquez", lambda w: w != "bohórquez")
+    assert read == "Diego Bohórquez bohorquez"
 
 
 def test_a_british_spelling_is_not_a_name_the_library_never_says(seed_index: Any) -> None:
