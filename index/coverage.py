@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import cache
 
-from index.backend import Index
+from index.backend import Index, SearchBackend
 from index.keyword import STOPWORDS, normalise_tokens, words
-from index.spelling import other_spellings
+from index.spelling import said_somehow
 
 
 @cache
@@ -50,18 +50,21 @@ def unknown(words_: Iterable[str], in_library: Callable[[str], bool]) -> list[st
     return [w for w in words_ if not in_library(w)]
 
 
+def said_in(backend: SearchBackend) -> Callable[[str], bool]:
+    """Whether a word is in any passage of ``backend``'s library: a word in no
+    passage has no BM25 score anywhere, so its ceiling is 0, at no cost (a
+    known word's is computed once and kept by the keyword index).  The
+    coverage check and the keyword query's other spellings (index/rank.py)
+    both ask it."""
+    return lambda word: backend.keyword_ceiling(word) > 0.0
+
+
 def unknown_terms(index: Index, query: str, common: frozenset[str] | None = None) -> list[str]:
-    """The question's uncommon words that no passage of the library contains
-    (none when the index has no keyword index to tell)."""
+    """The question's uncommon words that no passage of the library contains,
+    in any of their spellings (index/spelling.py; none when the index has no
+    keyword index to tell)."""
     backend = index.backend
     if not backend.has_keyword:
         return []
     found = name_words(query, common_words() if common is None else common)
-
-    # A word in no passage has no BM25 score anywhere: its ceiling is 0, at no
-    # cost (a known word's is computed once and kept by the keyword index).
-    # A word counts as said where another spelling of it is (index/spelling.py).
-    def said(w: str) -> bool:
-        return backend.keyword_ceiling(w) > 0.0
-
-    return unknown(found, lambda w: said(w) or any(said(o) for o in other_spellings(w)))
+    return unknown(found, said_somehow(said_in(backend)))

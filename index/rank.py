@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from index.backend import Index, rows_of
+from index.coverage import said_in
 from index.errors import IndexFormatError
 from index.fusion import Ranked, candidates, fuse
 from index.records import Filters, FusionSettings, Mode
@@ -67,7 +68,7 @@ def ranking(
     depth = max(n, fusion.depth)
     # Words the library never says are read in their other spellings too
     # (American for British, without accents: index/spelling.py).
-    query = with_spellings(query, lambda w: backend.keyword_ceiling(w) > 0.0)
+    query = with_spellings(query, said_in(backend))
     if mode == "bm25":
         # The keyword list to the same depth as hybrid's, so that its best cosine
         # (what abstaining reads) does not change with n.

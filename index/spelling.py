@@ -59,6 +59,12 @@ def other_spellings(word: str) -> list[str]:
     return list(dict.fromkeys(w for w in found if w))
 
 
+def said_somehow(said: Callable[[str], bool]) -> Callable[[str], bool]:
+    """``said`` widened to a word's other spellings: whether the library says
+    the word, or says it another way (pure, given ``said``)."""
+    return lambda word: said(word) or any(said(o) for o in other_spellings(word))
+
+
 def with_spellings(query: str, said: Callable[[str], bool]) -> str:
     """``query`` with the other spellings (``other_spellings``) of each of its
     words that the library never says (``said``: whether a word is in any

@@ -8,7 +8,7 @@ from typing import Any
 
 from index.coverage import unknown_terms
 from index.rank import ranking
-from index.spelling import american, other_spellings, unaccented, with_spellings
+from index.spelling import american, other_spellings, said_somehow, unaccented, with_spellings
 
 
 def test_american_spellings_of_british_words() -> None:
@@ -42,6 +42,13 @@ def test_a_name_the_library_never_says_is_also_read_without_accents() -> None:
     assert other_spellings("caffeine") == []
     read = with_spellings("Diego Bohórquez", lambda w: w != "bohórquez")
     assert read == "Diego Bohórquez bohorquez"
+
+
+def test_a_word_said_another_way_counts_as_said() -> None:
+    library = {"practicing", "bohorquez"}
+    said = said_somehow(library.__contains__)
+    assert said("practising") and said("Bohórquez".lower()) and said("practicing")
+    assert not said("epley") and not said("colour")
 
 
 def test_a_british_spelling_is_not_a_name_the_library_never_says(seed_index: Any) -> None:
