@@ -208,13 +208,6 @@ WIKI_SETS = (
 )
 
 
-def check_all_wiki(report: Report, have_data: bool) -> None:
-    """Check every wiki question file; ids must be unique across all of them."""
-    seen: set[str] = set()
-    for wiki_set in WIKI_SETS:
-        check_wiki(report, have_data, wiki_set, seen)
-
-
 def check_wiki(report: Report, have_data: bool, wiki_set: WikiSet, seen: set[str]) -> None:
     question_file = wiki_set.path
     pages: set[str] = set()
@@ -315,13 +308,6 @@ MOMENT_SETS = (
         MIN_FRESH_MOMENT_SPECIFIC,
     ),
 )
-
-
-def check_all_moments(report: Report, have_data: bool) -> None:
-    """Check every moment question file; ids must be unique across all of them."""
-    seen: set[str] = set()
-    for moment_set in MOMENT_SETS:
-        check_moments(report, have_data, moment_set, seen)
 
 
 def check_moments(report: Report, have_data: bool, moment_set: MomentSet, seen: set[str]) -> None:
@@ -507,8 +493,13 @@ def main() -> int:
     have_data = DATA_DIR.is_dir()
     if not have_data:
         report.note(f"shared data not found at {DATA_DIR}: skipping checks against it")
-    check_all_wiki(report, have_data)
-    check_all_moments(report, have_data)
+    # Each kind's ids must be unique across all of its files (first and fresh).
+    wiki_ids: set[str] = set()
+    for wiki_set in WIKI_SETS:
+        check_wiki(report, have_data, wiki_set, wiki_ids)
+    moment_ids: set[str] = set()
+    for moment_set in MOMENT_SETS:
+        check_moments(report, have_data, moment_set, moment_ids)
     check_out_of_scope(report, have_data)
     check_scope_audit(report, have_data)
     for note in report.notes:
