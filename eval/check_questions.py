@@ -31,6 +31,8 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 WIKI_FILE = EVAL_DIR / "wiki_questions.jsonl"
 # Held-out wiki questions (w101...), written later in the same format.
 FRESH_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh.jsonl"
+# A second held-out wiki set (w201...), written later again in the same format.
+FRESH2_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh2.jsonl"
 MOMENT_FILE = EVAL_DIR / "moment_questions.jsonl"
 # Held-out moment questions (m101...), written later in the same format.
 FRESH_MOMENT_FILE = EVAL_DIR / "moment_questions_fresh.jsonl"
@@ -54,6 +56,10 @@ MIN_FRESH_WIKI = 40
 MIN_FRESH_WIKI_PAGES = 20
 MIN_FRESH_WIKI_SPECIFIC = 20
 MIN_FRESH_WIKI_PARAPHRASE = 12
+MIN_FRESH2_WIKI = 60
+MIN_FRESH2_WIKI_PAGES = 30
+MIN_FRESH2_WIKI_SPECIFIC = 30
+MIN_FRESH2_WIKI_PARAPHRASE = 18
 MIN_MOMENTS = 45
 MIN_MOMENT_EPISODES = 22
 MIN_MOMENT_SPECIFIC = 10
@@ -204,6 +210,13 @@ WIKI_SETS = (
         MIN_FRESH_WIKI_PAGES,
         MIN_FRESH_WIKI_SPECIFIC,
         MIN_FRESH_WIKI_PARAPHRASE,
+    ),
+    WikiSet(
+        FRESH2_WIKI_FILE,
+        MIN_FRESH2_WIKI,
+        MIN_FRESH2_WIKI_PAGES,
+        MIN_FRESH2_WIKI_SPECIFIC,
+        MIN_FRESH2_WIKI_PARAPHRASE,
     ),
 )
 
@@ -493,7 +506,7 @@ def main() -> int:
     have_data = DATA_DIR.is_dir()
     if not have_data:
         report.note(f"shared data not found at {DATA_DIR}: skipping checks against it")
-    # Each kind's ids must be unique across all of its files (first and fresh).
+    # Each kind's ids must be unique across all of its files (first and fresh ones).
     wiki_ids: set[str] = set()
     for wiki_set in WIKI_SETS:
         check_wiki(report, have_data, wiki_set, wiki_ids)
