@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from index.answer_type import asks_quantity
 from index.backend import Index
 from index.coverage import unknown_terms
 from index.metrics import calibrate, retrieval_metrics
@@ -247,7 +248,7 @@ def _answer_hit(index: Index, q: Question, hits: Sequence[Hit], vector: Any) -> 
         return None
     pool = hits[: AnswerRule().pool]
     sims = [index.backend.sentence_vectors(h.row) @ vector for h in pool]
-    chosen = choose_answer(hits, sims)
+    chosen = choose_answer(hits, sims, wants_number=asks_quantity(q.text))
     return judge_answer(q, chosen[0]) if chosen else None
 
 

@@ -91,14 +91,15 @@ _UNIT_SPELLINGS = {
 }
 UNITS = {s: unit for unit, spellings in _UNIT_SPELLINGS.items() for s in spellings.split()}
 
-# Spoken numbers (transcripts and wiki prose write "one to three Hertz").
+# Spoken numbers (transcripts and wiki prose write "one to three Hertz"); also
+# what ``index.answer_type`` counts as a sentence stating a number.
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen "
     "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
 )
 _TENS = {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70"}
-_NUMBER_WORDS = {w: str(i) for i, w in enumerate(_ONES.split(" "))} | _TENS
-_NUMBER_WORDS |= {"eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000"}
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(_ONES.split(" "))} | _TENS
+NUMBER_WORDS |= {"eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000"}
 
 _DASHES = re.compile(r"[\u2010-\u2015\u2212]")
 _QUOTES = re.compile(r"[\u2018\u2019\u02bc`]")
@@ -107,7 +108,7 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _PERCENT = re.compile(r"(?<=\d)\s*%")
 _TEMPERATURE = re.compile(r"\s*(?:°|\bdeg(?:rees?)?\s+)(c|f|celsius|fahrenheit)\b")
 _DEGREES = re.compile(r"\s*°\s*")
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b")
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b")
 _RANGE = re.compile(r"(?<=\d)\s*(?:-|\bto\b)\s*(?=\d)")
 # A piece: a number (decimal, or a range "1-3") with letters glued on ("10mg",
 # "5ht2a", "1-3hz"), or a run of letters and digits ("ht2a", "b12").
@@ -126,7 +127,7 @@ def _prepare(text: str) -> str:
     text = _PERCENT.sub(" percent", text)
     text = _TEMPERATURE.sub(r" \1", text)  # 40°C, 40 degrees C -> "40 c" -> 40c
     text = _DEGREES.sub(" deg ", text)
-    text = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1)], text)
+    text = _NUMBER_WORD.sub(lambda m: NUMBER_WORDS[m.group(1)], text)
     return _RANGE.sub("-", text)  # "1 to 3", "1 - 3" -> "1-3"
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 
+from index.answer_type import asks_quantity, states_number
 from index.backend import Index
 from index.coverage import unknown_terms
 from index.moment import with_moments
@@ -204,6 +205,9 @@ class AnswerRule:
     rank_penalty: float = 0.1
     exact_bonus: float = 0.02  # close calls go to a sentence with its own exact time
     within: float = 0.08  # of the best sentence's score
+    # A question asking for a quantity ("how much", "what dose") prefers the
+    # sentences that state a number (index/answer_type.py).
+    number_bonus: float = 0.02
     passage_within: float = 0.1  # of the best passage's cosine
 
 
@@ -212,18 +216,23 @@ def choose_answer(
     sims: Sequence[NDArray[np.float32]],
     threshold: float = ABSTAIN_BELOW,
     rule: AnswerRule = AnswerRule(),
+    wants_number: bool = False,
 ) -> list[AnswerSentence]:
     """The answer sentences among ``hits[:rule.pool]``, given each hit's sentence
     cosines ``sims`` (same order).  Empty when the library does not answer.
     Every sentence of those passages competes on its own score (its cosine,
-    its passage's, its passage's rank, whether it has its own exact time)."""
+    its passage's, its passage's rank, whether it has its own exact time, and
+    where the question asks for a quantity, ``wants_number``, whether it
+    states one)."""
     if abstains(hits, threshold):
         return []
     top = max(h.score for h in hits)  # cosines; in hybrid order the first is not always the best
     w = rule.sentence_weight
+    bonus = rule.number_bonus if wants_number else 0.0
 
     def own(h: Hit, j: int, s: float) -> float:  # the sentence's own worth
-        return w * s + (1 - w) * h.score
+        number = bonus if bonus and states_number(h.passage.sentences[j].text) else 0.0
+        return w * s + (1 - w) * h.score + number
 
     def order(rank: int, h: Hit, j: int, s: float) -> float:  # what comes first
         t = h.passage.sentences[j].time
@@ -269,4 +278,4 @@ def answer(
         return []
     q = index.embed(query.strip())
     sims = [index.backend.sentence_vectors(h.row) @ q for h in hits[: rule.pool]]
-    return choose_answer(hits, sims, threshold, rule)
+    return choose_answer(hits, sims, threshold, rule, asks_quantity(query))
