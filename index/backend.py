@@ -59,6 +59,10 @@ class SearchBackend(Protocol):
     def sentence_vectors(self, row: int) -> NDArray[np.float32]:
         """One normalised vector per sentence of ``row``'s passage."""
 
+    def kinds(self, rows: Sequence[int]) -> list[tuple[str, str | None]]:
+        """Each row's kind and episode id, read without its passage where the
+        backend can (which rows could pair with a result: index/search.py)."""
+
     def token_bits(self, row: int) -> TokenBits | None:
         """``row``'s stored content-word token vectors (index/tokens.py), or
         None where the backend stores none: the re-reading then embeds the

@@ -68,6 +68,13 @@ class EmbeddedBackend:
     def passage(self, row: int) -> Passage:
         return self._passages[row]
 
+    def kinds(self, rows: Sequence[int]) -> list[tuple[str, str | None]]:
+        c = self._columns  # rows.npy: no passage parsed
+        return [
+            (c.kinds[c.kind[r]], c.episodes[c.episode[r]] if c.episode[r] >= 0 else None)
+            for r in rows
+        ]
+
     def passages(self) -> Sequence[Passage]:
         """Every passage in row order (read on demand from a loaded index)."""
         return self._passages

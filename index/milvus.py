@@ -150,6 +150,11 @@ class MilvusBackend:
     def passage(self, row: int) -> Passage:
         return self._record(row)[0]
 
+    def kinds(self, rows: Sequence[int]) -> list[tuple[str, str | None]]:
+        # The records hold no separate columns; the heads of the last lists are
+        # fetched with the first row asked for, so this is mostly the cache.
+        return [(p.kind, p.episode.id if p.episode else None) for p in map(self.passage, rows)]
+
     def sentence_vectors(self, row: int) -> NDArray[np.float32]:
         return self._record(row)[1]
 

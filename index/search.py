@@ -20,8 +20,9 @@ docs/benchmarks.md, "Abstention").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
@@ -29,7 +30,8 @@ import numpy as np
 from index.answer_type import asks_quantity, states_number
 from index.backend import Index
 from index.coverage import unknown_terms
-from index.moment import with_moments
+from index.fusion import Ranked
+from index.moment import one_per_moment, with_moments
 from index.rank import default_mode, ranking
 from index.records import (
     ABSTAIN_BELOW,
@@ -76,14 +78,56 @@ def same_moment(a: Hit, b: Hit) -> bool:
 def distinct(hits: Iterable[Hit], k: int | None = None) -> list[Hit]:
     """The first ``k`` (or all) of ``hits``, in order, leaving out any that shows
     the same moment as one kept before it."""
+    return list(islice(distinct_stream(hits), k))
+
+
+def distinct_stream(hits: Iterable[Hit]) -> Iterator[Hit]:
+    """``distinct``, one hit at a time, as far as the caller reads."""
     kept: list[Hit] = []
     for hit in hits:
-        if any(same_moment(hit, h) for h in kept):
-            continue
-        kept.append(hit)
-        if len(kept) == k:
+        if not any(same_moment(hit, h) for h in kept):
+            kept.append(hit)
+            yield hit
+
+
+MERGE_DEPTH = 20  # ranked rows looked through for wiki/window pairs: the smallest pool
+
+
+def one_result_a_moment(
+    index: Index, ranked: Sequence[Ranked], q: NDArray[np.float32], k: int
+) -> list[Hit]:
+    """The first ``k`` distinct hits of ``ranked``, a wiki hit and the transcript
+    window holding its checked moment made one (``moment.one_per_moment``).  A
+    wiki row past the first k can merge into a window among them: such rows
+    are looked for among the first ``MERGE_DEPTH`` ranked rows (whatever k, so
+    the first results do not change with k), by the backend's ``kinds``, and
+    only those of the windows' episodes are read (a passage read costs more
+    than the rest of a search's bookkeeping)."""
+    at = {r.row: i for i, r in enumerate(ranked)}
+    stream = distinct_stream(hit_at(index, r.row, r.cosine, q) for r in ranked)
+    pool = list(islice(stream, k))
+    episodes = {
+        h.passage.episode.id for h in pool if h.passage.kind == "transcript" and h.passage.episode
+    }
+    past = ranked[max((at[h.row] for h in pool), default=-1) + 1 : MERGE_DEPTH]
+    for r, (kind, episode) in zip(past, index.backend.kinds([r.row for r in past]), strict=True):
+        if kind == "wiki" and episode in episodes:
+            _add(pool, hit_at(index, r.row, r.cosine, q), at)
+    out = one_per_moment(pool, k)
+    while len(out) < k:  # pairs merged among the first k: read on
+        more = next(stream, None)
+        if more is None:
             break
-    return kept
+        _add(pool, more, at)
+        out = one_per_moment(pool, k)
+    return out
+
+
+def _add(pool: list[Hit], hit: Hit, at: dict[int, int]) -> None:
+    """``hit`` into ``pool`` at its rank, unless it shows a moment already there."""
+    if not any(h.row == hit.row or same_moment(hit, h) for h in pool):
+        pool.append(hit)
+        pool.sort(key=lambda h: at[h.row])
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +184,11 @@ def find(
     ranked = first.ranked
     if rerank.top:
         ranked = reread(index, query, ranked, rerank, question)
-    # A generator: best sentences are found only for the rows looked at.
-    hits = distinct((hit_at(index, r.row, r.cosine, q) for r in ranked), k)
     if moments:
-        hits = with_moments(index, hits, q, [r.row for r in ranked])
+        merged = one_result_a_moment(index, ranked, q, k)
+        hits = with_moments(index, merged, q, [r.row for r in ranked])
+    else:  # a generator: best sentences are found only for the rows looked at
+        hits = distinct((hit_at(index, r.row, r.cosine, q) for r in ranked), k)
     return Found([replace(h, rank=r + 1) for r, h in enumerate(hits)], first.best_cosine)
 
 

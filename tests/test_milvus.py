@@ -85,6 +85,12 @@ def test_same_results_as_faiss(milvus_seed: Index, seed_index: Index) -> None:
     )
     doc = seed_index.backend.passage(0).document_id
     assert milvus_seed.backend.document_rows(doc) == seed_index.backend.document_rows(doc)
+    every = list(range(len(seed_index)))
+    assert milvus_seed.backend.kinds(every) == seed_index.backend.kinds(every)
+    assert seed_index.backend.kinds(every[:2]) == [
+        (p.kind, p.episode.id if p.episode else None)
+        for p in map(seed_index.backend.passage, every[:2])
+    ]
 
 
 def test_filters_run_inside_the_search(milvus_seed: Index, seed_index: Index) -> None:

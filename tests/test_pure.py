@@ -8,6 +8,8 @@ on inputs small enough to check by hand.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -391,6 +393,40 @@ def test_ranked_moment_takes_the_first_window_of_the_episode_near_the_citation()
     assert ranked_moment("E1", 400.0, windows, near_s=600.0) == Time(700.0, True)
     assert ranked_moment("E1", None, windows, near_s=600.0) == Time(3000.0, True)
     assert ranked_moment("E3", 400.0, windows, near_s=600.0) is None
+
+
+def _wiki_cited(i: int, t: Time, episode: str = "E1") -> Hit:
+    p = _passage(i, "the claim", doc=f"w{i}", episode=episode)
+    return Hit(replace(p, sentences=(replace(p.sentences[0], time=t),), anchor=t), 0.6, 0, row=i)
+
+
+def test_a_wiki_hit_and_the_window_holding_its_checked_moment_are_one_result() -> None:
+    from index.moment import checked_time, one_per_moment
+
+    said = _passage(0, "said here. more", doc="t", kind="transcript", span=(100.0, 160.0))
+    window = Hit(said, 0.7, 0, row=0)
+    later = Hit(
+        _passage(1, "elsewhere", doc="t", kind="transcript", span=(400.0, 460.0)), 0.6, 0, row=1
+    )
+    confirmed = _wiki_cited(2, Time(130.0, True, "confirmed"))
+    corrected = _wiki_cited(3, Time(900.0, True, "corrected", said_at=430.0))
+    unverified = _wiki_cited(4, Time(130.0, True, "unverified"))
+    other_episode = _wiki_cited(5, Time(130.0, True, "confirmed"), episode="E2")
+    assert checked_time(confirmed) == 130.0 and checked_time(corrected) == 430.0
+    assert checked_time(unverified) is None and checked_time(window) is None
+    # The window came first: the wiki hit takes its rank and its exact time.
+    out = one_per_moment([window, later, unverified, other_episode, confirmed], k=5)
+    assert [h.row for h in out] == [2, 1, 4, 5]
+    assert out[0].moment == window.time == Time(100.0, True)
+    # The wiki hit came first: it stays, with no moment yet (with_moments gives
+    # it one); the window holding its corrected moment is gone.
+    out = one_per_moment([corrected, window, later], k=5)
+    assert [h.row for h in out] == [3, 0] and out[0].moment is None
+    # A window merges once; a cut at k comes after every pair is made.
+    twice = _wiki_cited(6, Time(140.0, True, "confirmed"))
+    out = one_per_moment([window, later, confirmed, twice], k=2)
+    assert [h.row for h in out] == [2, 1]
+    assert one_per_moment([window, later, twice, confirmed], k=3)[2].row == 2
 
 
 def test_search_threads_are_single_threaded() -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from index import Filters, build, open_index, search
+from index.moment import checked_time
+from index.records import Hit
 from ingest import load
 from tests.conftest import CORPUS
 
@@ -123,3 +125,29 @@ def test_wiki_result_cites_the_transcripts_moment(mixed, shared: Path) -> None: 
             assert h.time == h.moment  # source_time may be None: a wiki passage without a citation
     plain = search(mixed, "Which serotonin receptor does psilocybin act on?", 10, moments=False)
     assert all(h.moment is None for h in plain)
+
+
+def _pairs(hits: list[Hit]) -> list[tuple[int, int]]:
+    """(window, wiki) ranks where a transcript window holds a wiki hit's checked moment."""
+    return [
+        (x.rank, w.rank)
+        for w in hits
+        if (at := checked_time(w)) is not None
+        for x in hits
+        if x.passage.kind == "transcript"
+        and x.passage.span
+        and x.passage.span[0] <= at <= x.passage.span[1]
+    ]
+
+
+def test_a_wiki_claim_and_the_window_that_says_it_are_one_result(mixed) -> None:  # type: ignore[no-untyped-def]
+    """The seed's Vesuna claim is confirmed at the transcript's 1:22-1:23: its
+    wiki passage and the window saying it show one moment, so one result, the
+    wiki passage at the window's exact second (index/moment.py)."""
+    q = "What did Vesuna and colleagues find about ketamine and a one to three hertz rhythm?"
+    apart = search(mixed, q, 10, moments=False)
+    assert _pairs(apart), "the two kinds should both be found here, to be merged"
+    hits = search(mixed, q, 10)
+    assert len(hits) == 10 and not _pairs(hits)
+    merged = [h for h in hits if h.passage.kind == "wiki" and checked_time(h) is not None]
+    assert merged and all(h.moment is not None and h.moment.exact for h in merged)
