@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from index.serial import passage_from_dict, passage_to_dict
+from index.serial import passage_from_json, passage_to_dict
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -321,7 +321,7 @@ class PassageTable(_Rows):
 
     def _parse(self, i: int) -> Passage:
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        return passage_from_dict(json.loads(self._data[a:b]))
+        return passage_from_json(self._data[a:b])
 
     def __iter__(self) -> Iterator[Passage]:
         """Every passage in row order, parsed as read (the cache is left alone)."""

@@ -8,6 +8,7 @@ on inputs small enough to check by hand.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -427,6 +428,20 @@ def test_a_wiki_hit_and_the_window_holding_its_checked_moment_are_one_result() -
     out = one_per_moment([window, later, confirmed, twice], k=2)
     assert [h.row for h in out] == [2, 1]
     assert one_per_moment([window, later, twice, confirmed], k=3)[2].row == 2
+
+
+def test_a_passage_line_reads_back_the_same() -> None:
+    from index.serial import passage_from_json, passage_to_dict
+
+    p = _passage(0, "Café ｜ first. second", times=(1.5, None))
+    line = json.dumps(passage_to_dict(p), ensure_ascii=False).encode() + b"\n"
+    assert passage_from_json(line) == p
+    # json writes a float that is not a number as Infinity or NaN, which orjson
+    # refuses: such a line is still read.
+    odd = replace(p, sentences=(replace(p.sentences[0], end_time=float("inf")), p.sentences[1]))
+    assert passage_from_json(json.dumps(passage_to_dict(odd))).sentences[0].end_time == float("inf")
+    with pytest.raises(ValueError):
+        passage_from_json(b'{"id": ')
 
 
 def test_search_threads_are_single_threaded() -> None:

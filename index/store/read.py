@@ -32,7 +32,7 @@ from index.rows import (
     columns_of,
 )
 from index.rows import load_columns as _load_columns
-from index.serial import passage_from_dict
+from index.serial import passage_from_json
 from index.tokens import TokenBits, sentences_of
 from index.tokens import width as token_width
 from ingest.records import Passage
@@ -278,7 +278,7 @@ def _mapped(f: Path, random: bool = False) -> NDArray[Any]:
 def _load_legacy(path: Path, manifest: dict[str, Any]) -> Stored:
     """Formats 1-2: every passage parsed, vectors in memory (small indexes only)."""
     with (path / PASSAGES).open(encoding="utf-8") as fh:
-        passages = [passage_from_dict(json.loads(line)) for line in fh if line.strip()]
+        passages = [passage_from_json(line) for line in fh if line.strip()]
     return Stored(
         manifest,
         passages,
