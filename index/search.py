@@ -109,7 +109,8 @@ def one_result_a_moment(
     episodes = {
         h.passage.episode.id for h in pool if h.passage.kind == "transcript" and h.passage.episode
     }
-    past = ranked[max((at[h.row] for h in pool), default=-1) + 1 : MERGE_DEPTH]
+    # No window among them (a wiki-only library, a wiki filter): nothing to look for.
+    past = ranked[max((at[h.row] for h in pool), default=-1) + 1 : MERGE_DEPTH] if episodes else []
     for r, (kind, episode) in zip(past, index.backend.kinds([r.row for r in past]), strict=True):
         if kind == "wiki" and episode in episodes:
             _add(pool, hit_at(index, r.row, r.cosine, q), at)
