@@ -206,10 +206,15 @@ def with_moments(
     transcribed = index.transcribed_episodes
     if not transcribed:
         return list(hits)
+    # The episodes of the wiki hits still without a moment: a merged one has
+    # its window's, and needs no candidate windows read for it.
     wiki = {
         h.passage.episode.id
         for h in hits
-        if h.passage.kind == "wiki" and h.passage.episode and h.passage.episode.id in transcribed
+        if h.moment is None
+        and h.passage.kind == "wiki"
+        and h.passage.episode
+        and h.passage.episode.id in transcribed
     }
     if not wiki:
         return list(hits)
