@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent  # the folder that holds ingest/ and index/
 RETRIES = 3
+START_TRIES = 3  # local Ray starts tried before the ingest gives up
 
 
 @dataclass
@@ -80,11 +81,39 @@ def start(address: str | None, workers: int = 2) -> None:
         return
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {"PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    ray.init(
-        num_cpus=workers,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": env},
+    start_with_retries(
+        partial(
+            ray.init,
+            num_cpus=workers,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": env},
+        ),
+        ray.shutdown,
+    )
+
+
+def start_with_retries(
+    init: Callable[[], object], reset: Callable[[], object], tries: int = START_TRIES
+) -> None:
+    """Start a local Ray, trying again after a failed start.
+
+    Ray waits a fixed 30 s for its raylet to register and then gives up with a
+    bare ``Exception`` ("The current node timed out during startup"); on a
+    loaded machine a start that takes 3 s idle can pass that (it did once in
+    CI).  A failed start leaves half a session behind, so ``reset`` clears it
+    before the next try; after ``tries`` the last cause is a ``BuildError``."""
+    cause: Exception | None = None
+    for _ in range(tries):
+        try:
+            init()
+            return
+        except Exception as exc:  # Ray raises bare Exception on a timed-out start
+            cause = exc
+            reset()
+    raise BuildError(
+        f"could not start a local Ray in {tries} tries ({cause}); its logs are in "
+        "/tmp/ray/session_latest/logs"
     )
 
 
