@@ -76,17 +76,20 @@ def pick(
     return best if score[best] >= rule.min_score else None
 
 
-Moment = tuple[str, Time]  # a transcript window's episode and the time it cites
+# A transcript window's episode, the time it cites and the sentence said then.
+Moment = tuple[str, Time, str]
+Said = tuple[Time, str | None]  # a moment, and the transcript's words at it where read
 
 
 def ranked_moment(
     episode: str, cited: float | None, candidates: Sequence[Moment], near_s: float
-) -> Time | None:
-    """The time of the first of ``candidates`` (transcript windows in rank
-    order) that is of ``episode`` and within ``near_s`` of the wiki's citation."""
-    for ep, t in candidates:
+) -> Said | None:
+    """The time and sentence of the first of ``candidates`` (transcript windows
+    in rank order) that is of ``episode`` and within ``near_s`` of the wiki's
+    citation."""
+    for ep, t, text in candidates:
         if ep == episode and (cited is None or abs(t.seconds - cited) <= near_s):
-            return t
+            return t, text
     return None
 
 
@@ -94,16 +97,18 @@ def candidate_moments(
     index: Index, rows: Sequence[int], q: NDArray[np.float32], episodes: set[str]
 ) -> list[Moment]:
     """The transcript windows among ``rows`` (rank order) of ``episodes``, each
-    with the time a result for it cites (its best sentence's: ``search.hit_at``)."""
+    with the time a result for it cites and that sentence (its best for the
+    question: ``search.hit_at``)."""
     out: list[Moment] = []
     backend = index.backend
     for r in rows:
         p = backend.passage(r)
         if p.kind != "transcript" or p.episode is None or p.episode.id not in episodes:
             continue
-        t = p.time_of(int(np.argmax(backend.sentence_vectors(r) @ q)))
+        j = int(np.argmax(backend.sentence_vectors(r) @ q))
+        t = p.time_of(j)
         if t is not None:
-            out.append((p.episode.id, t))
+            out.append((p.episode.id, t, p.sentences[j].text))
     return out
 
 
@@ -114,20 +119,21 @@ def transcript_moment(
     rule: MomentRule = MomentRule(),
     candidates: Sequence[Moment] = (),
     transcribed: frozenset[str] | None = None,
-) -> Time | None:
-    """The transcript's moment for a wiki hit, or None where there is none to give.
-    ``candidates``: the search's transcript windows, in rank order."""
+) -> Said | None:
+    """The transcript's moment for a wiki hit and the sentence said then, or None
+    where there is none to give.  ``candidates``: the search's transcript
+    windows, in rank order."""
     p = hit.passage
     episodes = index.transcribed_episodes if transcribed is None else transcribed
     if p.kind != "wiki" or p.episode is None or p.episode.id not in episodes:
         return None
     own = hit.sentence.time
-    if own is not None and own.verified == "corrected" and own.said_at is not None:
-        return Time(own.said_at, exact=True)
+    said_at = own.said_at if own is not None and own.verified == "corrected" else None
     cited = hit.time.seconds if hit.time is not None else None
-    ranked = ranked_moment(p.episode.id, cited, candidates, rule.near_s)
-    if ranked is not None:
-        return ranked
+    if said_at is None:
+        ranked = ranked_moment(p.episode.id, cited, candidates, rule.near_s)
+        if ranked is not None:
+            return ranked
     backend = index.backend
     v = backend.sentence_vectors(hit.row)[hit.best_sentence]
     rows = [
@@ -135,6 +141,7 @@ def transcript_moment(
         for r, _ in backend.dense(v, rule.windows, Filters(episode=p.episode.id, kind="transcript"))
     ]
     times: list[float] = []
+    texts: list[str] = []
     vecs: list[NDArray[np.float32]] = []
     seen: set[int] = set()
     for r in rows:
@@ -143,12 +150,18 @@ def transcript_moment(
             if s.time is not None and s.start not in seen:
                 seen.add(s.start)
                 times.append(s.time.seconds)
+                texts.append(s.text)
                 vecs.append(sv)
+    if said_at is not None:
+        # The check placed the claim at said_at: that second stands; its words
+        # are read from the windows nearest the claim, where the check found them.
+        heard = (x for t, x in zip(times, texts, strict=True) if abs(t - said_at) < 1e-6)
+        return Time(said_at, exact=True), next(heard, None)
     if not vecs:
         return None
     m = np.stack(vecs)
     j = pick(np.array(times), m @ v, m @ q, cited, rule)
-    return Time(times[j], exact=True) if j is not None else None
+    return (Time(times[j], exact=True), texts[j]) if j is not None else None
 
 
 def checked_time(hit: Hit) -> float | None:
@@ -190,7 +203,7 @@ def one_per_moment(hits: Sequence[Hit], k: int) -> list[Hit]:
         else:
             first = out[at]
             if first.passage.kind == "transcript":  # the window came first: its rank, its time
-                out[at] = replace(h, moment=first.time)
+                out[at] = replace(h, moment=first.time, heard=first.sentence.text)
             merged.add(at)
     # Every hit is read before the cut: the window first, its wiki hit past k.
     return out[:k]
@@ -224,6 +237,6 @@ def with_moments(
         if h.moment is not None:
             out.append(h)
             continue
-        t = transcript_moment(index, h, q, candidates=candidates, transcribed=transcribed)
-        out.append(replace(h, moment=t) if t is not None else h)
+        said = transcript_moment(index, h, q, candidates=candidates, transcribed=transcribed)
+        out.append(replace(h, moment=said[0], heard=said[1]) if said is not None else h)
     return out

@@ -99,6 +99,9 @@ class Hit:
     # A wiki result whose episode's transcript is in the index: the second the
     # transcript says it (index/moment.py), exact for the transcript's text.
     moment: Time | None = None
+    # The transcript's sentence said at ``moment``, where it was read: the words
+    # that exact second is exact for (the wiki passage paraphrases them).
+    heard: str | None = None
 
     @property
     def sentence(self) -> Sentence:

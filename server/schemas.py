@@ -83,6 +83,9 @@ class ResultOut(BaseModel):
     # says it (index/moment.py); the wiki's own time is then source_timestamp.
     moment: str = "source"
     source_timestamp: TimestampOut | None = None
+    # With moment "transcript": the transcript's sentence said at timestamp, the
+    # words that exact time is exact for (text is the wiki's; None where unread).
+    heard: str | None = None
     links: list[str]
     source: SourceOut
     transcribed: str | None = None  # the model that transcribed it here (e.g. "tiny.en")
@@ -164,6 +167,7 @@ def result(h: Hit, audio: Playable = None) -> ResultOut:
         links=list(p.links),
         moment="transcript" if h.moment is not None else "source",
         source_timestamp=timestamp(h.source_time) if h.moment is not None else None,
+        heard=h.heard if h.moment is not None else None,
         source=SourceOut(path=p.document_id, start=p.start, end=p.end, line=p.sentences[0].line),
         transcribed=p.transcribed,
         audio=AudioOut(url=ep.audio_url, type=ep.audio_type, start=t.seconds if t else 0.0)

@@ -38,6 +38,8 @@ def print_answer(doc: Any, abstained: bool) -> None:
         when = f"[link={r.url}]{label}[/link]" if r.url else label
         console.print(f"\n[bold]{r.rank}.[/bold] [cyan]{when}[/cyan] {ep}  [dim]{trail}[/dim]")
         console.print(f"   {escape(r.text)}")
+        if r.heard:  # a wiki result at its transcript's moment: the words said then
+            console.print(f"   [dim]said at {label}:[/dim] “{escape(r.heard)}”")
         if r.url:
             console.print(f"   [blue]{r.url}[/blue]")
         if r.links:

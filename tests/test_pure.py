@@ -389,10 +389,14 @@ def test_moment_pick_prefers_matches_near_the_citation() -> None:
 def test_ranked_moment_takes_the_first_window_of_the_episode_near_the_citation() -> None:
     from index.moment import ranked_moment
 
-    windows = [("E2", Time(100.0, True)), ("E1", Time(3000.0, True)), ("E1", Time(700.0, True))]
+    windows = [
+        ("E2", Time(100.0, True), "a"),
+        ("E1", Time(3000.0, True), "b"),
+        ("E1", Time(700.0, True), "c"),
+    ]
     # The best-ranked window of E1 is 45 min from the wiki's citation: out of reach.
-    assert ranked_moment("E1", 400.0, windows, near_s=600.0) == Time(700.0, True)
-    assert ranked_moment("E1", None, windows, near_s=600.0) == Time(3000.0, True)
+    assert ranked_moment("E1", 400.0, windows, near_s=600.0) == (Time(700.0, True), "c")
+    assert ranked_moment("E1", None, windows, near_s=600.0) == (Time(3000.0, True), "b")
     assert ranked_moment("E3", 400.0, windows, near_s=600.0) is None
 
 
@@ -419,10 +423,11 @@ def test_a_wiki_hit_and_the_window_holding_its_checked_moment_are_one_result() -
     out = one_per_moment([window, later, unverified, other_episode, confirmed], k=5)
     assert [h.row for h in out] == [2, 1, 4, 5]
     assert out[0].moment == window.time == Time(100.0, True)
+    assert out[0].heard == "said here"  # the words that second is exact for
     # The wiki hit came first: it stays, with no moment yet (with_moments gives
     # it one); the window holding its corrected moment is gone.
     out = one_per_moment([corrected, window, later], k=5)
-    assert [h.row for h in out] == [3, 0] and out[0].moment is None
+    assert [h.row for h in out] == [3, 0] and out[0].moment is None and out[0].heard is None
     # A window merges once; a cut at k comes after every pair is made.
     twice = _wiki_cited(6, Time(140.0, True, "confirmed"))
     out = one_per_moment([window, later, confirmed, twice], k=2)

@@ -4,6 +4,7 @@ and wiki citations checked against the transcript (needs ../shared/data)."""
 from __future__ import annotations
 
 import re
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,18 @@ def _cue_starts(path: Path) -> set[float]:
 
 
 @pytest.fixture(scope="module")
-def mixed(shared: Path, tmp_path_factory: pytest.TempPathFactory, embedder):  # type: ignore[no-untyped-def]
+def mixed_dir(shared: Path, tmp_path_factory: pytest.TempPathFactory, embedder):  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp("mixed") / "index"
     loaded = load(
         [CORPUS, shared / "transcripts" / DEPRESSION, shared / "catalog" / "transcripts.csv"]
     )
     build(loaded.documents, out, embedder, catalog_files=loaded.catalog_files)
-    return open_index(out, embedder)
+    return out
+
+
+@pytest.fixture(scope="module")
+def mixed(mixed_dir: Path, embedder):  # type: ignore[no-untyped-def]
+    return open_index(mixed_dir, embedder)
 
 
 def test_one_ranking_over_both_kinds(mixed) -> None:  # type: ignore[no-untyped-def]
@@ -119,10 +125,17 @@ def test_wiki_result_cites_the_transcripts_moment(mixed, shared: Path) -> None: 
     wiki = [h for h in hits if h.passage.kind == "wiki"]
     assert wiki and any(h.moment is not None for h in wiki)
     starts = _cue_starts(shared / "transcripts" / DEPRESSION)
+    (transcript,) = load([shared / "transcripts" / DEPRESSION]).documents
+    said = {}  # the transcript's sentences by the second each starts at
+    for s in transcript.sentences:
+        if s.time is not None:
+            said.setdefault(round(s.time.seconds, 3), set()).add(s.text)
     for h in wiki:
         if h.moment is not None:
             assert h.moment.exact and round(h.moment.seconds, 3) in starts
             assert h.time == h.moment  # source_time may be None: a wiki passage without a citation
+            # The words shown as heard are the transcript's sentence at that second.
+            assert h.heard in said[round(h.moment.seconds, 3)]
     plain = search(mixed, "Which serotonin receptor does psilocybin act on?", 10, moments=False)
     assert all(h.moment is None for h in plain)
 
@@ -151,3 +164,38 @@ def test_a_wiki_claim_and_the_window_that_says_it_are_one_result(mixed) -> None:
     assert len(hits) == 10 and not _pairs(hits)
     merged = [h for h in hits if h.passage.kind == "wiki" and checked_time(h) is not None]
     assert merged and all(h.moment is not None and h.moment.exact for h in merged)
+    assert all(h.heard for h in merged)
+
+
+def test_the_api_and_the_page_show_the_words_heard_at_the_moment(mixed, mixed_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """A wiki result cited at its transcript's moment carries the transcript's
+    sentence said then ("heard"): the API gives it, the page shows it under
+    the wiki's text; a result cited at its own source's time has none."""
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.settings import Settings
+
+    q = "What did Vesuna and colleagues find about ketamine and a one to three hertz rhythm?"
+    with TestClient(create_app(Settings(index_dir=mixed_dir), index=mixed)) as client:
+        results = client.get("/api/search", params={"q": q, "k": 10}).json()["results"]
+        page = unescape(client.get("/", params={"q": q, "k": 10}).text)
+    moved = [r for r in results if r["moment"] == "transcript"]
+    assert moved and all(r["heard"] and r["kind"] == "wiki" for r in moved)
+    assert all(r["heard"] is None for r in results if r["moment"] == "source")
+    for r in moved:
+        assert r["heard"] != r["sentence"]  # the transcript's words, not the wiki's
+        label = r["timestamp"]["label"]
+        assert f"Said at {label} in the episode:</span> “{r['heard']}”" in page
+
+
+def test_ask_in_the_terminal_prints_the_words_heard(mixed_dir: Path) -> None:
+    """`podcite ask` shows a moved wiki result's transcript words under its text."""
+    from typer.testing import CliRunner
+
+    from server.cli import app
+
+    q = "What did Vesuna and colleagues find about ketamine and a one to three hertz rhythm?"
+    out = CliRunner().invoke(app, ["ask", q, "--index", str(mixed_dir), "-k", "5"])
+    assert out.exit_code == 0, out.output
+    assert "said at " in out.output and "“" in out.output
