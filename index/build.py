@@ -28,7 +28,7 @@ from index import carry, citecheck, store
 from index.embedder import Embedder
 from index.errors import BuildError, MustParse
 from index.keyword import passage_tokens
-from index.library import episode_entries
+from index.library import episode_entries, kept_entries
 from index.rows import Carried, PassageTable
 from index.tokens import concat, sentences_of, width
 from index.training import model_record
@@ -344,7 +344,9 @@ def _manifest(
         },
         "documents": entries,
         # index/library.py: the page's episode list (kept documents' entries carried over)
-        "episodes": episode_entries(given.documents, _kept_episodes(old, kept)),
+        "episodes": episode_entries(
+            given.documents, kept_entries(old.manifest if old else None, kept)
+        ),
         "catalogs": list(dict.fromkeys([*old_catalogs, *(str(p) for p in catalog_files)])),
         "citations_checked": {v: citations[v] for v in carry.VERDICTS if citations[v]},
         "warnings": report.warnings,
@@ -374,37 +376,20 @@ def _carried(
 ) -> list[str]:
     """Sort the previous build's documents into updated/kept/removed; the ids to
     carry over (documents given but left unparsed, and those not given)."""
-    parsed = {d.id: d for d in given.documents}
-    names = set(parsed) | {u.id for u in given.unchanged}
+    parsed = given.documents
+    unparsed = [u.id for u in given.unchanged]
     if old is None:
-        if warning and not _all_given(out, names):
+        if warning and not _all_given(out, {d.id for d in parsed} | set(unparsed)):
             raise BuildError(
                 f"{warning}; its documents cannot be carried over: ingest everything "
                 "again with --replace"
             )
-        report.added = list(parsed)
+        report.added = [d.id for d in parsed]
         return []
-    before: dict[str, dict[str, Any]] = old.manifest.get("documents", {})
-    for d in given.documents:
-        if d.id not in before:
-            report.added.append(d.id)
-        elif before[d.id].get("sha256") != d.sha256:
-            report.updated.append(d.id)
-        else:
-            report.kept.append(d.id)
-    kept = [u.id for u in given.unchanged]
-    folders = [Path(r).resolve() for r in roots]
-    for doc_id, info in before.items():
-        if doc_id in names:
-            continue
-        f = Path(str(info.get("file") or info.get("path", "")))
-        gone = not f.exists()
-        if gone and (prune or any(f.resolve().is_relative_to(r) for r in folders)):
-            report.removed.append(doc_id)
-        else:
-            kept.append(doc_id)
-    report.kept.extend(kept)
-    return kept
+    s = carry.sort(old.manifest.get("documents", {}), parsed, unparsed, roots, prune)
+    report.added, report.updated, report.removed = s.added, s.updated, s.removed
+    report.kept = [*s.same, *s.carried]
+    return s.carried
 
 
 def _all_given(out: Path, given: set[str]) -> bool:
@@ -413,11 +398,3 @@ def _all_given(out: Path, given: set[str]) -> bool:
         return set(store.read_manifest(out).get("documents", {})) <= set(given)
     except PodciteError:
         return False
-
-
-def _kept_episodes(old: store.Stored | None, kept: Sequence[str]) -> list[dict[str, Any]]:
-    """The previous manifest's episode entries of the documents carried over."""
-    if old is None or not kept:
-        return []
-    ids = {old.manifest["documents"][d].get("episode") for d in kept}
-    return [e for e in old.manifest.get("episodes", []) if e.get("id") in ids]

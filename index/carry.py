@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -123,3 +124,48 @@ def knows(entries: Sequence[dict[str, Any]]) -> bool:
     """Whether these manifest entries keep what a carried document needs
     (builds before this module kept neither problems nor verdict counts)."""
     return all("issues" in e and "citations" in e for e in entries)
+
+
+@dataclass
+class Sorting:
+    """The previous build's documents as a rebuild finds them."""
+
+    added: list[str] = field(default_factory=list)  # parsed now, new
+    updated: list[str] = field(default_factory=list)  # parsed now, their file changed
+    same: list[str] = field(default_factory=list)  # parsed now, their file unchanged
+    removed: list[str] = field(default_factory=list)  # gone, and dropped
+    carried: list[str] = field(default_factory=list)  # kept from the previous build
+
+
+def sort(
+    before: dict[str, dict[str, Any]],
+    parsed: Sequence[Document],
+    unparsed: Sequence[str],
+    roots: Sequence[Path],
+    prune: bool,
+) -> Sorting:
+    """Sort the previous build's manifest entries (``before``) against the
+    documents given now: those left unparsed (known unchanged) are carried;
+    one not given is dropped when its file is gone and either ``prune`` is set
+    or it lay under a folder given now (a folder ingested whole), else carried."""
+    out = Sorting()
+    for d in parsed:
+        if d.id not in before:
+            out.added.append(d.id)
+        elif before[d.id].get("sha256") != d.sha256:
+            out.updated.append(d.id)
+        else:
+            out.same.append(d.id)
+    out.carried = list(unparsed)
+    given = {d.id for d in parsed} | set(unparsed)
+    folders = [Path(r).resolve() for r in roots]
+    for doc_id, info in before.items():
+        if doc_id in given:
+            continue
+        f = Path(str(info.get("file") or info.get("path", "")))
+        gone = not f.exists()
+        if gone and (prune or any(f.resolve().is_relative_to(r) for r in folders)):
+            out.removed.append(doc_id)
+        else:
+            out.carried.append(doc_id)
+    return out

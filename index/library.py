@@ -144,3 +144,12 @@ def library(index: Index) -> Library:
         last_date=dates[-1] if dates else None,
         built_at=index.built_at,
     )
+
+
+def kept_entries(manifest: dict[str, Any] | None, kept: Sequence[str]) -> list[dict[str, Any]]:
+    """A previous build's ``manifest`` episode entries of the documents ``kept``
+    (carried over by a rebuild), for ``episode_entries``."""
+    if manifest is None or not kept:
+        return []
+    ids = {manifest["documents"][d].get("episode") for d in kept}
+    return [e for e in manifest.get("episodes", []) if e.get("id") in ids]
