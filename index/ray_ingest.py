@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import pickle  # nosec B403: only this job's own tasks' results are unpickled
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -69,6 +70,8 @@ def start(address: str | None, workers: int = 2) -> None:
     ``workers`` CPUs; a Ray already started in this process is used as it is.
     Workers import this checkout of podcite (PYTHONPATH locally, ``py_modules``
     on a cluster) and need its packages installed (the model ships in one)."""
+    if address:
+        check_address(address)
     import ray
 
     if ray.is_initialized():
@@ -91,6 +94,23 @@ def start(address: str | None, workers: int = 2) -> None:
         ),
         ray.shutdown,
     )
+
+
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, naming it, where a cluster address does not answer:
+    ``ray.init`` retries a dead address for minutes (measured: still waiting
+    after 2 min).  ``auto`` (a cluster started on this machine) is Ray's to find."""
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise BuildError(f"--ray {address}: give HOST:PORT, ray://HOST:PORT, auto or local")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise BuildError(f"--ray {address}: no Ray cluster answers there ({why})") from None
 
 
 def start_with_retries(

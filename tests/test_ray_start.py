@@ -1,13 +1,18 @@
-"""Starting a local Ray: a start that times out is tried again after the half
-session it left is cleared, and one that never succeeds is a ``BuildError``
-naming the cause.  Pure logic (Ray's own start is exercised in test_ray)."""
+"""Starting Ray: a local start that times out is tried again after the half
+session it left is cleared, one that never succeeds is a ``BuildError`` naming
+the cause (pure logic; Ray's own start is exercised in test_ray); a cluster
+address nobody answers at fails in seconds, naming it (real sockets)."""
 
 from __future__ import annotations
+
+import socket
+from pathlib import Path
 
 import pytest
 
 from index.errors import BuildError
-from index.ray_ingest import start_with_retries
+from index.ray_ingest import check_address, start_with_retries
+from tests.conftest import CORPUS
 
 
 class FlakyStart:
@@ -42,3 +47,36 @@ def test_a_start_that_succeeds_is_not_reset() -> None:
     ray = FlakyStart(failures=0)
     start_with_retries(ray.init, ray.reset)
     assert (ray.calls, ray.resets) == (1, 0)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # free again once closed: nothing listens
+
+
+def test_an_address_nobody_answers_at_fails_at_once_naming_it() -> None:
+    port = _closed_port()
+    with pytest.raises(BuildError, match=rf"--ray 127\.0\.0\.1:{port}: no Ray cluster answers"):
+        check_address(f"127.0.0.1:{port}", timeout_s=2.0)
+    with pytest.raises(BuildError, match="give HOST:PORT"):
+        check_address("head-node")
+    with socket.socket() as listening:  # something answers: ray.init takes it from there
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        check_address(f"ray://127.0.0.1:{listening.getsockname()[1]}")
+    check_address("auto")
+
+
+def test_ingest_with_a_dead_ray_address_says_so_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from server.cli import app
+
+    port = _closed_port()
+    index = tmp_path / "index"
+    args = ["ingest", str(CORPUS), "--index", str(index), "--ray", f"127.0.0.1:{port}"]
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 1
+    assert f"--ray 127.0.0.1:{port}: no Ray cluster answers there" in out.output
+    assert not index.exists()  # nothing written
