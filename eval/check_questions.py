@@ -74,8 +74,11 @@ MIN_LOOKALIKES = 40  # out_of_scope_lookalikes.jsonl: every question a lookalike
 MAX_TERM_HITS = 5
 
 # Characters that may precede a sentence start (ignoring spaces and tabs);
-# a line start also counts.
+# a line start also counts, as does a list item's marker, and an ender
+# followed by closing quotes (where the wiki parser starts one too).
 SENTENCE_ENDERS = frozenset(".!?>])")
+CLOSING_QUOTES = frozenset("\u201d\u2019\"'")
+_LIST_MARKER_RE = re.compile(r"[ \t]*(?:[-*+]|\d+[.)])")
 
 _VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
 _CUE_RE = re.compile(r"^\s*(\d+(?::\d+){1,2}\.\d+)\s+-->\s+(\d+(?::\d+){1,2}\.\d+)")
@@ -124,13 +127,23 @@ def iter_jsonl(path: Path, report: Report) -> Iterator[tuple[str, dict[str, Any]
 
 
 def is_sentence_start(text: str, index: int) -> bool:
-    """True when ``index`` starts a sentence: a line start or after . ! ? > ] )."""
+    """True when ``index`` starts a sentence: a line start, a list item's text
+    (after ``- ``, ``* ``, ``+ ``, ``1. ``), or after . ! ? > ] ) and any
+    closing quotes, as ``ingest.sentences`` splits a page."""
     if not 0 <= index < len(text) or text[index].isspace():
         return False
     j = index - 1
     while j >= 0 and text[j] in " \t":
         j -= 1
-    return j < 0 or text[j] in "\r\n" or text[j] in SENTENCE_ENDERS
+    if j < 0 or text[j] in "\r\n" or text[j] in SENTENCE_ENDERS:
+        return True
+    line_start = text.rfind("\n", 0, j + 1) + 1
+    if j < index - 1 and _LIST_MARKER_RE.fullmatch(text, line_start, j + 1):
+        return True
+    k = j
+    while k >= 0 and text[k] in CLOSING_QUOTES:
+        k -= 1
+    return k < j and k >= 0 and text[k] in SENTENCE_ENDERS
 
 
 def parse_timestamp(value: str) -> float:

@@ -337,3 +337,38 @@ def test_question_files_pass_their_checker() -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_checker_takes_every_sentence_start_the_wiki_parser_makes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eval/check_questions.py's offset rule accepts each sentence the wiki
+    parser starts (list items behind their marker, a sentence after a closing
+    quote), so a question may give any of them as its evidence."""
+    import importlib.util
+    import sys
+
+    from ingest import load
+
+    spec = importlib.util.spec_from_file_location(
+        "check_questions", ROOT / "eval" / "check_questions.py"
+    )
+    assert spec is not None and spec.loader is not None
+    checker = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, checker)  # its dataclasses look it up
+    spec.loader.exec_module(checker)
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ntitle: A page\nvideoId: abcdefghijk\n---\n# A page\n\n## Part\n\n"
+        "Some text here. \u201cHe said it.\u201d Then more text follows.\n\n"
+        "- **Bold item**: the item says a thing.\n- Plain item with words.\n"
+        "* **Another** one here.\n1. **Numbered** item text.\n",
+        encoding="utf-8",
+    )
+    text = page.read_text(encoding="utf-8")
+    (doc,) = load([page]).documents
+    starts = [s.start for s in doc.sentences]
+    assert len(starts) == 7
+    assert all(checker.is_sentence_start(text, i) for i in starts)
+    assert not checker.is_sentence_start(text, text.index("text here"))
+    assert not checker.is_sentence_start(text, text.index("item says"))
