@@ -138,3 +138,9 @@ class AnswerSentence:
         if self.sentence == self.hit.best_sentence:
             return self.hit.time
         return self.hit.passage.time_of(self.sentence)
+
+    @property
+    def heard(self) -> str | None:
+        """The transcript's sentence said at ``time`` where that time is the
+        result's transcript moment (``Hit.heard``); else None."""
+        return self.hit.heard if self.sentence == self.hit.best_sentence else None

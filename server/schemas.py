@@ -105,6 +105,9 @@ class AnswerOut(BaseModel):
     timestamp: TimestampOut | None
     url: str | None
     result_id: str
+    # As its result's: the transcript's sentence said at timestamp, where the
+    # time is the transcript's moment for a wiki sentence.
+    heard: str | None = None
 
 
 class AskOut(BaseModel):
@@ -185,6 +188,7 @@ def answer_sentence(a: AnswerSentence, audio: Playable = None) -> AnswerOut:
         timestamp=timestamp(t),
         url=ep.url_at(t.seconds) if ep and t else None,
         result_id=a.hit.passage.id,
+        heard=a.heard if a.hit.moment is not None else None,
     )
 
 

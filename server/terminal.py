@@ -30,6 +30,8 @@ def print_answer(doc: Any, abstained: bool) -> None:
         for a in answer:
             text = f"[link={a.url}]{escape(a.text)}[/link]" if a.url else escape(a.text)
             console.print(f"  • {text} [cyan]{timestamp_label(a.timestamp)}[/cyan] {a.url or ''}")
+            if a.heard:  # a wiki sentence at its transcript's moment: the words said then
+                console.print(f"    [dim]said at {a.timestamp.label}:[/dim] “{escape(a.heard)}”")
     console.print(f"\n[bold]{len(results)} passages[/bold] ({doc.took_ms:.0f} ms)")
     for r in results:
         ep = escape(r.episode.title if r.episode else "episode unknown")

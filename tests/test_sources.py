@@ -180,6 +180,7 @@ def test_the_api_and_the_page_show_the_words_heard_at_the_moment(mixed, mixed_di
     with TestClient(create_app(Settings(index_dir=mixed_dir), index=mixed)) as client:
         results = client.get("/api/search", params={"q": q, "k": 10}).json()["results"]
         page = unescape(client.get("/", params={"q": q, "k": 10}).text)
+        asked = client.get("/api/ask", params={"q": q, "k": 10}).json()
     moved = [r for r in results if r["moment"] == "transcript"]
     assert moved and all(r["heard"] and r["kind"] == "wiki" for r in moved)
     assert all(r["heard"] is None for r in results if r["moment"] == "source")
@@ -187,6 +188,17 @@ def test_the_api_and_the_page_show_the_words_heard_at_the_moment(mixed, mixed_di
         assert r["heard"] != r["sentence"]  # the transcript's words, not the wiki's
         label = r["timestamp"]["label"]
         assert f"Said at {label} in the episode:</span> “{r['heard']}”" in page
+    # An answer sentence cited at its result's transcript moment shows the same words.
+    by_id = {r["id"]: r for r in asked["results"]}
+    said = [a for a in asked["answer"] if a["heard"]]
+    assert said, "the answer should hold the wiki claim cited at the transcript's moment"
+    for a in said:
+        r = by_id[a["result_id"]]
+        assert r["moment"] == "transcript" and (a["heard"], a["timestamp"]) == (
+            r["heard"],
+            r["timestamp"],
+        )
+        assert f"said at {a['timestamp']['label']}:</span> “{a['heard']}”" in page
 
 
 def test_ask_in_the_terminal_prints_the_words_heard(mixed_dir: Path) -> None:
