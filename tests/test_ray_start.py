@@ -80,3 +80,44 @@ def test_ingest_with_a_dead_ray_address_says_so_in_one_line(tmp_path: Path) -> N
     assert out.exit_code == 1
     assert f"--ray 127.0.0.1:{port}: no Ray cluster answers there" in out.output
     assert not index.exists()  # nothing written
+
+
+@pytest.mark.slow
+def test_a_real_ray_that_timed_out_starting_starts_on_the_next_try(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray's own 30 s wait for its raylet runs out (made to, by hiding the
+    node from the first start), and the next try in the same process starts a
+    Ray that runs a job."""
+    ray = pytest.importorskip("ray")
+    services = pytest.importorskip("ray._private.services")
+    from index import ray_ingest
+
+    assert not ray.is_initialized()
+    real_get_node = services.get_node
+    tries: list[str] = []
+
+    def get_node(*args: object, **kwargs: object) -> object:
+        if len(tries) < 1:  # the first start never sees its raylet register
+            raise RuntimeError("raylet not registered yet")
+        return real_get_node(*args, **kwargs)
+
+    real_init = ray.init
+
+    def init(*args: object, **kwargs: object) -> object:
+        try:
+            return real_init(*args, **kwargs)
+        except Exception as exc:
+            tries.append(str(exc))
+            raise
+
+    monkeypatch.setattr(services, "get_node", get_node)
+    monkeypatch.setattr(ray, "init", init)
+    try:
+        ray_ingest.start(None, workers=1)
+        assert len(tries) == 1 and "timed out during startup" in tries[0]
+        import ray.data
+
+        assert ray.data.range(10).sum("id") == 45
+    finally:
+        ray.shutdown()
