@@ -26,6 +26,7 @@ embedded), and transcribing audio (the feeds branch's step would be one more
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle  # nosec B403: only this job's own tasks' results are unpickled
 import socket
@@ -92,8 +93,36 @@ def start(address: str | None, workers: int = 2) -> None:
             log_to_driver=False,
             runtime_env={"env_vars": env},
         ),
-        ray.shutdown,
+        clear_failed_start,
     )
+
+
+def clear_failed_start() -> None:
+    """``ray.shutdown()``, and the processes a start that failed inside Ray's
+    node set-up left running: Ray never registered them (they would die only
+    with this process), and on 2 cores they starve the next try (seen in CI:
+    the second try's GCS then timed out as well).  With no Ray started here,
+    every Ray process below this one is the failed start's."""
+    import ray
+
+    ray.shutdown()
+    import psutil  # Ray's own copy (ray/thirdparty_files), importable once ray is
+
+    ours = [c for c in psutil.Process().children(recursive=True) if _is_ray(c)]
+    for c in ours:
+        with contextlib.suppress(psutil.Error):  # gone already
+            c.kill()
+    psutil.wait_procs(ours, timeout=10)
+
+
+def _is_ray(process: Any) -> bool:
+    """A Ray process: its binaries and scripts live in the ray package, its
+    workers and agents are named ``ray::...``."""
+    try:
+        cmd = process.cmdline()
+    except Exception:  # psutil.Error: gone, or not ours to read
+        return False
+    return bool(cmd) and (cmd[0].startswith("ray::") or any("site-packages/ray/" in a for a in cmd))
 
 
 def check_address(address: str, timeout_s: float = 5.0) -> None:
