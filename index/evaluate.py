@@ -21,7 +21,6 @@ from typing import Any, cast
 
 import numpy as np
 
-from index.answer_type import asks_quantity
 from index.backend import Index
 from index.coverage import unknown_terms
 from index.metrics import calibrate, retrieval_metrics
@@ -44,7 +43,7 @@ from index.records import (
     Mode,
     RerankSettings,
 )
-from index.search import AnswerRule, choose_answer, find, search
+from index.search import AnswerRule, answer_for, find, search
 from ingest.errors import PodciteError
 
 # Evaluation modes: the search modes, and hybrid with each fusion by name.
@@ -246,9 +245,7 @@ def _answer_hit(index: Index, q: Question, hits: Sequence[Hit], vector: Any) -> 
     ``index.search.answer`` gives: the same choice over the same hits."""
     if q.kind not in ("evidence", "moment"):
         return None
-    pool = hits[: AnswerRule().pool]
-    sims = [index.backend.sentence_vectors(h.row) @ vector for h in pool]
-    chosen = choose_answer(hits, sims, wants_number=asks_quantity(q.text))
+    chosen = answer_for(index, q.text, hits, vector)
     return judge_answer(q, chosen[0]) if chosen else None
 
 

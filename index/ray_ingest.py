@@ -108,20 +108,18 @@ def clear_failed_start() -> None:
     ray.shutdown()
     import psutil  # Ray's own copy (ray/thirdparty_files), importable once ray is
 
-    ours = [c for c in psutil.Process().children(recursive=True) if _is_ray(c)]
-    for c in ours:
-        with contextlib.suppress(psutil.Error):  # gone already
-            c.kill()
+    ours = []
+    for c in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # gone already, or not ours to read
+            if is_ray_command(c.cmdline()):
+                c.kill()
+                ours.append(c)
     psutil.wait_procs(ours, timeout=10)
 
 
-def _is_ray(process: Any) -> bool:
-    """A Ray process: its binaries and scripts live in the ray package, its
-    workers and agents are named ``ray::...``."""
-    try:
-        cmd = process.cmdline()
-    except Exception:  # psutil.Error: gone, or not ours to read
-        return False
+def is_ray_command(cmd: Sequence[str]) -> bool:
+    """Whether a process's command line is Ray's: its binaries and scripts live
+    in the ray package, its workers and agents are named ``ray::...``."""
     return bool(cmd) and (cmd[0].startswith("ray::") or any("site-packages/ray/" in a for a in cmd))
 
 

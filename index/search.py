@@ -322,6 +322,18 @@ def answer(
     unknown = unknown_terms(index, query) if unknown_below > threshold else []
     if abstains(hits, threshold, unknown, unknown_below):
         return []
-    q = index.embed(query.strip())
+    return answer_for(index, query, hits, index.embed(query.strip()), threshold, rule)
+
+
+def answer_for(
+    index: Index,
+    query: str,
+    hits: Sequence[Hit],
+    q: NDArray[np.float32],
+    threshold: float = ABSTAIN_BELOW,
+    rule: AnswerRule = AnswerRule(),
+) -> list[AnswerSentence]:
+    """``answer``'s choice over ``hits`` for a question already embedded as
+    ``q`` (``podcite eval`` has the vector: the same choice, judged)."""
     sims = [index.backend.sentence_vectors(h.row) @ q for h in hits[: rule.pool]]
     return choose_answer(hits, sims, threshold, rule, asks_quantity(query))

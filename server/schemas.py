@@ -170,7 +170,7 @@ def result(h: Hit, audio: Playable = None) -> ResultOut:
         links=list(p.links),
         moment="transcript" if h.moment is not None else "source",
         source_timestamp=timestamp(h.source_time) if h.moment is not None else None,
-        heard=h.heard if h.moment is not None else None,
+        heard=h.heard,  # set with moment only (index/moment.py)
         source=SourceOut(path=p.document_id, start=p.start, end=p.end, line=p.sentences[0].line),
         transcribed=p.transcribed,
         audio=AudioOut(url=ep.audio_url, type=ep.audio_type, start=t.seconds if t else 0.0)
@@ -188,7 +188,7 @@ def answer_sentence(a: AnswerSentence, audio: Playable = None) -> AnswerOut:
         timestamp=timestamp(t),
         url=ep.url_at(t.seconds) if ep and t else None,
         result_id=a.hit.passage.id,
-        heard=a.heard if a.hit.moment is not None else None,
+        heard=a.heard,
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from index.errors import BuildError
-from index.ray_ingest import check_address, start_with_retries
+from index.ray_ingest import check_address, is_ray_command, start_with_retries
 from tests.conftest import CORPUS
 
 
@@ -47,6 +47,16 @@ def test_a_start_that_succeeds_is_not_reset() -> None:
     ray = FlakyStart(failures=0)
     start_with_retries(ray.init, ray.reset)
     assert (ray.calls, ray.resets) == (1, 0)
+
+
+def test_only_rays_own_processes_are_taken_for_a_failed_starts() -> None:
+    site = "/srv/.venv/lib/python3.11/site-packages/ray"
+    assert is_ray_command([f"{site}/core/src/ray/gcs/gcs_server", "--log_dir=/tmp/ray/x"])
+    assert is_ray_command(["python", "-u", f"{site}/_private/log_monitor.py"])
+    assert is_ray_command(["ray::IDLE"]) and is_ray_command(["ray::DashboardAgent"])
+    # A podcite server whose index lies under a folder named ray is not Ray.
+    assert not is_ray_command([".venv/bin/podcite", "serve", "--index", "/tmp/t/ray/index"])
+    assert not is_ray_command([])
 
 
 def _closed_port() -> int:
