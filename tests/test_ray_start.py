@@ -1,17 +1,27 @@
 """Starting Ray: a local start that times out is tried again after the half
 session it left is cleared, one that never succeeds is a ``BuildError`` naming
 the cause (pure logic; Ray's own start is exercised in test_ray); a cluster
-address nobody answers at fails in seconds, naming it (real sockets)."""
+address nobody answers at, or where something other than Ray answers, fails in
+seconds, naming it (real sockets, a real HTTP server and a real gRPC server)."""
 
 from __future__ import annotations
 
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from index.errors import BuildError
-from index.ray_ingest import check_address, is_ray_command, start_with_retries
+from index.ray_ingest import (
+    check_address,
+    describe_reply,
+    is_http2_settings,
+    is_ray_command,
+    start_with_retries,
+)
 from tests.conftest import CORPUS
 
 
@@ -71,11 +81,48 @@ def test_an_address_nobody_answers_at_fails_at_once_naming_it() -> None:
         check_address(f"127.0.0.1:{port}", timeout_s=2.0)
     with pytest.raises(BuildError, match="give HOST:PORT"):
         check_address("head-node")
-    with socket.socket() as listening:  # something answers: ray.init takes it from there
-        listening.bind(("127.0.0.1", 0))
-        listening.listen()
-        check_address(f"ray://127.0.0.1:{listening.getsockname()[1]}")
-    check_address("auto")
+    check_address("auto")  # Ray's to find
+
+
+def test_a_port_that_answers_but_is_not_ray_fails_at_once_saying_what_answered() -> None:
+    """``ray.init`` at an HTTP/1 port (the dashboard's, say) retries for
+    minutes; a gRPC server, as Ray's GCS and Ray Client are, passes."""
+    grpc = pytest.importorskip("grpc")
+    http = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(
+            BuildError, match=r"not a Ray cluster \(it replied in text"
+        ):
+            check_address(f"127.0.0.1:{http.server_address[1]}")
+    finally:
+        http.shutdown()
+        http.server_close()
+    with socket.socket() as silent:  # accepts, says nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        with pytest.raises(BuildError, match=r"not a Ray cluster \(no reply\)"):
+            check_address(f"ray://127.0.0.1:{silent.getsockname()[1]}", timeout_s=1.0)
+    server = grpc.server(ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        check_address(f"127.0.0.1:{port}")
+        check_address(f"ray://127.0.0.1:{port}")
+    finally:
+        server.stop(None)
+
+
+def test_only_an_http2_settings_frame_reads_as_grpc() -> None:
+    settings = bytes([0, 0, 6, 4, 0, 0, 0, 0, 0])
+    assert is_http2_settings(settings)
+    assert not is_http2_settings(b"HTTP/1.1 400 Bad")
+    assert not is_http2_settings(bytes([0, 0, 6, 4, 0, 0, 0, 0, 1]))  # a stream's frame
+    assert not is_http2_settings(settings[:5])
+    assert describe_reply(b"HTTP/1.0 400") == "an HTTP/1 server"
+    assert describe_reply(b"-") == "no reply"
+    assert describe_reply(b"<!DOCTYPE") == "it replied in text: '<!DOCTYPE'"
+    assert describe_reply(b"\x15\x03\x01") == r"not HTTP/2: b'\x15\x03\x01'"
 
 
 def test_ingest_with_a_dead_ray_address_says_so_in_one_line(tmp_path: Path) -> None:
