@@ -91,9 +91,7 @@ def test_a_port_that_answers_but_is_not_ray_fails_at_once_saying_what_answered()
     http = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     try:
-        with pytest.raises(
-            BuildError, match=r"not a Ray cluster \(it replied in text"
-        ):
+        with pytest.raises(BuildError, match=r"not a Ray cluster \(it replied in text"):
             check_address(f"127.0.0.1:{http.server_address[1]}")
     finally:
         http.shutdown()
