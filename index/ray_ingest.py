@@ -134,30 +134,29 @@ def check_address(address: str, timeout_s: float = 5.0) -> None:
         raise BuildError(f"--ray {address}: give HOST:PORT, ray://HOST:PORT, auto or local")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as conn:
-            heard = _http2_reply(conn) if os.environ.get("RAY_USE_TLS", "0") in _NO else b""
+            if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):  # as Ray reads it
+                return  # a healthy cluster would refuse a plain greeting: TCP is all we can check
+            reply = _http2_reply(conn)
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         raise BuildError(f"--ray {address}: no Ray cluster answers there ({why})") from None
-    if heard and not is_http2_settings(heard):
+    if reply is None or not is_http2_settings(reply):
         raise BuildError(
             f"--ray {address}: something answers there, but not a Ray cluster "
-            f"({describe_reply(heard)}); give the cluster's GCS port (6379 unless set) "
+            f"({describe_reply(reply)}); give the cluster's GCS port (6379 unless set) "
             "or its Ray Client port (ray://HOST:10001), not the dashboard's"
         )
 
 
-# RAY_USE_TLS values that leave TLS off (Ray reads it the same way): with TLS
-# on, a plain HTTP/2 greeting would be refused by a healthy cluster.
-_NO = ("0", "false", "False", "")
 # The client's opening of an HTTP/2 connection (RFC 9113 §3.4): the preface,
 # then an empty SETTINGS frame.  Ray's GCS and Ray Client servers are gRPC,
 # which answer it with their own SETTINGS frame.
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 
 
-def _http2_reply(conn: socket.socket) -> bytes:
+def _http2_reply(conn: socket.socket) -> bytes | None:
     """Greet a listening port as a gRPC client would, and read the first bytes
-    of its reply (``b"-"`` where it says nothing in the connection's timeout).
+    of its reply (None where it says nothing within the connection's timeout).
 
     Written here rather than with a gRPC client because the question is only
     whether the port speaks HTTP/2 at all: ``ray.init`` at a port where an
@@ -168,7 +167,7 @@ def _http2_reply(conn: socket.socket) -> bytes:
         conn.sendall(_HTTP2_PREFACE)
         while len(reply) < 9 and (chunk := conn.recv(9 - len(reply))):
             reply += chunk
-    return reply or b"-"
+    return reply or None
 
 
 def is_http2_settings(reply: bytes) -> bool:
@@ -177,9 +176,9 @@ def is_http2_settings(reply: bytes) -> bool:
     return len(reply) >= 9 and reply[3] == 0x04 and reply[5:9] == b"\0\0\0\0"
 
 
-def describe_reply(reply: bytes) -> str:
+def describe_reply(reply: bytes | None) -> str:
     """A short, printable account of what a port said instead."""
-    if reply == b"-":
+    if not reply:
         return "no reply"
     if reply.startswith(b"HTTP/"):
         return "an HTTP/1 server"

@@ -107,3 +107,10 @@ def test_cli_ingest_on_ray_into_milvus(
         assert ms.read_manifest(mc, live)["counts"] == seed.manifest["counts"]
     finally:
         ms.close(mc, str(uri))
+
+
+def test_a_real_clusters_gcs_address_passes_the_address_check(local_ray: None) -> None:
+    """The greeting ``check_address`` sends is one Ray's own GCS answers."""
+    import ray
+
+    ray_ingest.check_address(ray.get_runtime_context().gcs_address)

@@ -111,6 +111,17 @@ def test_a_port_that_answers_but_is_not_ray_fails_at_once_saying_what_answered()
         server.stop(None)
 
 
+def test_with_ray_tls_on_only_the_connection_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cluster behind TLS would refuse a plain HTTP/2 greeting."""
+    monkeypatch.setenv("RAY_USE_TLS", "true")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        check_address(f"127.0.0.1:{silent.getsockname()[1]}", timeout_s=1.0)
+    with pytest.raises(BuildError, match="no Ray cluster answers"):
+        check_address(f"127.0.0.1:{_closed_port()}", timeout_s=1.0)
+
+
 def test_only_an_http2_settings_frame_reads_as_grpc() -> None:
     settings = bytes([0, 0, 6, 4, 0, 0, 0, 0, 0])
     assert is_http2_settings(settings)
@@ -118,7 +129,7 @@ def test_only_an_http2_settings_frame_reads_as_grpc() -> None:
     assert not is_http2_settings(bytes([0, 0, 6, 4, 0, 0, 0, 0, 1]))  # a stream's frame
     assert not is_http2_settings(settings[:5])
     assert describe_reply(b"HTTP/1.0 400") == "an HTTP/1 server"
-    assert describe_reply(b"-") == "no reply"
+    assert describe_reply(None) == describe_reply(b"") == "no reply"
     assert describe_reply(b"<!DOCTYPE") == "it replied in text: '<!DOCTYPE'"
     assert describe_reply(b"\x15\x03\x01") == r"not HTTP/2: b'\x15\x03\x01'"
 
