@@ -5,7 +5,11 @@ sentence that states a number; the sentence cosine alone cannot see that (the
 question "How much dietary fiber do the Hadza eat ...?" is as close to "The
 Hadza diet consists mainly of wild tubers ..." as to "... consume on the order
 of 100 to 150 grams of dietary fiber per day").  ``index.search.choose_answer``
-gives such sentences a small bonus (``AnswerRule.number_bonus``).
+gives such sentences a small bonus (``AnswerRule.number_bonus``).  Where the
+question names the kind of quantity (a duration, a share, a dose, a
+temperature, an age, a year, a frequency), only a number of that kind earns
+it: "How long did the nap group sleep?" is answered by "napped for 90
+minutes", not by "improved it by 20%".
 
 Two regular expressions, written here rather than taken from a library: an
 English question classifier (a trained model, or spaCy's parser) would be a
@@ -18,6 +22,7 @@ docs/benchmarks.md, "Answer sentences".
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from index.keyword import NUMBER_WORDS
 
@@ -40,3 +45,57 @@ def asks_quantity(question: str) -> bool:
 def states_number(text: str) -> bool:
     """Whether ``text`` states a number, in digits or in words."""
     return _NUMBER.search(text) is not None
+
+
+def _kinds(pairs: list[tuple[str, str]]) -> list[tuple[re.Pattern[str], re.Pattern[str]]]:
+    return [
+        (re.compile(rf"\b({q})\b", re.IGNORECASE), re.compile(u, re.IGNORECASE)) for q, u in pairs
+    ]
+
+
+# The question's words that name a kind of quantity -> the words a sentence
+# stating one uses.  Questions not named here ("how many", "how much", "how
+# far") take any number.
+_KINDS = _kinds(
+    [
+        (
+            r"how (long|soon|quickly)",
+            r"\b(seconds?|minutes?|mins?|hours?|hrs?|days?|nights?"
+            r"|weeks?|months?|years?)\b",
+        ),
+        (r"what (percentage|percent|proportion|fraction)", r"%|\b(percent|half|third|quarter)\b"),
+        (r"(at )?what temperature", r"\b(degrees?|fahrenheit|celsius)\b|°"),
+        (
+            r"(at )?what (dose|dosage|amount)",
+            r"\b(mg|milligrams?|grams?|g|mcg|micrograms?|iu"
+            r"|units?|ml|milliliters?|ounces?|oz|cups?|tablets?|capsules?|kg|kilograms?|pounds?)\b",
+        ),
+        (r"how old|(at )?what age", r"\b(years? old|age[ds]?|\d+s)\b"),
+        (r"(in )?(what|which) year", r"\b(1[5-9]\d\d|20\d\d)\b"),
+        (
+            r"how (often|frequently)",
+            r"\b(per|a day|a week|daily|weekly|nightly|times|every"
+            r"|once|twice)\b",
+        ),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """The quantity a question asks for; ``unit``: the words a sentence stating
+    it uses (None: any number will do)."""
+
+    unit: re.Pattern[str] | None = None
+
+    def stated_in(self, text: str) -> bool:
+        """Whether ``text`` states a number of this kind."""
+        return states_number(text) and (self.unit is None or self.unit.search(text) is not None)
+
+
+def asked_quantity(question: str) -> Quantity | None:
+    """The quantity ``question`` asks for, or None where it asks for none."""
+    if not asks_quantity(question):
+        return None
+    unit = next((u for q, u in _KINDS if q.search(question)), None)
+    return Quantity(unit)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 
-from index.answer_type import asks_quantity, states_number
+from index.answer_type import Quantity, asked_quantity
 from index.backend import Index
 from index.coverage import unknown_terms
 from index.fusion import Ranked
@@ -262,22 +262,22 @@ def choose_answer(
     sims: Sequence[NDArray[np.float32]],
     threshold: float = ABSTAIN_BELOW,
     rule: AnswerRule = AnswerRule(),
-    wants_number: bool = False,
+    wants: Quantity | None = None,
 ) -> list[AnswerSentence]:
     """The answer sentences among ``hits[:rule.pool]``, given each hit's sentence
     cosines ``sims`` (same order).  Empty when the library does not answer.
     Every sentence of those passages competes on its own score (its cosine,
     its passage's, its passage's rank, whether it has its own exact time, and
-    where the question asks for a quantity, ``wants_number``, whether it
-    states one)."""
+    where the question asks for a quantity, ``wants``, whether it states one
+    of that kind)."""
     if abstains(hits, threshold):
         return []
     top = max(h.score for h in hits)  # cosines; in hybrid order the first is not always the best
     w = rule.sentence_weight
-    bonus = rule.number_bonus if wants_number else 0.0
+    bonus = rule.number_bonus if wants is not None else 0.0
 
     def own(h: Hit, j: int, s: float) -> float:  # the sentence's own worth
-        number = bonus if bonus and states_number(h.passage.sentences[j].text) else 0.0
+        number = bonus if wants and wants.stated_in(h.passage.sentences[j].text) else 0.0
         return w * s + (1 - w) * h.score + number
 
     def order(rank: int, h: Hit, j: int, s: float) -> float:  # what comes first
@@ -336,4 +336,4 @@ def answer_for(
     """``answer``'s choice over ``hits`` for a question already embedded as
     ``q`` (``podcite eval`` has the vector: the same choice, judged)."""
     sims = [index.backend.sentence_vectors(h.row) @ q for h in hits[: rule.pool]]
-    return choose_answer(hits, sims, threshold, rule, asks_quantity(query))
+    return choose_answer(hits, sims, threshold, rule, asked_quantity(query))

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from index import citecheck
-from index.answer_type import asks_quantity, states_number
 from index.backend import Index
 from index.coverage import common_words, name_words, unknown_terms
 from index.embedded import EmbeddedBackend
@@ -211,24 +210,6 @@ def test_first_answer_sentence_prefers_the_first_result_and_own_times() -> None:
     r = _passage(2, "untimed. timed", times=(None, 30.0))
     one = choose_answer([Hit(r, 0.7, 0)], [np.array([0.81, 0.80], np.float32)], threshold=0.5)
     assert one[0].sentence == 1
-
-
-def test_a_quantity_question_prefers_the_sentence_that_states_a_number() -> None:
-    assert asks_quantity("How much dietary fiber do the Hadza eat each day?")
-    assert asks_quantity("At what age does the window close?")
-    assert not asks_quantity("Which receptor does psilocybin act on?")
-    assert states_number("They eat 100 to 150 grams a day.")
-    assert states_number("one to three Hertz")
-    assert not states_number("The diet is mostly tubers and berries.")
-    # Two sentences of one passage a hair apart: the one with the number leads
-    # only where the question asks for a quantity.
-    p = _passage(0, "Mostly tubers and berries. About 150 grams a day")
-    hits, sims = [Hit(p, 0.7, 0)], [np.array([0.81, 0.80], np.float32)]
-    assert choose_answer(hits, sims, threshold=0.5)[0].sentence == 0
-    assert choose_answer(hits, sims, threshold=0.5, wants_number=True)[0].sentence == 1
-    # A clear lead is not overturned by the bonus.
-    far = [np.array([0.90, 0.80], np.float32)]
-    assert choose_answer(hits, far, threshold=0.5, wants_number=True)[0].sentence == 0
 
 
 def test_answer_sentence_shows_its_cards_time() -> None:

@@ -1,0 +1,52 @@
+"""What kind of answer a question asks for (index/answer_type.py), and how
+``choose_answer`` reads it: pure logic on hand-made passages and cosines."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from index.answer_type import Quantity, asked_quantity, asks_quantity, states_number
+from index.records import Hit
+from index.search import choose_answer
+from tests.test_pure import _passage
+
+
+def test_a_quantity_question_prefers_the_sentence_that_states_a_number() -> None:
+    assert asks_quantity("How much dietary fiber do the Hadza eat each day?")
+    assert asks_quantity("At what age does the window close?")
+    assert not asks_quantity("Which receptor does psilocybin act on?")
+    assert states_number("They eat 100 to 150 grams a day.")
+    assert states_number("one to three Hertz")
+    assert not states_number("The diet is mostly tubers and berries.")
+    # Two sentences of one passage a hair apart: the one with the number leads
+    # only where the question asks for a quantity.
+    p = _passage(0, "Mostly tubers and berries. About 150 grams a day")
+    hits, sims = [Hit(p, 0.7, 0)], [np.array([0.81, 0.80], np.float32)]
+    assert choose_answer(hits, sims, threshold=0.5)[0].sentence == 0
+    assert choose_answer(hits, sims, threshold=0.5, wants=Quantity())[0].sentence == 1
+    # A clear lead is not overturned by the bonus.
+    far = [np.array([0.90, 0.80], np.float32)]
+    assert choose_answer(hits, far, threshold=0.5, wants=Quantity())[0].sentence == 0
+
+
+def test_a_question_naming_the_kind_of_quantity_prefers_a_number_of_that_kind() -> None:
+    how_long = asked_quantity("In the midday learning study, how long did the nap group sleep?")
+    assert how_long is not None and how_long.unit is not None
+    assert how_long.stated_in("Half the subjects napped for 90 minutes.")
+    assert not how_long.stated_in("The nappers improved by 20% over the others.")
+    assert not how_long.stated_in("They slept for a while.")  # a unit, but no number
+    share = asked_quantity("What percentage of people respond?")
+    assert share is not None and share.stated_in("About 30% respond.")
+    assert not share.stated_in("It takes 30 minutes.")
+    year = asked_quantity("In what year was lithium first tried?")
+    assert year is not None and year.stated_in("Cade tried it in 1949.")
+    assert not year.stated_in("He injected 2 guinea pigs.")
+    many = asked_quantity("How many grams of fiber do they eat?")  # no kind named: any number
+    assert many == Quantity() and many.stated_in("About 150 a day.")
+    assert asked_quantity("Which receptor does psilocybin act on?") is None
+    # The sentence with a number of the asked kind leads a close call; a
+    # number of another kind earns nothing.
+    p = _passage(0, "They improved by 20%. They napped for 90 minutes")
+    hits, sims = [Hit(p, 0.7, 0)], [np.array([0.81, 0.80], np.float32)]
+    assert choose_answer(hits, sims, threshold=0.5, wants=Quantity())[0].sentence == 0
+    assert choose_answer(hits, sims, threshold=0.5, wants=how_long)[0].sentence == 1
