@@ -2,7 +2,8 @@
 
 Checks that need only the repository always run: well-formed JSON lines, the
 expected fields and types, unique ids, allowed tags, minimum counts, and every
-``char`` offset into a ``corpus/`` file landing inside it at a sentence start.
+``char`` offset into a ``corpus/`` file landing inside it where podcite's own
+parser starts a sentence.
 
 Checks against the shared evaluation data (wiki pages, Whisper transcripts,
 catalog) run only when that folder exists next to the repository
@@ -73,12 +74,6 @@ MIN_LOOKALIKES = 40  # out_of_scope_lookalikes.jsonl: every question a lookalike
 # the whole library (wiki pages and transcripts together).
 MAX_TERM_HITS = 5
 
-# Characters that may precede a sentence start (ignoring spaces and tabs);
-# a line start also counts, as does a list item's marker, and an ender
-# followed by closing quotes (where the wiki parser starts one too).
-SENTENCE_ENDERS = frozenset(".!?>])")
-CLOSING_QUOTES = frozenset("\u201d\u2019\"'")
-_LIST_MARKER_RE = re.compile(r"[ \t]*(?:[-*+]|\d+[.)])")
 
 _VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
 _CUE_RE = re.compile(r"^\s*(\d+(?::\d+){1,2}\.\d+)\s+-->\s+(\d+(?::\d+){1,2}\.\d+)")
@@ -126,24 +121,16 @@ def iter_jsonl(path: Path, report: Report) -> Iterator[tuple[str, dict[str, Any]
         yield where, obj
 
 
-def is_sentence_start(text: str, index: int) -> bool:
-    """True when ``index`` starts a sentence: a line start, a list item's text
-    (after ``- ``, ``* ``, ``+ ``, ``1. ``), or after . ! ? > ] ) and any
-    closing quotes, as ``ingest.sentences`` splits a page."""
-    if not 0 <= index < len(text) or text[index].isspace():
-        return False
-    j = index - 1
-    while j >= 0 and text[j] in " \t":
-        j -= 1
-    if j < 0 or text[j] in "\r\n" or text[j] in SENTENCE_ENDERS:
-        return True
-    line_start = text.rfind("\n", 0, j + 1) + 1
-    if j < index - 1 and _LIST_MARKER_RE.fullmatch(text, line_start, j + 1):
-        return True
-    k = j
-    while k >= 0 and text[k] in CLOSING_QUOTES:
-        k -= 1
-    return k < j and k >= 0 and text[k] in SENTENCE_ENDERS
+def sentence_starts(path: Path) -> tuple[frozenset[int], str | None]:
+    """Where podcite's own parser (``ingest.load``) starts a sentence in
+    ``path``, as character offsets, and the parser's error where it refused
+    the file.  An evidence ``char`` must be one of them: a question then
+    points at a sentence the index holds, by the one rule that splits them."""
+    from ingest import load
+
+    loaded = load([path])
+    starts = frozenset(s.start for d in loaded.documents for s in d.sentences)
+    return starts, (str(loaded.errors[0]) if loaded.errors else None)
 
 
 def parse_timestamp(value: str) -> float:
@@ -239,6 +226,7 @@ def check_wiki(report: Report, have_data: bool, wiki_set: WikiSet, seen: set[str
     pages: set[str] = set()
     specific = paraphrase = total = 0
     texts: dict[str, str] = {}
+    starts: dict[str, tuple[frozenset[int], str | None]] = {}
     for where, obj in iter_jsonl(question_file, report):
         total += 1
         tags = check_common(where, obj, "w", seen, QUESTION_TAGS, report)
@@ -276,10 +264,14 @@ def check_wiki(report: Report, have_data: bool, wiki_set: WikiSet, seen: set[str
                     report.error(where, f"missing source file {source}")
                     continue
                 texts[source] = read_text(path)
+                starts[source] = sentence_starts(path)
             text = texts[source]
+            at, refused = starts[source]
             if not 0 <= char < len(text):
                 report.error(where, f"char {char} outside {source} (length {len(text)})")
-            elif not is_sentence_start(text, char):
+            elif refused:
+                report.error(where, f"{source} does not parse: {refused}")
+            elif char not in at:
                 context = text[max(0, char - 20) : char + 20]
                 report.error(where, f"char {char} in {source} is not a sentence start: {context!r}")
             if shared and isinstance(video_id, str):

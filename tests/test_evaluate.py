@@ -342,9 +342,10 @@ def test_question_files_pass_their_checker() -> None:
 def test_the_checker_takes_every_sentence_start_the_wiki_parser_makes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """eval/check_questions.py's offset rule accepts each sentence the wiki
-    parser starts (list items behind their marker, a sentence after a closing
-    quote), so a question may give any of them as its evidence."""
+    """eval/check_questions.py's offset rule is the wiki parser's own: it
+    accepts each sentence the parser starts (list items behind their marker, a
+    sentence after a closing quote), so a question may give any of them as its
+    evidence, and refuses an offset inside a sentence."""
     import importlib.util
     import sys
 
@@ -369,6 +370,12 @@ def test_the_checker_takes_every_sentence_start_the_wiki_parser_makes(
     (doc,) = load([page]).documents
     starts = [s.start for s in doc.sentences]
     assert len(starts) == 7
-    assert all(checker.is_sentence_start(text, i) for i in starts)
-    assert not checker.is_sentence_start(text, text.index("text here"))
-    assert not checker.is_sentence_start(text, text.index("item says"))
+    accepted, refused = checker.sentence_starts(page)
+    assert refused is None
+    assert all(i in accepted for i in starts)
+    assert text.index("text here") not in accepted
+    assert text.index("item says") not in accepted
+    broken = tmp_path / "broken.txt"
+    broken.write_bytes(b"\xff\xfe not utf-8 \xff")
+    none, why = checker.sentence_starts(broken)  # the parser's refusal, named
+    assert none == frozenset() and why is not None and "broken.txt" in why
