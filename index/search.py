@@ -274,22 +274,21 @@ def choose_answer(
         return []
     top = max(h.score for h in hits)  # cosines; in hybrid order the first is not always the best
     w = rule.sentence_weight
-    bonus = rule.number_bonus if wants is not None else 0.0
 
     def own(h: Hit, j: int, s: float) -> float:  # the sentence's own worth
-        number = bonus if wants and wants.stated_in(h.passage.sentences[j].text) else 0.0
-        return w * s + (1 - w) * h.score + number
+        stated = wants is not None and wants.stated_in(h.passage.sentences[j].text)
+        return w * s + (1 - w) * h.score + (rule.number_bonus if stated else 0.0)
 
-    def order(rank: int, h: Hit, j: int, s: float) -> float:  # what comes first
+    def order(rank: int, h: Hit, j: int, worth: float) -> float:  # what comes first
         t = h.passage.sentences[j].time
         exact = rule.exact_bonus if t is not None and t.exact else 0.0
-        return own(h, j, s) - rule.rank_penalty * rank + exact
+        return worth - rule.rank_penalty * rank + exact
 
-    scored = [
-        (order(r, h, j, float(s)), own(h, j, float(s)), AnswerSentence(h, j, own(h, j, float(s))))
-        for r, (h, hs) in enumerate(zip(hits[: rule.pool], sims, strict=False))
-        for j, s in enumerate(hs)
-    ]
+    scored = []
+    for r, (h, hs) in enumerate(zip(hits[: rule.pool], sims, strict=False)):
+        for j, s in enumerate(hs):
+            worth = own(h, j, float(s))  # once a sentence: it reads the text for a number
+            scored.append((order(r, h, j, worth), worth, AnswerSentence(h, j, worth)))
     scored.sort(key=lambda c: -c[0])
     chosen: list[AnswerSentence] = []
     best = max((c[1] for c in scored), default=0.0)
