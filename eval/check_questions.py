@@ -34,6 +34,8 @@ WIKI_FILE = EVAL_DIR / "wiki_questions.jsonl"
 FRESH_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh.jsonl"
 # A second held-out wiki set (w201...), written later again in the same format.
 FRESH2_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh2.jsonl"
+# A third held-out wiki set (w301...), in the same format and held to the same minimums.
+FRESH3_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh3.jsonl"
 MOMENT_FILE = EVAL_DIR / "moment_questions.jsonl"
 # Held-out moment questions (m101...), written later in the same format.
 FRESH_MOMENT_FILE = EVAL_DIR / "moment_questions_fresh.jsonl"
@@ -213,6 +215,13 @@ WIKI_SETS = (
     ),
     WikiSet(
         FRESH2_WIKI_FILE,
+        MIN_FRESH2_WIKI,
+        MIN_FRESH2_WIKI_PAGES,
+        MIN_FRESH2_WIKI_SPECIFIC,
+        MIN_FRESH2_WIKI_PARAPHRASE,
+    ),
+    WikiSet(
+        FRESH3_WIKI_FILE,
         MIN_FRESH2_WIKI,
         MIN_FRESH2_WIKI_PAGES,
         MIN_FRESH2_WIKI_SPECIFIC,
