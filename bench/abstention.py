@@ -4,7 +4,7 @@ question names something no passage of the library contains.
 For every question of the shared relevant/irrelevant sets (labels audited by
 eval/scope_audit.jsonl), our own sets (wiki and moment questions in scope,
 eval/out_of_scope.jsonl out), eval/out_of_scope_lookalikes.jsonl and the fresh
-moment and wiki questions (in scope, held out: reported, never pooled), it keeps
+moment and wiki questions (in scope, held out: reported, never pooled; three wiki sets), it keeps
 the best candidate's cosine (default hybrid search, as ``podcite eval`` and the
 query path read it: the same whatever k)
 and ``index.search.unknown_terms``.  Then: what each rule abstains on, set by
@@ -36,7 +36,7 @@ T1 = np.round(np.arange(0.46, 0.56, 0.01), 2)
 T2 = np.round(np.arange(0.50, 0.76, 0.01), 2)
 Row = tuple[float, bool, bool]  # best cosine, unknown word, in scope
 # In scope, written after the thresholds were chosen: reported, never pooled or chosen on.
-HELD_OUT = ("fresh moments", "fresh wiki")
+HELD_OUT = ("fresh moments", "fresh wiki", "fresh wiki 2", "fresh wiki 3")
 
 
 def question_sets() -> dict[str, list[Question]]:
@@ -54,6 +54,8 @@ def question_sets() -> dict[str, list[Question]]:
         "lookalikes": read_questions(e / "out_of_scope_lookalikes.jsonl"),
         HELD_OUT[0]: read_questions(e / "moment_questions_fresh.jsonl"),
         HELD_OUT[1]: read_questions(e / "wiki_questions_fresh.jsonl"),
+        HELD_OUT[2]: read_questions(e / "wiki_questions_fresh2.jsonl"),
+        HELD_OUT[3]: read_questions(e / "wiki_questions_fresh3.jsonl"),
     }
 
 
