@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.backend import Index
+from index.best import best_of
 from index.records import Filters, Hit
 from ingest.records import Time
 
@@ -98,14 +99,14 @@ def candidate_moments(
 ) -> list[Moment]:
     """The transcript windows among ``rows`` (rank order) of ``episodes``, each
     with the time a result for it cites and that sentence (its best for the
-    question: ``search.hit_at``)."""
+    question: ``best.best_of``, as ``search.hit_at`` chooses)."""
     out: list[Moment] = []
     backend = index.backend
     for r in rows:
         p = backend.passage(r)
         if p.kind != "transcript" or p.episode is None or p.episode.id not in episodes:
             continue
-        j = int(np.argmax(backend.sentence_vectors(r) @ q))
+        j = best_of(backend.sentence_vectors(r), q, p.sentences)[0]
         t = p.time_of(j)
         if t is not None:
             out.append((p.episode.id, t, p.sentences[j].text))

@@ -7,7 +7,7 @@ source sentences that answer the question.  Both expect a checked question
 the CLI and the evaluation all come through here, so they cannot disagree.
 
 The decisions themselves are pure functions of arrays and records
-(``best_of``, ``distinct``, ``choose_answer``, ``abstains``), tested on
+(``index.best.best_of``, ``distinct``, ``choose_answer``, ``abstains``), tested on
 hand-made vectors without the model.
 
 Abstention reads two signals: the best passage's cosine, and whether the
@@ -29,6 +29,7 @@ import numpy as np
 
 from index.answer_type import Quantity, asked_quantity
 from index.backend import Index
+from index.best import best_of
 from index.coverage import unknown_terms
 from index.fusion import Ranked
 from index.moment import one_per_moment, with_moments
@@ -51,17 +52,11 @@ if TYPE_CHECKING:
     from index.embedder import TokenVectors
 
 
-def best_of(sentence_vectors: NDArray[np.float32], q: NDArray[np.float32]) -> tuple[int, float]:
-    """The sentence closest to the question, and its cosine."""
-    sims = sentence_vectors @ q
-    j = int(np.argmax(sims))
-    return j, float(sims[j])
-
-
 def hit_at(index: Index, row: int, score: float, q: NDArray[np.float32]) -> Hit:
     """Row ``row`` as a result for query vector ``q``, with its best sentence."""
-    best = best_of(index.backend.sentence_vectors(row), q)[0]
-    return Hit(index.backend.passage(row), score, best, row=row)
+    passage = index.backend.passage(row)
+    best = best_of(index.backend.sentence_vectors(row), q, passage.sentences)[0]
+    return Hit(passage, score, best, row=row)
 
 
 def same_moment(a: Hit, b: Hit) -> bool:
@@ -300,7 +295,7 @@ def choose_answer(
             continue
         if any(c.text == o.text for o in chosen):
             continue
-        if c.text.rstrip().endswith(":"):  # "Here is the revised article:" leads in, never answers
+        if c.hit.passage.sentences[c.sentence].leads_in:  # "Here is the article:" answers nothing
             continue
         chosen.append(c)
     return chosen

@@ -39,9 +39,10 @@ WIKI_SUFFIXES = {".txt", ".md", ".markdown"}
 TRANSCRIPT_SUFFIXES = {".vtt", ".srt"}
 CATALOG_SUFFIXES = {".csv"}
 SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES | AUDIO_SUFFIXES | FEED_SUFFIXES
-# Bump when a parser's output changes for the same file: documents parsed by
-# an older parser are then parsed again rather than carried over.
-PARSER_VERSION = 1
+# Bump when a parser's output changes for the same file, or the passages cut
+# from it (ingest/chunking.py): documents parsed by an older parser are then
+# parsed again rather than carried over.  2: a lead-in joins what it introduces.
+PARSER_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)

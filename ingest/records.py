@@ -96,6 +96,13 @@ class Sentence:
     links: tuple[str, ...] = ()
     line: int = 0  # 1-based line of ``start`` in the source, for messages
 
+    @property
+    def leads_in(self) -> bool:
+        """It ends with a colon: it introduces what follows ("Here is the
+        article:", "There are two major pathways out of the amygdala:") and says
+        nothing a question is answered by on its own."""
+        return self.text.rstrip().endswith(":")
+
 
 @dataclass(frozen=True, slots=True)
 class Section:

@@ -264,15 +264,6 @@ def test_candidate_words_for_names() -> None:
     assert name_words("is it ok to go?", frozenset()) == []
 
 
-def test_a_sentence_that_leads_in_is_never_an_answer() -> None:
-    # Wiki pages keep their writer's lead-ins ("Here is the revised article:"):
-    # close to any question by their passage's score, they answer nothing.
-    p = _passage(0, "Here is the revised article:. Psilocin binds the 5-HT2A receptor")
-    hits = [Hit(p, 0.8, 0, row=0)]
-    chosen = choose_answer(hits, [np.array([0.9, 0.85], np.float32)], threshold=0.5)
-    assert [c.sentence for c in chosen] == [1]
-
-
 def test_answer_sentence_without_own_time_shows_anchor_approximately() -> None:
     p = _passage(0, "cited. uncited", times=(42.0, None))
     own = AnswerSentence(Hit(p, 0.9, 0), 0, 0.9)

@@ -9,8 +9,10 @@ import pytest
 
 from ingest import load, parse, passages
 from ingest.catalog import read_csv
+from ingest.chunking import _pack
 from ingest.clock import parse_hms
 from ingest.errors import DocumentError
+from ingest.records import Sentence
 from tests.conftest import CORPUS, SEED
 
 HEADINGS = [
@@ -205,3 +207,49 @@ def test_all_shared_pages_parse(shared: Path) -> None:
                 )
             markup_left += "yt-timestamp" in s.text or "[[" in s.text
     assert markup_left == 0
+
+
+def test_a_lead_in_goes_with_what_it_introduces(tmp_path: Path) -> None:
+    # The shared wiki's pages open with "Here is the article:" and give a
+    # list's lead-in a paragraph of its own; alone, each was a result that
+    # said nothing.
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ntitle: Light and mood\nvideoId: abc\n---\n\n"
+        "Here is the article:\n\n"
+        "Light sets the clock. Morning light matters most.\n\n"
+        "## Pathways\n\n"
+        "There are two major pathways out of the amygdala:\n\n"
+        "- One goes to the hypothalamus.\n"
+        "- One goes to the brainstem.\n\n"
+        "## Reference\n\n"
+        "Reference:\n",
+        encoding="utf-8",
+    )
+    texts = [[s.text for s in p.sentences] for p in passages(parse(page))]
+    assert texts[0][:2] == ["Here is the article:", "Light sets the clock."]
+    # Each list item is a paragraph: the lead-in takes the first with it.
+    assert texts[1] == [
+        "There are two major pathways out of the amygdala:",
+        "One goes to the hypothalamus.",
+    ]
+    # A lead-in with nothing after it in its section stays: never text dropped.
+    assert texts[-1] == ["Reference:"]
+    raw = page.read_text(encoding="utf-8")
+    for p in passages(parse(page)):
+        for s in p.sentences:  # offsets still point at each sentence's verbatim text
+            assert raw[s.start : s.end].lstrip("-* ").startswith(s.text[:8])
+
+
+def test_a_long_paragraph_never_ends_a_passage_on_its_lead_in() -> None:
+    ten = "one two three four five six seven eight nine"
+    said = [Sentence(10 * i, 10 * i + 9, f"{ten} {i}.") for i in range(6)]
+    said[2] = Sentence(20, 29, f"{ten} these:")
+    groups = _pack(said, max_words=30)
+    # Split after the third sentence, the lead-in goes with what it
+    # introduces, and the cap still holds (the model reads 256 word pieces).
+    assert [len(g) for g in groups] == [2, 3, 1]
+    assert groups[1][0].leads_in
+    assert all(sum(len(x.text.split()) for x in g) <= 30 for g in groups)
+    plain = [Sentence(10 * i, 10 * i + 9, f"{ten} {i}.") for i in range(6)]
+    assert [len(g) for g in _pack(plain, max_words=30)] == [3, 3]
