@@ -220,8 +220,15 @@ def _flush(chain: list[str], out: list[str]) -> None:
 
 def passage_text(p: Passage) -> str:
     """What is indexed for a passage: its title and heading trail name the topic
-    that its sentences often only imply ("It primarily targets 5HT2A")."""
-    return " ".join((p.document_title, *p.section, p.text))
+    that its sentences often only imply ("It primarily targets 5HT2A"), and
+    its episode's title where that is not its own: a transcript window's
+    title is its episode's, which names the guest ("... | Dr. Lex Fridman"),
+    and a wiki page written from the episode lacked it, so a question naming
+    the guest found the episode's windows before the page that answers it
+    (docs/benchmarks.md, "A wiki passage names its episode")."""
+    episode = p.episode.title if p.episode is not None else ""
+    own = (episode,) if episode and episode != p.document_title else ()
+    return " ".join((*own, p.document_title, *p.section, p.text))
 
 
 @dataclass

@@ -40,9 +40,12 @@ TRANSCRIPT_SUFFIXES = {".vtt", ".srt"}
 CATALOG_SUFFIXES = {".csv"}
 SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES | AUDIO_SUFFIXES | FEED_SUFFIXES
 # Bump when a parser's output changes for the same file, or the passages cut
-# from it (ingest/chunking.py): documents parsed by an older parser are then
-# parsed again rather than carried over.  2: a lead-in joins what it introduces.
-PARSER_VERSION = 2
+# from it (ingest/chunking.py) or the keyword text made of them
+# (index/keyword.py, ``passage_text``): documents parsed by an older parser are
+# then parsed again rather than carried over, their tokens with them.  2: a
+# lead-in joins what it introduces; 3: a wiki passage's keyword text names its
+# episode.
+PARSER_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,15 @@ from index import Filters, build, open_index, search
 from index.backend import Index
 from index.embedded import EmbeddedBackend
 from index.fusion import fused_scores
-from index.keyword import META, KeywordIndex, load_keyword_index, normalise_tokens
+from index.keyword import (
+    META,
+    KeywordIndex,
+    keyword_index_of,
+    load_keyword_index,
+    normalise_tokens,
+    passage_text,
+    passage_tokens,
+)
 from index.query import Options, parse, run
 from index.rank import ranking
 from index.records import FusionSettings
@@ -25,6 +33,7 @@ from index.search import abstains, find
 from index.store import load as load_stored
 from ingest import load
 from ingest.errors import PodciteError
+from ingest.records import Episode, Passage, Sentence
 
 
 def _cite(t: str) -> str:
@@ -166,6 +175,27 @@ def _keyword(index: Index) -> KeywordIndex:
     kw = index.backend._keyword
     assert kw is not None
     return kw
+
+
+def test_a_wiki_passage_names_its_episode_for_keyword_search() -> None:
+    # A transcript window's title is its episode's, which names the guest; a
+    # wiki page written from the episode has a topic title.  Its keyword text
+    # now names the episode too, so a question naming the guest finds the page.
+    def passage(i: int, kind: str, title: str, episode: str, text: str) -> Passage:
+        ep = Episode(f"E{i}", episode, None)
+        said = (Sentence(0, len(text), text),)
+        return Passage(f"p{i}", f"d{i}", title, kind, None, ep, (), said, None)  # type: ignore[arg-type]
+
+    pages = [
+        passage(0, "wiki", "Machines", "Social Bonds | Dr. Robin Dunbar", "A friend says no."),
+        passage(1, "wiki", "Machines", "Love & Robots | Dr. Lex Fridman", "A robot says no."),
+        passage(2, "transcript", "Robots | Lex Fridman", "Robots | Lex Fridman", "so yeah"),
+    ]
+    assert passage_text(pages[1]).startswith("Love & Robots | Dr. Lex Fridman Machines")
+    assert passage_text(pages[2]).count("Fridman") == 1  # its title is its episode's
+    keyword = keyword_index_of([passage_tokens(p) for p in pages])
+    scores = keyword.scores("What does a machine say, in Fridman's view?")
+    assert int(np.argmax(scores[:2])) == 1  # a tie, without the episode, goes to row 0
 
 
 def test_keyword_index_written_as_plain_files(small_index: Index) -> None:
