@@ -205,8 +205,15 @@ def _build(
     tokens = None  # None: the store makes them from the passages
     if old is not None and old.tokens is not None:
         old_tokens = old.tokens
+        # A keyword index of another tokenizer version loads as none
+        # (keyword.load_keyword_index): its token lines are as stale, so the
+        # rows carried over are tokenised again rather than copied.
+        fresh = old.keyword is not None
         tokens = [" ".join(passage_tokens(p)) for p in new]
-        tokens += [old_tokens[int(r)] for r in (*again, *copied)]
+        tokens += [
+            old_tokens[int(r)] if fresh else " ".join(passage_tokens(old.passages[int(r)]))
+            for r in (*again, *copied)
+        ]
     bits, starts = _stored_tokens(vecs, old, again, copied, embedder.dimension)
     if bits is None:
         report.notes.append(

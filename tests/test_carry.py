@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index import store
+from index import keyword, store
 from index.records import RerankSettings
 from index.search import search
 from index.serial import passage_to_dict
@@ -113,6 +113,25 @@ def test_one_changed_file_is_all_that_is_parsed_and_the_index_is_a_fresh_builds(
     assert gone.removed == ["depression-episode.vtt"] and parsed == []
     _ingest(corpus, tmp_path / "fresh2")
     _same(live, tmp_path / "fresh2")
+
+
+def test_a_new_tokenizer_tokenises_the_carried_rows_again(
+    tmp_path: Path, parsed: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing changed on disk, so every document is carried over unparsed; the
+    # keyword tokens must still be today's, as a fresh build makes them.
+    corpus = ui_corpus.make(tmp_path / "corpus")
+    live = tmp_path / "live"
+    _ingest(corpus, live)
+    real = keyword.normalise_tokens
+    monkeypatch.setattr(keyword, "normalise_tokens", lambda text: [*real(text), "newtoken"])
+    monkeypatch.setattr(keyword, "TOKENIZER_VERSION", keyword.TOKENIZER_VERSION + 1)
+    parsed.clear()
+    again = _ingest(corpus, live)
+    assert parsed == [] and again.embedded == 0
+    _ingest(corpus, tmp_path / "fresh")
+    _same(live, tmp_path / "fresh")
+    assert all(line.endswith("newtoken") for line in store.load(live).tokens or ())
 
 
 def test_a_changed_catalog_parses_everything_again(tmp_path: Path, parsed: list[str]) -> None:
