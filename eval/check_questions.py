@@ -36,17 +36,21 @@ FRESH_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh.jsonl"
 FRESH2_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh2.jsonl"
 # A third held-out wiki set (w301...), in the same format and held to the same minimums.
 FRESH3_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh3.jsonl"
+# A fourth held-out wiki set (w401...), smaller, with minimums of its own.
+FRESH4_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh4.jsonl"
 MOMENT_FILE = EVAL_DIR / "moment_questions.jsonl"
 # Held-out moment questions (m101...), written later in the same format.
 FRESH_MOMENT_FILE = EVAL_DIR / "moment_questions_fresh.jsonl"
 OOS_FILE = EVAL_DIR / "out_of_scope.jsonl"
 LOOKALIKE_FILE = EVAL_DIR / "out_of_scope_lookalikes.jsonl"
+# Out-of-scope questions naming a person or product the library mentions (n001...).
+NAMED_FILE = EVAL_DIR / "out_of_scope_named.jsonl"
 AUDIT_FILE = EVAL_DIR / "scope_audit.jsonl"
 AUDIT_LABELS = frozenset({"answered", "partly", "not"})
 AUDIT_MAX_NOTE_WORDS = 20  # our own few words, never a quote
 
 QUESTION_TAGS = frozenset({"name", "number", "term", "paraphrase"})
-OOS_TAGS = frozenset({"off_topic", "lookalike"})
+OOS_TAGS = frozenset({"off_topic", "lookalike", "named"})
 SHARED_PREFIX = "shared:"
 CORPUS_PREFIX = "corpus/"
 
@@ -63,6 +67,10 @@ MIN_FRESH2_WIKI = 60
 MIN_FRESH2_WIKI_PAGES = 30
 MIN_FRESH2_WIKI_SPECIFIC = 30
 MIN_FRESH2_WIKI_PARAPHRASE = 18
+MIN_FRESH4_WIKI = 40
+MIN_FRESH4_WIKI_PAGES = 25
+MIN_FRESH4_WIKI_SPECIFIC = 25
+MIN_FRESH4_WIKI_PARAPHRASE = 12
 MIN_MOMENTS = 45
 MIN_MOMENT_EPISODES = 22
 MIN_MOMENT_SPECIFIC = 10
@@ -72,6 +80,7 @@ MIN_FRESH_MOMENT_SPECIFIC = 10
 MIN_OOS = 25
 MIN_OOS_LOOKALIKE = 17
 MIN_LOOKALIKES = 40  # out_of_scope_lookalikes.jsonl: every question a lookalike
+MIN_NAMED = 30  # out_of_scope_named.jsonl: every question tagged named
 # A checked term of an out-of-scope question may occur at most this often in
 # the whole library (wiki pages and transcripts together).
 MAX_TERM_HITS = 5
@@ -226,6 +235,13 @@ WIKI_SETS = (
         MIN_FRESH2_WIKI_PAGES,
         MIN_FRESH2_WIKI_SPECIFIC,
         MIN_FRESH2_WIKI_PARAPHRASE,
+    ),
+    WikiSet(
+        FRESH4_WIKI_FILE,
+        MIN_FRESH4_WIKI,
+        MIN_FRESH4_WIKI_PAGES,
+        MIN_FRESH4_WIKI_SPECIFIC,
+        MIN_FRESH4_WIKI_PARAPHRASE,
     ),
 )
 
@@ -432,6 +448,12 @@ def check_out_of_scope(report: Report, have_data: bool) -> None:
             LOOKALIKE_FILE.name,
             f"{lookalike} lookalike questions of {total} (want {MIN_LOOKALIKES}, all lookalike)",
         )
+    total, named = _out_of_scope_file(NAMED_FILE, "n", report, terms, tag="named")
+    if named < MIN_NAMED or named != total:
+        report.error(
+            NAMED_FILE.name,
+            f"{named} named questions of {total} (want {MIN_NAMED}, all named)",
+        )
     if not have_data:
         return
     library = library_text().lower()
@@ -443,28 +465,33 @@ def check_out_of_scope(report: Report, have_data: bool) -> None:
 
 
 def _out_of_scope_file(
-    path: Path, prefix: str, report: Report, terms: dict[str, list[str]]
+    path: Path,
+    prefix: str,
+    report: Report,
+    terms: dict[str, list[str]],
+    tag: str = "lookalike",
 ) -> tuple[int, int]:
     """Check one out-of-scope file's rows; collect their checked terms; return
-    (questions, lookalikes)."""
+    (questions, rows tagged ``tag``).  Lookalike and named rows need checked terms."""
     seen: set[str] = set()
     lookalike = total = 0
     for where, obj in iter_jsonl(path, report):
         total += 1
         tags = check_common(where, obj, prefix, seen, OOS_TAGS, report)
         checked = obj.get("checked_terms")
-        if "lookalike" in tags:
-            lookalike += 1
-            if (
-                not isinstance(checked, list)
-                or not checked
-                or not all(isinstance(t, str) and t for t in checked)
-            ):
-                report.error(where, "a lookalike question needs a non-empty checked_terms list")
-                continue
+        lookalike += tag in tags
+        if {"lookalike", "named"} & set(tags) and (
+            not isinstance(checked, list)
+            or not checked
+            or not all(isinstance(t, str) and t for t in checked)
+        ):
+            report.error(
+                where, "a lookalike or named question needs a non-empty checked_terms list"
+            )
+            continue
         if isinstance(checked, list):
             terms[where] = [t for t in checked if isinstance(t, str) and t]
-    report.note(f"{path.name}: {total} questions, {lookalike} lookalike")
+    report.note(f"{path.name}: {total} questions, {lookalike} {tag}")
     return total, lookalike
 
 
