@@ -7,7 +7,8 @@ eval/out_of_scope.jsonl out), eval/out_of_scope_lookalikes.jsonl and the fresh
 moment and wiki questions (in scope, held out: reported, never pooled; three wiki sets), it keeps
 the best candidate's cosine (default hybrid search, as ``podcite eval`` and the
 query path read it: the same whatever k)
-and ``index.search.unknown_terms``.  Then: what each rule abstains on, set by
+and ``index.search.unknown_terms`` (and ``index.coverage.names_met``, read
+at ``ABSTAIN_NAMED_BELOW``).  Then: what each rule abstains on, set by
 set and pooled; the rule chosen on all the questions (the most out-of-scope
 questions abstained on with at most 5% of the in-scope ones, pooled); and a
 two-fold cross-validation of that choice (five random halvings: choose on one
@@ -28,13 +29,13 @@ import numpy as np
 from index.evaluate import evaluate
 from index.questions import Question, audit_scope, read_questions
 from index.records import ABSTAIN_BELOW, ABSTAIN_UNKNOWN_BELOW
-from index.search import abstains_at
+from index.search import abstains_at, named_threshold
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "eval"
 T1 = np.round(np.arange(0.46, 0.56, 0.01), 2)
 T2 = np.round(np.arange(0.50, 0.76, 0.01), 2)
-Row = tuple[float, bool, bool]  # best cosine, unknown word, in scope
+Row = tuple[float, bool, bool, bool]  # best cosine, unknown word, in scope, names met
 # In scope, written after the thresholds were chosen: reported, never pooled or chosen on.
 HELD_OUT = ("fresh moments", "fresh wiki", "fresh wiki 2", "fresh wiki 3")
 
@@ -61,9 +62,9 @@ def question_sets() -> dict[str, list[Question]]:
 
 def rates(rows: Sequence[Row], t1: float, t2: float) -> tuple[float, float]:
     """(share of out-of-scope abstained on, share of in-scope abstained on)."""
-    ab = [abstains_at(s, u, t1, t2) for s, u, _ in rows]
-    out = [a for a, (_, _, y) in zip(ab, rows, strict=True) if not y]
-    ins = [a for a, (_, _, y) in zip(ab, rows, strict=True) if y]
+    ab = [abstains_at(s, u, named_threshold(t1, n, u), t2) for s, u, _, n in rows]
+    out = [a for a, (_, _, y, _) in zip(ab, rows, strict=True) if not y]
+    ins = [a for a, (_, _, y, _) in zip(ab, rows, strict=True) if y]
     return (
         float(np.mean(out)) if out else float("nan"),
         float(np.mean(ins)) if ins else float("nan"),
@@ -100,7 +101,7 @@ def main() -> None:
     for name, qs in question_sets().items():
         report = evaluate(index, qs, mode="hybrid", only_indexed=False)
         sets[name] = [
-            (o.top_score or 0.0, o.unknown, o.in_scope) for o in report.outcomes
+            (o.top_score or 0.0, o.unknown, o.in_scope, o.named) for o in report.outcomes
         ]  # fmt: skip
     pooled = [r for name, rows in sets.items() if name not in HELD_OUT for r in rows]
 

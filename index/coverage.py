@@ -14,15 +14,24 @@ many common words ("cause", "help") without lacking the topic.  No word list
 is packaged for this, so the model's own vocabulary stands in for one; it is
 a property of English, not of the model, so a tuned model shares it.
 Measured in docs/benchmarks.md, "Abstention".
+
+The third signal goes the other way: a question that names people or
+products ("Emily Balcetis", "Rhonda Patrick", "Neuralink") whose first
+result holds every one of those names is about something the library says,
+though the page's passage may say more than the one detail asked and its
+cosine sit under the threshold (``names_met``; "A proper name the first
+result holds").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 
 from index.backend import Index, SearchBackend
-from index.keyword import STOPWORDS, normalise_tokens, words
+from index.keyword import STOPWORDS, normalise_tokens, passage_tokens, words
+from index.records import Hit
 from index.spelling import said_somehow
 
 
@@ -68,3 +77,32 @@ def unknown_terms(index: Index, query: str, common: frozenset[str] | None = None
         return []
     found = name_words(query, common_words() if common is None else common)
     return unknown(found, said_somehow(said_in(backend)))
+
+
+_WORD = re.compile(r"[A-Za-z][\w'-]*")
+
+
+def proper_names(query: str, common: frozenset[str]) -> list[str]:
+    """The question's uncommon words (``name_words``) written with a capital,
+    not as its first word: the names of people and products ("Balcetis",
+    "Housel", "Neuralink's") (pure)."""
+    uncommon = set(name_words(query, common))
+    out: list[str] = []
+    for m in _WORD.finditer(query):
+        if m.start() > 0 and m.group()[0].isupper():
+            out += [w for w in words(m.group()) if w in uncommon]
+    return list(dict.fromkeys(out))
+
+
+def holds(names: Sequence[str], tokens: set[str]) -> bool:
+    """Whether a passage's keyword ``tokens`` hold every one of ``names`` (pure)."""
+    return bool(names) and all(set(normalise_tokens(w)) <= tokens for w in names)
+
+
+def names_met(query: str, hits: Sequence[Hit], common: frozenset[str] | None = None) -> bool:
+    """Whether the question names people or products and its first result
+    holds every one of those names."""
+    if not hits:
+        return False
+    names = proper_names(query, common_words() if common is None else common)
+    return holds(names, set(passage_tokens(hits[0].passage)))

@@ -22,7 +22,7 @@ from typing import Any, cast
 import numpy as np
 
 from index.backend import Index
-from index.coverage import unknown_terms
+from index.coverage import names_met, unknown_terms
 from index.metrics import calibrate, retrieval_metrics
 from index.query import check_question
 from index.questions import (
@@ -35,6 +35,7 @@ from index.questions import (
     read_questions,
 )
 from index.records import (
+    ABSTAIN_BELOW,
     FUSIONS,
     MODES,
     Filters,
@@ -43,7 +44,7 @@ from index.records import (
     Mode,
     RerankSettings,
 )
-from index.search import AnswerRule, answer_for, find, search
+from index.search import AnswerRule, answer_for, find, named_threshold, search
 from ingest.errors import PodciteError
 
 # Evaluation modes: the search modes, and hybrid with each fusion by name.
@@ -67,6 +68,7 @@ class Outcome:
     # or no evidence sentence to judge by).
     answer_hit: bool | None = None
     unknown: bool = False  # the question names something no passage contains
+    named: bool = False  # its first result holds the people or products it names
 
 
 @dataclass
@@ -220,6 +222,9 @@ def evaluate(
         top = found.best_cosine if hits else None
         hit = [h for h, _ in judged]
         offset = _offset(q, hits, eps)
+        unknown = bool(unknown_terms(index, text))
+        named = names_met(text, hits)
+        below = named_threshold(ABSTAIN_BELOW, named, unknown)
         report.outcomes.append(
             Outcome(
                 q.id,
@@ -231,21 +236,25 @@ def evaluate(
                 offset,
                 *ms,
                 q.in_scope,
-                _answer_hit(index, q, hits, question.sentence),
-                bool(unknown_terms(index, text)),
+                _answer_hit(index, q, hits, question.sentence, below),
+                unknown,
+                named,
             )
         )
     _summarise(report)
     return report
 
 
-def _answer_hit(index: Index, q: Question, hits: Sequence[Hit], vector: Any) -> bool | None:
+def _answer_hit(
+    index: Index, q: Question, hits: Sequence[Hit], vector: Any, below: float = ABSTAIN_BELOW
+) -> bool | None:
     """Whether the answer's first sentence is the question's evidence sentence
     (None: no answer, or nothing to judge it by).  The answer is the one
-    ``index.search.answer`` gives: the same choice over the same hits."""
+    ``index.search.answer`` gives: the same choice over the same hits, at the
+    threshold the query path holds the question to (``below``)."""
     if q.kind not in ("evidence", "moment"):
         return None
-    chosen = answer_for(index, q.text, hits, vector)
+    chosen = answer_for(index, q.text, hits, vector, below)
     return judge_answer(q, chosen[0]) if chosen else None
 
 
@@ -298,6 +307,7 @@ def _summarise(report: Report) -> None:
             [o.top_score or 0.0 for o in scored],
             [o.in_scope for o in scored],
             unknown=[o.unknown for o in scored],
+            named=[o.named for o in scored],
         )
 
 

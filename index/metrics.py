@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from index.records import ABSTAIN_BELOW, ABSTAIN_UNKNOWN_BELOW
-from index.search import abstains_at
+from index.search import abstains_at, named_threshold
 from ingest.errors import PodciteError
 
 
@@ -57,19 +57,26 @@ def calibrate(
     default: float = ABSTAIN_BELOW,
     unknown: Sequence[bool] | None = None,
     unknown_below: float = ABSTAIN_UNKNOWN_BELOW,
+    named: Sequence[bool] | None = None,
 ) -> dict[str, float]:
     """The top-score threshold that best separates in-scope from out-of-scope
     questions (answer when score >= threshold), its accuracy, and the ROC AUC
     (the cosine alone); and what the default rule does (``search.abstains``:
     the cosine threshold, and ``unknown_below`` where the question names
-    something the library never says, ``unknown``): the share of out-of-scope
+    something the library never says, ``unknown``, and ``ABSTAIN_NAMED_BELOW``
+    where its first result holds the people or products it names, ``named``):
+    the share of out-of-scope
     questions it abstains on (recall), of in-scope ones, and of its
     abstentions that were right (precision)."""
     unk = list(unknown) if unknown is not None else [False] * len(top)
+    nam = list(named) if named is not None else [False] * len(top)
     pos = [s for s, y in zip(top, in_scope, strict=True) if y]
     neg = [s for s, y in zip(top, in_scope, strict=True) if not y]
     out: dict[str, float] = {"in_scope_mean": mean(pos), "out_of_scope_mean": mean(neg)}
-    abstained = [abstains_at(s, u, default, unknown_below) for s, u in zip(top, unk, strict=True)]
+    abstained = [
+        abstains_at(s, u, named_threshold(default, n, u), unknown_below)
+        for s, u, n in zip(top, unk, nam, strict=True)
+    ]
     caught = sum(a and not y for a, y in zip(abstained, in_scope, strict=True))
     wrong = sum(a and y for a, y in zip(abstained, in_scope, strict=True))
     if not pos or not neg:  # one class (a file of lookalikes): what the default does

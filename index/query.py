@@ -21,10 +21,11 @@ from pydantic import model_validator as _model_validator
 from pydantic_core import PydanticCustomError
 
 from index.backend import Index
-from index.coverage import unknown_terms
+from index.coverage import names_met, unknown_terms
 from index.errors import QueryError, UnknownEpisode
 from index.records import (
     ABSTAIN_BELOW,
+    ABSTAIN_NAMED_BELOW,
     ABSTAIN_UNKNOWN_BELOW,
     MAX_K,
     MAX_QUERY_CHARS,
@@ -37,7 +38,7 @@ from index.records import (
     Mode,
     RerankSettings,
 )
-from index.search import answer, find, found_abstains, mark_weak
+from index.search import answer, find, found_abstains, mark_weak, named_threshold
 from ingest.records import KINDS, Kind
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII only: int() would also take "５"
@@ -245,6 +246,7 @@ class Options:
     default_k: int = 5
     abstain_below: float = ABSTAIN_BELOW
     abstain_unknown_below: float = ABSTAIN_UNKNOWN_BELOW
+    abstain_named_below: float = ABSTAIN_NAMED_BELOW
     fusion: FusionSettings = FusionSettings()
     rerank: RerankSettings = RerankSettings()  # the first 5 re-read, as the settings' default
 
@@ -269,11 +271,16 @@ def run(
     )
     reads_names = options.abstain_unknown_below > options.abstain_below
     unknown = unknown_terms(index, params.q) if reads_names else []
-    abstained = found_abstains(found, options.abstain_below, unknown, options.abstain_unknown_below)
-    hits = mark_weak(found.hits, options.abstain_below, abstained)
+    # A question naming people or products its first result holds is held to
+    # the lower threshold (index/coverage.py, names_met).
+    named_below = options.abstain_named_below
+    named = named_below < options.abstain_below and names_met(params.q, found.hits)
+    below = named_threshold(options.abstain_below, named, bool(unknown), named_below)
+    abstained = found_abstains(found, below, unknown, options.abstain_unknown_below)
+    hits = mark_weak(found.hits, below, abstained)
     # The rule was read above; the answer only chooses its sentences.
     sentences = (
-        answer(index, params.q, hits, options.abstain_below, unknown_below=-1.0)
+        answer(index, params.q, hits, below, unknown_below=-1.0)
         if (with_answer and not abstained)
         else []
     )

@@ -36,6 +36,7 @@ from index.moment import one_per_moment, with_moments
 from index.rank import default_mode, ranking
 from index.records import (
     ABSTAIN_BELOW,
+    ABSTAIN_NAMED_BELOW,
     ABSTAIN_UNKNOWN_BELOW,
     AnswerSentence,
     Filters,
@@ -224,6 +225,16 @@ def abstains_at(
     """The rule on its two numbers: the best cosine, and whether the question
     names something the library never says."""
     return best < threshold or (unknown and best < max(unknown_below, threshold))
+
+
+def named_threshold(
+    threshold: float, named: bool, unknown: bool, named_below: float = ABSTAIN_NAMED_BELOW
+) -> float:
+    """The cosine threshold a question is held to: ``named_below`` (where lower)
+    for one whose names the first result holds (``coverage.names_met``) and
+    that names nothing the library never says; ``threshold`` for the rest.
+    The query path marks results weak and chooses answers by it as well."""
+    return min(named_below, threshold) if named and not unknown else threshold
 
 
 def mark_weak(

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from index.embedder import Backend
 from index.records import (
     ABSTAIN_BELOW,
+    ABSTAIN_NAMED_BELOW,
     ABSTAIN_UNKNOWN_BELOW,
     MAX_RERANK_SETTING,
     RerankSettings,
@@ -77,6 +78,13 @@ class Settings(BaseSettings):
         le=1,
         description="The same, when the question names something no passage contains "
         "(at or under abstain_below: that reading is off).",
+    )
+    abstain_named_below: float = Field(
+        ABSTAIN_NAMED_BELOW,
+        ge=-1,
+        le=1,
+        description="The same, when the question names people or products that its first "
+        "result holds (at or over abstain_below: that reading is off).",
     )
     rerank: int = Field(
         RerankSettings().top,
@@ -153,5 +161,6 @@ class Settings(BaseSettings):
             default_k=self.default_k,
             abstain_below=self.abstain_below,
             abstain_unknown_below=self.abstain_unknown_below,
+            abstain_named_below=self.abstain_named_below,
             rerank=RerankSettings(top=self.rerank, around=self.rerank_around),
         )
