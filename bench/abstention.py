@@ -4,7 +4,8 @@ question names something no passage of the library contains.
 For every question of the shared relevant/irrelevant sets (labels audited by
 eval/scope_audit.jsonl), our own sets (wiki and moment questions in scope,
 eval/out_of_scope.jsonl out), eval/out_of_scope_lookalikes.jsonl and the fresh
-moment and wiki questions (in scope, held out: reported, never pooled; three wiki sets), it keeps
+moment and wiki questions (in scope, held out: reported, never pooled; four wiki sets) and
+eval/out_of_scope_named.jsonl (out of scope, held out the same way), it keeps
 the best candidate's cosine (default hybrid search, as ``podcite eval`` and the
 query path read it: the same whatever k)
 and ``index.search.unknown_terms`` (and ``index.coverage.names_met``, read
@@ -36,8 +37,16 @@ SHARED = ROOT.parent / "shared" / "data" / "eval"
 T1 = np.round(np.arange(0.46, 0.56, 0.01), 2)
 T2 = np.round(np.arange(0.50, 0.76, 0.01), 2)
 Row = tuple[float, bool, bool, bool]  # best cosine, unknown word, in scope, names met
-# In scope, written after the thresholds were chosen: reported, never pooled or chosen on.
-HELD_OUT = ("fresh moments", "fresh wiki", "fresh wiki 2", "fresh wiki 3")
+# Written after the thresholds were chosen: reported, never pooled or chosen on
+# (in scope, but for the named questions: eval/proper_name_prereg.json).
+HELD_OUT = (
+    "fresh moments",
+    "fresh wiki",
+    "fresh wiki 2",
+    "fresh wiki 3",
+    "fresh wiki 4",
+    "named (out of scope)",
+)
 
 
 def question_sets() -> dict[str, list[Question]]:
@@ -57,6 +66,8 @@ def question_sets() -> dict[str, list[Question]]:
         HELD_OUT[1]: read_questions(e / "wiki_questions_fresh.jsonl"),
         HELD_OUT[2]: read_questions(e / "wiki_questions_fresh2.jsonl"),
         HELD_OUT[3]: read_questions(e / "wiki_questions_fresh3.jsonl"),
+        HELD_OUT[4]: read_questions(e / "wiki_questions_fresh4.jsonl"),
+        HELD_OUT[5]: read_questions(e / "out_of_scope_named.jsonl"),
     }
 
 
