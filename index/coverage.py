@@ -102,7 +102,7 @@ def holds(names: Sequence[str], tokens: set[str]) -> bool:
 def names_met(query: str, hits: Sequence[Hit], common: frozenset[str] | None = None) -> bool:
     """Whether the question names people or products and its first result
     holds every one of those names."""
-    if not hits:
-        return False
     names = proper_names(query, common_words() if common is None else common)
-    return holds(names, set(passage_tokens(hits[0].passage)))
+    # Most questions name no one: the first result is then not tokenised at all
+    # (0.43 ms a query on the shared library's passages).
+    return bool(names and hits) and holds(names, set(passage_tokens(hits[0].passage)))
