@@ -130,10 +130,17 @@ class AnswerSentence:
     hit: Hit  # the result it comes from (its passage gives document and episode)
     sentence: int  # index into hit.passage.sentences
     score: float
+    # A transcript sentence cut into pieces is shown to the piece that finishes
+    # it (index/spoken.py): the last piece shown; None is ``sentence`` alone.
+    through: int | None = None
+    begins_mid: bool = False  # it continues a spoken sentence begun before it
+    ends_mid: bool = False  # the spoken sentence goes on past what is shown
 
     @property
     def text(self) -> str:
-        return self.hit.passage.sentences[self.sentence].text
+        """The words shown: the sentence, and the pieces that finish it."""
+        last = self.sentence if self.through is None else self.through
+        return " ".join(s.text for s in self.hit.passage.sentences[self.sentence : last + 1])
 
     @property
     def time(self) -> Time | None:

@@ -46,6 +46,7 @@ from index.records import (
     RerankSettings,
 )
 from index.rerank import rerank as reread
+from index.spoken import begins_mid, finished, spoken_end
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -304,12 +305,42 @@ def choose_answer(
         # Keep only sentences close to the best one, and from reasonably strong passages.
         if worth < best - rule.within or c.hit.score < max(top - rule.passage_within, threshold):
             continue
-        if any(c.text == o.text for o in chosen):
-            continue
         if c.hit.passage.sentences[c.sentence].leads_in:  # "Here is the article:" answers nothing
+            continue
+        c = whole(c)
+        if any(c.text == o.text or overlap(c, o) for o in chosen):
             continue
         chosen.append(c)
     return chosen
+
+
+def whole(a: AnswerSentence) -> AnswerSentence:
+    """A transcript piece with the pieces that finish its spoken sentence, and
+    whether it still begins or ends inside one (index/spoken.py)."""
+    sentences = a.hit.passage.sentences
+    if a.hit.passage.kind != "transcript":
+        return a
+    last = spoken_end(sentences, a.sentence)
+    return replace(
+        a,
+        through=last,
+        begins_mid=begins_mid(sentences, a.sentence),
+        ends_mid=not finished(sentences[last].text),
+    )
+
+
+def overlap(a: AnswerSentence, b: AnswerSentence) -> bool:
+    """Whether two answer sentences show some of the same words of one source
+    (transcript windows overlap, and a piece shown whole takes in its next)."""
+    if a.hit.passage.document_id != b.hit.passage.document_id:
+        return False
+
+    def span(x: AnswerSentence) -> tuple[int, int]:
+        ss = x.hit.passage.sentences
+        return ss[x.sentence].start, ss[x.sentence if x.through is None else x.through].end
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
 
 
 def answer(

@@ -108,6 +108,10 @@ class AnswerOut(BaseModel):
     # As its result's: the transcript's sentence said at timestamp, where the
     # time is the transcript's moment for a wiki sentence.
     heard: str | None = None
+    # text continues a spoken sentence begun before it / the spoken sentence goes
+    # on after it (a long sentence cut into pieces at cues; index/spoken.py).
+    begins_mid_sentence: bool = False
+    ends_mid_sentence: bool = False
 
 
 class AskOut(BaseModel):
@@ -189,6 +193,8 @@ def answer_sentence(a: AnswerSentence, audio: Playable = None) -> AnswerOut:
         url=ep.url_at(t.seconds) if ep and t else None,
         result_id=a.hit.passage.id,
         heard=a.heard,
+        begins_mid_sentence=a.begins_mid,
+        ends_mid_sentence=a.ends_mid,
     )
 
 

@@ -28,14 +28,21 @@ def print_answer(doc: Any, abstained: bool) -> None:
     if answer:
         console.print("\n[bold]Answer[/bold] (from the sources, word for word)")
         for a in answer:
-            text = f"[link={a.url}]{escape(a.text)}[/link]" if a.url else escape(a.text)
+            words = escape(
+                ("…" if a.begins_mid_sentence else "")
+                + a.text
+                + (" …" if a.ends_mid_sentence else "")
+            )
+            text = f"[link={a.url}]{words}[/link]" if a.url else words
             console.print(f"  • {text} [cyan]{timestamp_label(a.timestamp)}[/cyan] {a.url or ''}")
             if a.heard:  # a wiki sentence at its transcript's moment: the words said then
                 console.print(f"    [dim]said at {a.timestamp.label}:[/dim] “{escape(a.heard)}”")
     console.print(f"\n[bold]{len(results)} passages[/bold] ({doc.took_ms:.0f} ms)")
     for r in results:
         ep = escape(r.episode.title if r.episode else "episode unknown")
-        trail = escape(" › ".join([r.document.title, *r.section]))
+        # A transcript's document is its episode, named just before.
+        title = [] if r.episode and r.episode.title == r.document.title else [r.document.title]
+        trail = escape(" › ".join([*title, *r.section]))
         label = timestamp_label(r.timestamp)
         when = f"[link={r.url}]{label}[/link]" if r.url else label
         console.print(f"\n[bold]{r.rank}.[/bold] [cyan]{when}[/cyan] {ep}  [dim]{trail}[/dim]")

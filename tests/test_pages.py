@@ -193,6 +193,24 @@ def test_page_shows_context_timeline_and_no_paths_or_negative_scores(
     assert "youtube-nocookie" not in html  # the player's address lives in the script only
 
 
+def test_a_transcript_card_names_its_episode_once(client: TestClient) -> None:
+    # A transcript's document is its episode: the header names it, the trail
+    # under it repeated it.  A wiki card's trail still starts with its page.
+    api = client.get("/api/search", params={"q": "ketamine dissociation", "k": 10}).json()
+    html = client.get("/", params={"q": "ketamine dissociation", "k": 10}).text
+    trails = [unescape(t) for t in re.findall(r'<p class="trail">([^<]*)', html)]
+    assert len(trails) == len(api["results"]) == 10
+    kinds = {r["kind"] for r in api["results"]}
+    assert kinds == {"transcript", "wiki"}
+    for r, trail in zip(api["results"], trails, strict=True):
+        if r["kind"] == "transcript":
+            assert r["episode"]["title"] not in trail
+        else:
+            assert trail.startswith(r["document"]["title"])
+    answer = client.get("/api/ask", params={"q": "ketamine dissociation"}).json()["answer"]
+    assert answer and all(not a["begins_mid_sentence"] for a in answer)
+
+
 def context_links(client: TestClient, q: str, **params: Any) -> list[str]:
     html = client.get("/", params={"q": q, "k": 10, **params}).text
     return [h.replace("&amp;", "&") for h in re.findall(r'context-link"><a href="([^"]+)"', html)]
