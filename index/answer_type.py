@@ -81,6 +81,13 @@ _KINDS = _kinds(
 )
 
 
+# What stating the asked kind of number adds to a sentence's score, wherever a
+# sentence is chosen for a question: the answer's sentences
+# (``index.search.AnswerRule``) and a result's best sentence, the one its card
+# highlights and a transcript window cites (``index.best.best_of``).
+NUMBER_BONUS = 0.02
+
+
 @dataclass(frozen=True, slots=True)
 class Quantity:
     """The quantity a question asks for; ``unit``: the words a sentence stating

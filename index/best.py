@@ -8,6 +8,12 @@ card highlighting it, at its passage's approximate time, cited nothing.
 ``index.search.hit_at`` (every result) and ``index.moment.candidate_moments``
 (the second a window's result cites) both choose by it, so one window
 shows one second wherever it is read.
+
+A question asking for a quantity ("how much", "what fraction") gives the
+sentences stating one of that kind the small bonus the answer's choice gives
+them (``index.answer_type``): the sentence cosine cannot see a number, and a
+card citing the sentence before the figure cited a setup, not the answer
+(docs/benchmarks.md, "The asked quantity in a result's best sentence").
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.answer_type import NUMBER_BONUS
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from index.answer_type import Quantity
     from ingest.records import Sentence
 
 
@@ -27,12 +36,19 @@ def best_of(
     sentence_vectors: NDArray[np.float32],
     q: NDArray[np.float32],
     sentences: Sequence[Sentence] = (),
+    wants: Quantity | None = None,
 ) -> tuple[int, float]:
     """The sentence closest to the question, and its cosine; given the
-    passage's ``sentences``, never a lead-in while another sentence is there."""
+    passage's ``sentences``, never a lead-in while another sentence is there,
+    and where the question asks for a quantity (``wants``), a sentence stating
+    one of its kind ahead by ``NUMBER_BONUS``."""
     sims = sentence_vectors @ q
+    score = sims
+    if wants is not None and sentences:
+        stated = [NUMBER_BONUS if wants.stated_in(s.text) else 0.0 for s in sentences]
+        score = sims + np.array(stated, dtype=sims.dtype)
     leads = [s.leads_in for s in sentences]
     if any(leads) and not all(leads):
-        sims = np.where(np.array(leads), -np.inf, sims)
-    j = int(np.argmax(sims))
+        score = np.where(np.array(leads), -np.inf, score)
+    j = int(np.argmax(score))
     return j, float(sims[j])

@@ -44,6 +44,8 @@ from ingest.records import Time
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from index.answer_type import Quantity
+
 
 @dataclass(frozen=True, slots=True)
 class MomentRule:
@@ -95,7 +97,11 @@ def ranked_moment(
 
 
 def candidate_moments(
-    index: Index, rows: Sequence[int], q: NDArray[np.float32], episodes: set[str]
+    index: Index,
+    rows: Sequence[int],
+    q: NDArray[np.float32],
+    episodes: set[str],
+    wants: Quantity | None = None,
 ) -> list[Moment]:
     """The transcript windows among ``rows`` (rank order) of ``episodes``, each
     with the time a result for it cites and that sentence (its best for the
@@ -106,7 +112,7 @@ def candidate_moments(
         p = backend.passage(r)
         if p.kind != "transcript" or p.episode is None or p.episode.id not in episodes:
             continue
-        j = best_of(backend.sentence_vectors(r), q, p.sentences)[0]
+        j = best_of(backend.sentence_vectors(r), q, p.sentences, wants)[0]
         t = p.time_of(j)
         if t is not None:
             out.append((p.episode.id, t, p.sentences[j].text))
@@ -211,7 +217,11 @@ def one_per_moment(hits: Sequence[Hit], k: int) -> list[Hit]:
 
 
 def with_moments(
-    index: Index, hits: Sequence[Hit], q: NDArray[np.float32], ranked: Sequence[int] = ()
+    index: Index,
+    hits: Sequence[Hit],
+    q: NDArray[np.float32],
+    ranked: Sequence[int] = (),
+    wants: Quantity | None = None,
 ) -> list[Hit]:
     """``hits`` with each wiki hit's transcript moment filled in where there is one
     (one already given, by ``one_per_moment``, is kept).  ``ranked``: the rows
@@ -232,7 +242,7 @@ def with_moments(
     }
     if not wiki:
         return list(hits)
-    candidates = candidate_moments(index, ranked, q, wiki)
+    candidates = candidate_moments(index, ranked, q, wiki, wants)
     out = []
     for h in hits:
         if h.moment is not None:

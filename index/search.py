@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 
-from index.answer_type import Quantity, asked_quantity
+from index.answer_type import NUMBER_BONUS, Quantity, asked_quantity
 from index.backend import Index
 from index.best import best_of
 from index.coverage import unknown_terms
@@ -54,10 +54,13 @@ if TYPE_CHECKING:
     from index.embedder import TokenVectors
 
 
-def hit_at(index: Index, row: int, score: float, q: NDArray[np.float32]) -> Hit:
-    """Row ``row`` as a result for query vector ``q``, with its best sentence."""
+def hit_at(
+    index: Index, row: int, score: float, q: NDArray[np.float32], wants: Quantity | None = None
+) -> Hit:
+    """Row ``row`` as a result for query vector ``q``, with its best sentence
+    (``wants``: the quantity the question asks for, ``asked_quantity``)."""
     passage = index.backend.passage(row)
-    best = best_of(index.backend.sentence_vectors(row), q, passage.sentences)[0]
+    best = best_of(index.backend.sentence_vectors(row), q, passage.sentences, wants)[0]
     return Hit(passage, score, best, row=row)
 
 
@@ -91,7 +94,11 @@ MERGE_DEPTH = 20  # ranked rows looked through for wiki/window pairs: the smalle
 
 
 def one_result_a_moment(
-    index: Index, ranked: Sequence[Ranked], q: NDArray[np.float32], k: int
+    index: Index,
+    ranked: Sequence[Ranked],
+    q: NDArray[np.float32],
+    k: int,
+    wants: Quantity | None = None,
 ) -> list[Hit]:
     """The first ``k`` distinct hits of ``ranked``, a wiki hit and the transcript
     window holding its checked moment made one (``moment.one_per_moment``).  A
@@ -101,7 +108,7 @@ def one_result_a_moment(
     only those of the windows' episodes are read (a passage read costs more
     than the rest of a search's bookkeeping)."""
     at = {r.row: i for i, r in enumerate(ranked)}
-    stream = distinct_stream(hit_at(index, r.row, r.cosine, q) for r in ranked)
+    stream = distinct_stream(hit_at(index, r.row, r.cosine, q, wants) for r in ranked)
     pool = list(islice(stream, k))
     episodes = {
         h.passage.episode.id for h in pool if h.passage.kind == "transcript" and h.passage.episode
@@ -110,7 +117,7 @@ def one_result_a_moment(
     past = ranked[max((at[h.row] for h in pool), default=-1) + 1 : MERGE_DEPTH] if episodes else []
     for r, (kind, episode) in zip(past, index.backend.kinds([r.row for r in past]), strict=True):
         if kind == "wiki" and episode in episodes:
-            _add(pool, hit_at(index, r.row, r.cosine, q), at)
+            _add(pool, hit_at(index, r.row, r.cosine, q, wants), at)
     out = one_per_moment(pool, k)
     while len(out) < k:  # pairs merged among the first k: read on
         more = next(stream, None)
@@ -182,11 +189,12 @@ def find(
     ranked = first.ranked
     if rerank.top:
         ranked = reread(index, query, ranked, rerank, question)
+    wants = asked_quantity(query)
     if moments:
-        merged = one_result_a_moment(index, ranked, q, k)
-        hits = with_moments(index, merged, q, [r.row for r in ranked])
+        merged = one_result_a_moment(index, ranked, q, k, wants)
+        hits = with_moments(index, merged, q, [r.row for r in ranked], wants)
     else:  # a generator: best sentences are found only for the rows looked at
-        hits = distinct((hit_at(index, r.row, r.cosine, q) for r in ranked), k)
+        hits = distinct((hit_at(index, r.row, r.cosine, q, wants) for r in ranked), k)
     return Found([replace(h, rank=r + 1) for r, h in enumerate(hits)], first.best_cosine)
 
 
@@ -260,7 +268,7 @@ class AnswerRule:
     within: float = 0.08  # of the best sentence's score
     # A question asking for a quantity ("how much", "what dose") prefers the
     # sentences that state a number (index/answer_type.py).
-    number_bonus: float = 0.02
+    number_bonus: float = NUMBER_BONUS
     passage_within: float = 0.1  # of the best passage's cosine
 
 

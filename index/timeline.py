@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from index.answer_type import Quantity
     from index.backend import Index
     from ingest.records import Episode, Passage
 
@@ -116,8 +117,10 @@ def strips(
     durations: Mapping[str, float | None],
     kind: str | None = None,
     most: int = MOST_EPISODES,
+    wants: Quantity | None = None,
 ) -> list[Strip]:
-    """The timeline of a question: one strip per top episode of ``hits``."""
+    """The timeline of a question: one strip per top episode of ``hits``
+    (``wants``: the quantity it asks for, so a mark sits where its card's would)."""
     out = []
     backend = index.backend
     for ep in episodes_of(hits, most):
@@ -128,7 +131,7 @@ def strips(
         rows = [r for r, p in zip(rows, passages, strict=True) if admitted.admits(p)]
         scores = backend.cosines(q, rows).tolist() if rows else []
         passing = [
-            hit_at(index, row, score, q)
+            hit_at(index, row, score, q, wants)
             for row, score in zip(rows, scores, strict=True)
             if score >= threshold
         ]

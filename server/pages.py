@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI
 from markupsafe import Markup
 
+from index.answer_type import asked_quantity
 from index.backend import Index
 from index.errors import QueryError
 from index.library import EpisodeInfo, Library, library
@@ -319,7 +320,8 @@ def timeline(
     if not hits:
         return []
     q = idx.embed(params.q)  # cached: the search embedded it already
-    return strips(idx, q, hits, options.abstain_below, lib.durations(), kind=params.kind)
+    wants = asked_quantity(params.q)
+    return strips(idx, q, hits, options.abstain_below, lib.durations(), params.kind, wants=wants)
 
 
 def page(

@@ -50,3 +50,28 @@ def test_a_question_naming_the_kind_of_quantity_prefers_a_number_of_that_kind() 
     hits, sims = [Hit(p, 0.7, 0)], [np.array([0.81, 0.80], np.float32)]
     assert choose_answer(hits, sims, threshold=0.5, wants=Quantity())[0].sentence == 0
     assert choose_answer(hits, sims, threshold=0.5, wants=how_long)[0].sentence == 1
+
+
+def test_a_result_cites_the_sentence_stating_the_asked_quantity() -> None:
+    # The card's sentence (and a transcript window's cited second) follows the
+    # answer's rule: the setup a hair closer to the question loses to the figure.
+    from index.best import best_of
+
+    p = _passage(
+        0,
+        "The Judd papers followed people for years. "
+        "They were free of symptoms half the time. They had 90 days",
+    )
+    v = np.array([[1.0, 0.0], [0.99, 0.141], [0.985, 0.172]], np.float32)
+    q = np.array([1.0, 0.0], np.float32)
+    assert best_of(v, q, p.sentences)[0] == 0
+    fraction = asked_quantity(
+        "What fraction of their time are people with bipolar I free of symptoms?"
+    )
+    j, cos = best_of(v, q, p.sentences, fraction)
+    assert j == 1 and round(cos, 2) == 0.99  # the sentence's own cosine, not the bonus
+    # A number of another kind earns nothing: "90 days" answers no fraction.
+    v2 = np.array([[1.0, 0.0], [0.9, 0.436], [0.99, 0.141]], np.float32)
+    assert best_of(v2, q, p.sentences, fraction)[0] == 0
+    assert best_of(v2, q, p.sentences, asked_quantity("How long did they follow them?"))[0] == 2
+    assert best_of(v, q, p.sentences, asked_quantity("Which receptor?"))[0] == 0
