@@ -45,7 +45,8 @@ def print_answer(doc: Any, abstained: bool) -> None:
         trail = escape(" › ".join([*title, *r.section]))
         label = timestamp_label(r.timestamp)
         when = f"[link={r.url}]{label}[/link]" if r.url else label
-        console.print(f"\n[bold]{r.rank}.[/bold] [cyan]{when}[/cyan] {ep}  [dim]{trail}[/dim]")
+        shown = f"  [dim]{trail}[/dim]" if trail else ""
+        console.print(f"\n[bold]{r.rank}.[/bold] [cyan]{when}[/cyan] {ep}{shown}")
         console.print(f"   {escape(r.text)}")
         if r.heard:  # a wiki result at its transcript's moment: the words said then
             console.print(f"   [dim]said at {label}:[/dim] “{escape(r.heard)}”")
