@@ -41,6 +41,8 @@ FRESH4_WIKI_FILE = EVAL_DIR / "wiki_questions_fresh4.jsonl"
 MOMENT_FILE = EVAL_DIR / "moment_questions.jsonl"
 # Held-out moment questions (m101...), written later in the same format.
 FRESH_MOMENT_FILE = EVAL_DIR / "moment_questions_fresh.jsonl"
+# Held-out moment questions that ask for a quantity (m201...), for eval/quantity_prereg.json.
+FRESH2_MOMENT_FILE = EVAL_DIR / "moment_questions_fresh2.jsonl"
 OOS_FILE = EVAL_DIR / "out_of_scope.jsonl"
 LOOKALIKE_FILE = EVAL_DIR / "out_of_scope_lookalikes.jsonl"
 # Out-of-scope questions naming a person or product the library mentions (n001...).
@@ -77,6 +79,9 @@ MIN_MOMENT_SPECIFIC = 10
 MIN_FRESH_MOMENTS = 50
 MIN_FRESH_MOMENT_EPISODES = 25
 MIN_FRESH_MOMENT_SPECIFIC = 10
+MIN_FRESH2_MOMENTS = 30
+MIN_FRESH2_MOMENT_EPISODES = 15
+MIN_FRESH2_MOMENT_SPECIFIC = 20
 MIN_OOS = 25
 MIN_OOS_LOOKALIKE = 17
 MIN_LOOKALIKES = 40  # out_of_scope_lookalikes.jsonl: every question a lookalike
@@ -349,6 +354,12 @@ MOMENT_SETS = (
         MIN_FRESH_MOMENTS,
         MIN_FRESH_MOMENT_EPISODES,
         MIN_FRESH_MOMENT_SPECIFIC,
+    ),
+    MomentSet(
+        FRESH2_MOMENT_FILE,
+        MIN_FRESH2_MOMENTS,
+        MIN_FRESH2_MOMENT_EPISODES,
+        MIN_FRESH2_MOMENT_SPECIFIC,
     ),
 )
 
