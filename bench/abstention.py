@@ -4,10 +4,10 @@ question names something no passage of the library contains.
 For every question of the shared relevant/irrelevant sets (labels audited by
 eval/scope_audit.jsonl), our own sets (wiki and moment questions in scope,
 eval/out_of_scope.jsonl out), eval/out_of_scope_lookalikes.jsonl and the fresh
-moment and wiki questions (in scope, held out: reported, never pooled; four wiki sets) and
-eval/out_of_scope_named.jsonl (out of scope, held out the same way), it keeps
-the best candidate's cosine (default hybrid search, as ``podcite eval`` and the
-query path read it: the same whatever k)
+moment (two sets) and wiki questions (in scope, held out: reported, never
+pooled; four wiki sets) and eval/out_of_scope_named.jsonl (out of scope, held
+out the same way), it keeps the best candidate's cosine (default hybrid
+search, as ``podcite eval`` and the query path read it: the same whatever k)
 and ``index.search.unknown_terms`` (and ``index.coverage.names_met``, read
 at ``ABSTAIN_NAMED_BELOW``).  Then: what each rule abstains on, set by
 set and pooled; the rule chosen on all the questions (the most out-of-scope
@@ -46,6 +46,7 @@ HELD_OUT = (
     "fresh wiki 3",
     "fresh wiki 4",
     "named (out of scope)",
+    "fresh moments 2 (quantities)",
 )
 
 
@@ -68,6 +69,7 @@ def question_sets() -> dict[str, list[Question]]:
         HELD_OUT[3]: read_questions(e / "wiki_questions_fresh3.jsonl"),
         HELD_OUT[4]: read_questions(e / "wiki_questions_fresh4.jsonl"),
         HELD_OUT[5]: read_questions(e / "out_of_scope_named.jsonl"),
+        HELD_OUT[6]: read_questions(e / "moment_questions_fresh2.jsonl"),
     }
 
 
