@@ -15,22 +15,20 @@ or stops before its end) and those that still do as shown (``begins_mid``,
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from index.query import SearchParams, run
 from index.questions import read_questions
 from index.records import AnswerSentence
-from index.spoken import begins_mid, finished
 from server.runtime import open_for_queries
 from server.settings import Settings
 
 
 def alone(a: AnswerSentence) -> tuple[bool, bool]:
     """Whether the chosen piece, shown alone, begins / ends inside a sentence."""
-    said = a.hit.passage.sentences
-    if a.hit.passage.kind != "transcript":
-        return False, False
-    return begins_mid(said, a.sentence), not finished(said[a.sentence].text)
+    piece = replace(a, through=None)
+    return piece.begins_mid, piece.ends_mid
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from index import spoken
 from ingest.records import Passage, Sentence, Time
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -133,14 +134,28 @@ class AnswerSentence:
     # A transcript sentence cut into pieces is shown to the piece that finishes
     # it (index/spoken.py): the last piece shown; None is ``sentence`` alone.
     through: int | None = None
-    begins_mid: bool = False  # it continues a spoken sentence begun before it
-    ends_mid: bool = False  # the spoken sentence goes on past what is shown
+
+    @property
+    def last(self) -> int:
+        """The last of the passage's sentences shown."""
+        return self.sentence if self.through is None else self.through
 
     @property
     def text(self) -> str:
         """The words shown: the sentence, and the pieces that finish it."""
-        last = self.sentence if self.through is None else self.through
-        return " ".join(s.text for s in self.hit.passage.sentences[self.sentence : last + 1])
+        return " ".join(s.text for s in self.hit.passage.sentences[self.sentence : self.last + 1])
+
+    @property
+    def begins_mid(self) -> bool:
+        """A transcript piece that continues a spoken sentence begun before it."""
+        said = self.hit.passage.sentences
+        return self.hit.passage.kind == "transcript" and spoken.begins_mid(said, self.sentence)
+
+    @property
+    def ends_mid(self) -> bool:
+        """A transcript's spoken sentence goes on past what is shown."""
+        said = self.hit.passage.sentences
+        return self.hit.passage.kind == "transcript" and not spoken.finished(said[self.last].text)
 
     @property
     def time(self) -> Time | None:

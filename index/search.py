@@ -46,7 +46,7 @@ from index.records import (
     RerankSettings,
 )
 from index.rerank import rerank as reread
-from index.spoken import begins_mid, finished, spoken_end
+from index.spoken import spoken_end
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -323,18 +323,12 @@ def choose_answer(
 
 
 def whole(a: AnswerSentence) -> AnswerSentence:
-    """A transcript piece with the pieces that finish its spoken sentence, and
-    whether it still begins or ends inside one (index/spoken.py)."""
-    sentences = a.hit.passage.sentences
+    """A transcript piece with the pieces that finish its spoken sentence
+    (index/spoken.py); whether it still begins or ends inside one, the record
+    says (``begins_mid``, ``ends_mid``)."""
     if a.hit.passage.kind != "transcript":
         return a
-    last = spoken_end(sentences, a.sentence)
-    return replace(
-        a,
-        through=last,
-        begins_mid=begins_mid(sentences, a.sentence),
-        ends_mid=not finished(sentences[last].text),
-    )
+    return replace(a, through=spoken_end(a.hit.passage.sentences, a.sentence))
 
 
 def overlap(a: AnswerSentence, b: AnswerSentence) -> bool:
@@ -345,7 +339,7 @@ def overlap(a: AnswerSentence, b: AnswerSentence) -> bool:
 
     def span(x: AnswerSentence) -> tuple[int, int]:
         ss = x.hit.passage.sentences
-        return ss[x.sentence].start, ss[x.sentence if x.through is None else x.through].end
+        return ss[x.sentence].start, ss[x.last].end
 
     (a0, a1), (b0, b1) = span(a), span(b)
     return a0 < b1 and b0 < a1

@@ -70,6 +70,9 @@ def test_a_piece_already_shown_is_not_shown_again() -> None:
     chosen = choose_answer(hits, [np.array([0.88, 0.9, 0.85], np.float32)], threshold=0.5)
     assert [(c.sentence, c.through) for c in chosen] == [(1, 1), (2, 2)]
     assert chosen[0].begins_mid and not chosen[0].ends_mid
+    # Derived from the passage, not stored: a piece alone says the same.
+    assert AnswerSentence(hits[0], 1, 0.9).begins_mid
+    assert AnswerSentence(hits[0], 0, 0.9).ends_mid  # "... the maximum amount" alone
 
 
 def test_overlapping_windows_show_one_sentence_once() -> None:
