@@ -26,9 +26,19 @@ CITE_MD = re.compile(
     r"(?(open)[\])])?(?(pre)\))?"
 )
 
+# Citations in Markdown written as text, as the plain export writes them:
+# "[00:06:00]", or a Markdown link whose words are the clock ("[01:15:56](#t=...)",
+# "(#)", a placeholder URL): 451 in 59 of the shared wiki's pages.  The source
+# gives that time for that sentence as surely as the tag does.  A colon is
+# required, so a footnote "[1]" stays text; "[:11:39]" is a malformed citation.
+CITE_CLOCK_MD = re.compile(
+    r"\[(?P<clock>(?=[\d:]{1,12}\])\d*:[\d:]*)\](?:\((?:[^()\s]|\([^()\s]*\))*\))?"
+)
+_CITE_MD_ANY = re.compile(f"{CITE_MD.pattern}|{CITE_CLOCK_MD.pattern}")
+
 # What may trail a sentence's closing punctuation and still belong to it.
 TRAILER_TEXT = r"\[[\d:]{1,12}\]"
-TRAILER_MD = CITE_MD.pattern
+TRAILER_MD = _CITE_MD_ANY.pattern
 
 # Links.  Markdown: [[slug]] is a reference (leaves the text), [[slug | words]]
 # reads as its words.  Plain text: the export writes a bare snake_case slug at
@@ -66,7 +76,9 @@ class Cleaned:
 def _tidy(text: str) -> str:
     text = _SPACES.sub(" ", text).strip()
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
-    return text.replace("( ", "(").replace("()", "").strip()
+    text = text.replace("( ", "(").replace("()", "")
+    # again: a citation in parentheses leaves "grams ()." -> "grams ."
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", text).strip()
 
 
 def clean_plain(raw: str) -> Cleaned:
@@ -88,12 +100,17 @@ def clean_markdown(raw: str) -> Cleaned:
     citations: list[Citation] = []
 
     def _cite(m: re.Match[str]) -> str:
-        good = m["close"] == ">" and m["unclosed"] is None
-        seconds = parse_hms(m["t"]) if good else None
+        if m["clock"] is not None:
+            seconds = parse_hms(m["clock"])
+        else:
+            good = m["close"] == ">" and m["unclosed"] is None
+            seconds = parse_hms(m["t"]) if good else None
         citations.append(Citation(m.start(), m.group(0), seconds))
         return " "
 
-    text = CITE_MD.sub(_cite, raw)
+    # One pass for both forms, before links: a clock is sometimes a link's words
+    # ("[[slug | [01:39:35]]]"), and a tag's own "[01:02:03]" is not a second one.
+    text = _CITE_MD_ANY.sub(_cite, raw)
     links: list[str] = []
 
     def _link(m: re.Match[str]) -> str:

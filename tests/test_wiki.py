@@ -26,6 +26,9 @@ HEADINGS = [
 ]
 
 
+_CLOCK = re.compile(r"\[\d{1,2}:\d{2}(?::\d{2})?\]")
+
+
 def _source(path: str) -> str:
     with open(path, newline="", encoding="utf-8") as fh:
         return fh.read()
@@ -149,6 +152,32 @@ def test_malformed_citations_reported_with_line(tmp_path: Path) -> None:
     assert texts["Fine."] is not None and texts["Fine."].seconds == 307
 
 
+def test_markdown_citations_written_as_text(tmp_path: Path) -> None:
+    # 59 of the shared wiki's pages cite as the plain export does, "[00:08:45]",
+    # or as a Markdown link whose words are the clock; before, such a sentence
+    # showed "([00:08:45])" in its text and said "(no time)".
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n"
+        "Take 3 to 5 grams ([00:08:45]). Colds spread by touch. [00:06:00] "
+        "Sensors respond ([01:15:56](#01:15:56)). See [[heat | [01:39:35]]].\n\n"
+        "A footnote [1] stays. Bad [:11:39] one.\n",
+        encoding="utf-8",
+    )
+    d = parse(page)
+    got = {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
+    assert got == {
+        "Take 3 to 5 grams.": 525,
+        "Colds spread by touch.": 360,
+        "Sensors respond.": 4556,
+        "See.": 5975,
+        "A footnote [1] stays.": None,
+        "Bad one.": None,
+    }
+    assert all(s.time is None or s.time.exact for s in d.sentences)
+    assert [str(i) for i in d.issues] == [f"{page}:10: malformed citation '[:11:39]' dropped"]
+
+
 def test_bad_documents_do_not_lose_the_others(tmp_path: Path) -> None:
     (tmp_path / "good.txt").write_text("From: c\nHeading\nA fine sentence [00:00:05].\n")
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00bad bytes\n")
@@ -206,6 +235,7 @@ def test_all_shared_pages_parse(shared: Path) -> None:
                     for v in (label, label.zfill(8), label[2:] if label.startswith("0:") else label)
                 )
             markup_left += "yt-timestamp" in s.text or "[[" in s.text
+            markup_left += bool(_CLOCK.search(s.text))  # a citation left as text
     assert markup_left == 0
 
 
