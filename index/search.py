@@ -46,7 +46,7 @@ from index.records import (
     RerankSettings,
 )
 from index.rerank import rerank as reread
-from index.spoken import spoken_end
+from index.spoken import asks, spoken_end
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -270,6 +270,10 @@ class AnswerRule:
     # sentences that state a number (index/answer_type.py).
     number_bonus: float = NUMBER_BONUS
     passage_within: float = 0.1  # of the best passage's cosine
+    # A sentence that asks ("So how cold should the water be?") is the one most
+    # like the question and answers nothing; the host's restatement of a
+    # listener's question led 19 of 861 answers (index/spoken.py ``asks``).
+    asks_penalty: float = 0.05
 
 
 def choose_answer(
@@ -292,7 +296,8 @@ def choose_answer(
 
     def own(h: Hit, j: int, s: float) -> float:  # the sentence's own worth
         stated = wants is not None and wants.stated_in(h.passage.sentences[j].text)
-        return w * s + (1 - w) * h.score + (rule.number_bonus if stated else 0.0)
+        back = rule.asks_penalty if asks(h.passage.sentences, j) else 0.0
+        return w * s + (1 - w) * h.score + (rule.number_bonus if stated else 0.0) - back
 
     def order(rank: int, h: Hit, j: int, worth: float) -> float:  # what comes first
         t = h.passage.sentences[j].time

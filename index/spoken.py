@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 # A spoken sentence ends with . ! ? or an ellipsis, maybe inside quotes or brackets.
 _END = re.compile(r"[.!?…][\"'’”)\]]*$")
+_ASKS = re.compile(r"\?[\"'’”)\]]*$")
+_TAG_WORDS = 2  # "right?", "okay?", "you know?", "isn't it?" close a statement
 
 
 def finished(text: str) -> bool:
@@ -53,3 +55,15 @@ def begins_mid(sentences: Sequence[Sentence], j: int) -> bool:
         return not finished(sentences[j - 1].text)
     first = sentences[j].text.lstrip()[:1]
     return first.isalpha() and first.islower()
+
+
+def asks(sentences: Sequence[Sentence], j: int) -> bool:
+    """Whether ``sentences[j]`` is (part of) a sentence that asks: it, or the
+    piece that finishes its spoken sentence, ends with a question mark, and
+    not after a tag ("…1.5 times, okay?", "…capillaries, right?"): a statement
+    with a tag still states."""
+    end = sentences[spoken_end(sentences, j)].text.rstrip()
+    if not _ASKS.search(end):
+        return False
+    last = end.rsplit(",", 1)[-1] if "," in end else end
+    return len(last.split()) > _TAG_WORDS
