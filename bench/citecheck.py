@@ -95,7 +95,13 @@ def cases(
         lab = json.loads(line)
         suffix = lab["source"].removeprefix("shared:")
         page = next(k for k in by_page if k.endswith(suffix))
-        i = next(i for i, r in enumerate(by_page[page]) if r[0] == lab["char"])
+        rows = by_page[page]
+        # A label on a line that only cites ("." after a link, "Reference: …")
+        # is, since parser 5, the citation of the sentence before it, whose
+        # span reaches over it: that sentence, the last to start before it.
+        i = next((i for i, r in enumerate(rows) if r[0] == lab["char"]), None)
+        if i is None:
+            i = max(i for i, r in enumerate(rows) if r[0] < lab["char"])
         _, cited, text, v = by_page[page][i]
         out.append(Case(lab, page, i, cited, text, v, tls[episode_of[page]]))
     return out

@@ -44,8 +44,9 @@ SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES | AUDIO_SUFFIX
 # (index/keyword.py, ``passage_text``): documents parsed by an older parser are
 # then parsed again rather than carried over, their tokens with them.  2: a
 # lead-in joins what it introduces; 3: a wiki passage's keyword text names its
-# episode; 4: Markdown pages' citations written as text ("[00:06:00]").
-PARSER_VERSION = 4
+# episode; 4: Markdown pages' citations written as text ("[00:06:00]"); 5: a
+# line that only cites is the citation of the sentence before it.
+PARSER_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,9 @@ _MD_LINK = re.compile(r"\[(?P<words>[^\]\n]+)\]\((?:[^()\s]|\([^()\s]*\))+\)")
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^>\n]*>")
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`)")
 _CALLOUT = re.compile(r"\[![a-zA-Z]+\][+-]?\s*")
+# A code fence around a whole article ("```markdown"): 38 of the shared pages
+# open with one, which read as a sentence "markdown".
+_FENCE = re.compile(r"^[ \t]*(?:```|~~~)[A-Za-z0-9_-]*[ \t]*$", re.M)
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?)])")
 _SPACES = re.compile(r"\s+")
 
@@ -122,5 +125,6 @@ def clean_markdown(raw: str) -> Cleaned:
     text = _MD_LINK.sub(lambda m: m["words"], text)
     text = _HTML_TAG.sub(" ", text)
     text = _CALLOUT.sub("", text)
+    text = _FENCE.sub(" ", text)
     text = _EMPHASIS.sub("", text)
     return Cleaned(_tidy(text), tuple(links), tuple(citations))

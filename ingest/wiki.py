@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ingest import markup, sentences
@@ -28,6 +28,16 @@ class Block:
 
 
 _FROM = re.compile(r"^From:\s*(?:\[\[)?(?P<channel>[^\]<\s]+)")
+# A line that only cites ("- **Reference**: [00:45:29] and [00:47:01]",
+# "(Timecode: [00:17:58])", "[Source: [00:01:19]]", a bare citation): the
+# citation of the sentence before it, not a sentence.  Read as sentences, 60 of
+# them showed "Reference: and" or "." in results, the bare ones were dropped, and
+# the claims they cite had no time: 267 on 68 of the shared pages.
+_CITE_LABEL = re.compile(
+    r"^(?:(?:references?|sources?|timecodes?|timestamps?|time|cited|citations?|and)"
+    r"\b|[\s\W_])*$",
+    re.IGNORECASE,
+)
 
 
 def _is_heading(line: str) -> bool:
@@ -180,6 +190,12 @@ def _sections(
                     )
                 elif time is None:
                     time = Time(float(c.seconds), exact=True)
+            if cleaned.citations and current and _CITE_LABEL.match(cleaned.text):
+                # The sentence before takes the citation, and its span reaches
+                # over it, so its time is still found in its verbatim text.
+                before = current[-1]
+                current[-1] = replace(before, end=e, time=before.time or time)
+                continue
             if not cleaned.text:
                 continue
             current.append(Sentence(s, e, cleaned.text, time, None, cleaned.links, lines.line(s)))

@@ -178,6 +178,36 @@ def test_markdown_citations_written_as_text(tmp_path: Path) -> None:
     assert [str(i) for i in d.issues] == [f"{page}:10: malformed citation '[:11:39]' dropped"]
 
 
+def test_a_line_that_only_cites_is_the_citation_of_the_sentence_before(tmp_path: Path) -> None:
+    # "- **Reference**: [t] and [t]", "(Timecode: [t])", a bare citation on a
+    # line of its own: before, each was a sentence ("Reference: and") and the
+    # claim it cites had no time.  The article's "```markdown" fence is no sentence.
+    tag = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ntitle: T\nvideoId: abc\n---\n\n```markdown\n\n## H\n\n"
+        "Alcohol fragments sleep.\n"
+        f"**Reference**: {tag.format('00:22:12')} and {tag.format('00:27:47')}\n\n"
+        f"Caffeine lasts. (Timecode: {tag.format('00:17:58')})\n\n"
+        f"Binge eating is compulsive.\n\n{tag.format('01:54:00')} - {tag.format('01:54:42')}\n\n"
+        f"Light helps [00:01:00].\n- **Reference**: {tag.format('00:09:00')}\n\n"
+        f"## Alone\n\n{tag.format('00:05:00')}\n\nNo claim before that one.\n",
+        encoding="utf-8",
+    )
+    d = parse(page)
+    raw = page.read_text(encoding="utf-8")
+    got = {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
+    assert got == {
+        "Alcohol fragments sleep.": 1332,
+        "Caffeine lasts.": 1078,
+        "Binge eating is compulsive.": 6840,
+        "Light helps.": 60,  # its own citation first
+        "No claim before that one.": None,  # a heading ends what a citation can reach
+    }
+    first = d.sentences[0]
+    assert raw[first.start : first.end].endswith("[00:27:47]</a>")  # the span reaches over it
+
+
 def test_bad_documents_do_not_lose_the_others(tmp_path: Path) -> None:
     (tmp_path / "good.txt").write_text("From: c\nHeading\nA fine sentence [00:00:05].\n")
     (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00bad bytes\n")
