@@ -69,7 +69,11 @@ def test_labels_point_at_cited_sentences(shared: Path) -> None:
     cues: dict[str, set[float]] = {}
     for lab in labels:
         doc = docs[str(shared / lab["source"].removeprefix("shared:"))]
-        (s,) = [s for s in doc.sentences if s.start == lab["char"]]
+        # A label on a line that only cites (a stray "." after a link) points
+        # inside the sentence before it, whose span reaches over it (parser 5).
+        (s,) = [s for s in doc.sentences if s.start == lab["char"]] or [
+            s for s in doc.sentences if s.start < lab["char"] < s.end
+        ]
         assert s.time is not None and s.time.exact and s.time.seconds == lab["cited"]
         assert doc.episode is not None and doc.episode.id == lab["video_id"]
         if lab["said_at"] is not None:
