@@ -272,7 +272,7 @@ class AnswerRule:
     passage_within: float = 0.1  # of the best passage's cosine
     # A sentence that asks ("So how cold should the water be?") is the one most
     # like the question and answers nothing; the host's restatement of a
-    # listener's question led 19 of 861 answers (index/spoken.py ``asks``).
+    # listener's question led 20 of 861 answers (index/spoken.py ``asks``).
     asks_penalty: float = 0.05
 
 

@@ -31,7 +31,12 @@ if TYPE_CHECKING:
 # A spoken sentence ends with . ! ? or an ellipsis, maybe inside quotes or brackets.
 _END = re.compile(r"[.!?…][\"'’”)\]]*$")
 _ASKS = re.compile(r"\?[\"'’”)\]]*$")
-_TAG_WORDS = 2  # "right?", "okay?", "you know?", "isn't it?" close a statement
+# A tag closes a statement ("… 1.5 times, okay?"): it states, it does not ask.
+_TAG = re.compile(
+    r",\s*(?:right|okay|ok|yeah|yes|no|correct|true|huh|eh|agreed|you know|you see"
+    r"|isn't it|aren't they|don't you think|wouldn't you say)\?[\"'’”)\]]*$",
+    re.IGNORECASE,
+)
 
 
 def finished(text: str) -> bool:
@@ -63,7 +68,4 @@ def asks(sentences: Sequence[Sentence], j: int) -> bool:
     not after a tag ("…1.5 times, okay?", "…capillaries, right?"): a statement
     with a tag still states."""
     end = sentences[spoken_end(sentences, j)].text.rstrip()
-    if not _ASKS.search(end):
-        return False
-    last = end.rsplit(",", 1)[-1] if "," in end else end
-    return len(last.split()) > _TAG_WORDS
+    return bool(_ASKS.search(end)) and not _TAG.search(end)

@@ -60,6 +60,7 @@ def test_a_sentence_that_asks() -> None:
     assert not said("Chocolate raises dopamine 1.5 times, okay?")
     assert not said("It is pressure on the arteries, veins, and capillaries, right?")
     assert not said("Uncomfortably cold, but safe to stay in.") and not said("Why? Nobody knows.")
+    assert said("Does it begin with an awareness, with practice, or both?")  # no tag
 
 
 def test_a_question_asked_in_the_episode_does_not_lead_the_answer() -> None:
