@@ -29,12 +29,13 @@ if TYPE_CHECKING:
     from ingest.records import Sentence
 
 # A spoken sentence ends with . ! ? or an ellipsis, maybe inside quotes or brackets.
-_END = re.compile(r"[.!?…][\"'’”)\]]*$")
-_ASKS = re.compile(r"\?[\"'’”)\]]*$")
+_CLOSING = r"[\"'’”)\]]*$"
+_END = re.compile(r"[.!?…]" + _CLOSING)
+_ASKS = re.compile(r"\?" + _CLOSING)
 # A tag closes a statement ("… 1.5 times, okay?"): it states, it does not ask.
 _TAG = re.compile(
     r",\s*(?:right|okay|ok|yeah|yes|no|correct|true|huh|eh|agreed|you know|you see"
-    r"|isn't it|aren't they|don't you think|wouldn't you say)\?[\"'’”)\]]*$",
+    r"|isn't it|aren't they|don't you think|wouldn't you say)\?" + _CLOSING,
     re.IGNORECASE,
 )
 

@@ -93,6 +93,13 @@ class ResultOut(BaseModel):
     # The episode's audio as the page plays it (audio.url, where there is one).
     audio_url: str | None = None
 
+    @property
+    def trail(self) -> list[str]:
+        """Where in its document the passage is, as the page and ``podcite ask``
+        show it: a transcript's document is its episode, named beside it already."""
+        same = self.episode is not None and self.episode.title == self.document.title
+        return [*([] if same else [self.document.title]), *self.section]
+
 
 class SearchOut(BaseModel):
     query: str
@@ -112,6 +119,13 @@ class AnswerOut(BaseModel):
     # on after it (a long sentence cut into pieces at cues; index/spoken.py).
     begins_mid_sentence: bool = False
     ends_mid_sentence: bool = False
+
+    @property
+    def shown(self) -> str:
+        """The text as the page and ``podcite ask`` show it: "…" where it
+        begins or ends inside a spoken sentence."""
+        before = "…" if self.begins_mid_sentence else ""
+        return before + self.text + (" …" if self.ends_mid_sentence else "")
 
 
 class AskOut(BaseModel):

@@ -28,11 +28,7 @@ def print_answer(doc: Any, abstained: bool) -> None:
     if answer:
         console.print("\n[bold]Answer[/bold] (from the sources, word for word)")
         for a in answer:
-            words = escape(
-                ("…" if a.begins_mid_sentence else "")
-                + a.text
-                + (" …" if a.ends_mid_sentence else "")
-            )
+            words = escape(a.shown)
             text = f"[link={a.url}]{words}[/link]" if a.url else words
             console.print(f"  • {text} [cyan]{timestamp_label(a.timestamp)}[/cyan] {a.url or ''}")
             if a.heard:  # a wiki sentence at its transcript's moment: the words said then
@@ -40,9 +36,7 @@ def print_answer(doc: Any, abstained: bool) -> None:
     console.print(f"\n[bold]{len(results)} passages[/bold] ({doc.took_ms:.0f} ms)")
     for r in results:
         ep = escape(r.episode.title if r.episode else "episode unknown")
-        # A transcript's document is its episode, named just before.
-        title = [] if r.episode and r.episode.title == r.document.title else [r.document.title]
-        trail = escape(" › ".join([*title, *r.section]))
+        trail = escape(" › ".join(r.trail))
         label = timestamp_label(r.timestamp)
         when = f"[link={r.url}]{label}[/link]" if r.url else label
         shown = f"  [dim]{trail}[/dim]" if trail else ""

@@ -129,27 +129,30 @@ def test_a_window_cut_mid_sentence_says_so_and_wiki_sentences_are_left_alone() -
 def test_the_terminal_marks_where_a_piece_begins_or_ends_inside_a_sentence(capsys) -> None:  # type: ignore[no-untyped-def]
     from types import SimpleNamespace as NS
 
+    from server.schemas import AnswerOut, DocumentOut, EpisodeOut, ResultOut
     from server.terminal import print_answer
 
-    a = NS(text="of sunlight early in the day.", url=None, timestamp=None, heard=None)
-    doc = NS(
-        query="sunlight",
-        took_ms=3.0,
-        answer=[NS(**vars(a), begins_mid_sentence=True, ends_mid_sentence=False)],
-        results=[
-            NS(
-                rank=1,
-                episode=NS(title="Ep 80"),
-                document=NS(title="Ep 80"),
-                section=[],
-                timestamp=None,
-                url=None,
-                text="words",
-                heard=None,
-                links=[],
-            )
-        ],
+    said = AnswerOut(
+        text="of sunlight early in the day.",
+        timestamp=None,
+        url=None,
+        result_id="p0",
+        begins_mid_sentence=True,
     )
+    # The schema's own objects, as `podcite ask` prints them; the fields a
+    # result's line does not read are left out (model_construct).
+    result = ResultOut.model_construct(
+        rank=1,
+        episode=EpisodeOut.model_construct(title="Ep 80"),
+        document=DocumentOut.model_construct(title="Ep 80"),
+        section=[],
+        timestamp=None,
+        url=None,
+        text="words",
+        heard=None,
+        links=[],
+    )
+    doc = NS(query="sunlight", took_ms=3.0, answer=[said], results=[result])
     print_answer(doc, abstained=False)
     out = capsys.readouterr().out
     assert "…of sunlight early in the day." in out
