@@ -45,8 +45,10 @@ SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES | AUDIO_SUFFIX
 # then parsed again rather than carried over, their tokens with them.  2: a
 # lead-in joins what it introduces; 3: a wiki passage's keyword text names its
 # episode; 4: Markdown pages' citations written as text ("[00:06:00]"); 5: a
-# line that only cites is the citation of the sentence before it.
-PARSER_VERSION = 5
+# line that only cites is the citation of the sentence before it; 6: citations
+# in parentheses ("(00:40:53)"), no brackets or commas left by a list of them,
+# and "[[words with spaces]]" read as words.
+PARSER_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,16 @@ CITE_MD = re.compile(
 CITE_CLOCK_MD = re.compile(
     r"\[(?P<clock>(?=[\d:]{1,12}\])\d*:[\d:]*)\](?:\((?:[^()\s]|\([^()\s]*\))*\))?"
 )
-_CITE_MD_ANY = re.compile(f"{CITE_MD.pattern}|{CITE_CLOCK_MD.pattern}")
+# And with no brackets: in parentheses, "(00:40:53)", a range "(0:07:53-0:08:06)"
+# (cited at its start), alone or as a link's words ("[[slug | (01:12:10)]]"), or
+# a link's words alone ("([[slug | 00:22:36]])"): 57 in 12 of the shared pages.
+# Hours, minutes and seconds are required, so a time of day in parentheses
+# ("(4:00)") stays text; the link stays a link.
+CITE_PAREN_MD = re.compile(
+    r"\((?P<pclock>\d{1,2}:\d{2}:\d{2})(?:\s*[-\u2013]\s*\d{1,2}:\d{2}:\d{2})?\)"
+    r"|(?<=\|)\s*(?P<lclock>\d{1,2}:\d{2}:\d{2})\s*(?=\]\])"
+)
+_CITE_MD_ANY = re.compile(f"{CITE_MD.pattern}|{CITE_CLOCK_MD.pattern}|{CITE_PAREN_MD.pattern}")
 
 # What may trail a sentence's closing punctuation and still belong to it.
 TRAILER_TEXT = r"\[[\d:]{1,12}\]"
@@ -45,7 +54,7 @@ TRAILER_MD = _CITE_MD_ANY.pattern
 # the end of a sentence, before its punctuation or citation.
 LINK_MD = re.compile(r"\[\[(?P<slug>[^|\]\n]+?)\s*(?:\|\s*(?P<words>[^\]\n]*?)\s*)?\]\]")
 # Links broken in the source ("[[slug | words]." or "[[slug|."): same meaning.
-LINK_BROKEN = re.compile(r"\[\[(?P<slug>[^|\]\n\[]+?)\s*(?:\|(?P<words>[^\]\n\[]*))?\]?")
+LINK_BROKEN = re.compile(r"\[\[(?P<slug>[^|\]\n\[\s]+)\s*(?:\|(?P<words>[^\]\n\[]*))?\]?")
 LINK_TEXT = re.compile(
     r"(?:(?<=\s)|^|(?<=[.!?]))(?P<slug>[a-z0-9]+(?:_[a-z0-9]+){1,})"
     r"(?=\s*(?:\[[\d:]{1,12}\]\s*)*[.!?]?[\"'”’)]*\s*(?:\[[\d:]{1,12}\]\s*)*$)"
@@ -58,6 +67,15 @@ _CALLOUT = re.compile(r"\[![a-zA-Z]+\][+-]?\s*")
 # A code fence around a whole article ("```markdown"): 38 of the shared pages
 # open with one, which read as a sentence "markdown".
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)[A-Za-z0-9_-]*[ \t]*$", re.M)
+# What a list of citations leaves once they are gone ("[t, t]", "([t](#), [t](#))",
+# "[(t)]", "claim [[link]] [t], [t]."): brackets and commas around nothing, shown
+# as "attention, ]." or "effects (,)." in 64 shared sentences.  A removed citation
+# is marked first, so only what stood between or around citations is dropped.
+_GONE = "\x00"
+_BETWEEN_GONE = re.compile(r"\x00[\s,;]*(?=\x00)")
+_AROUND_GONE = re.compile(r"[\[(]\s*\x00\s*[\])]")
+_AFTER_GONE = re.compile(r"[\s,;]*\x00(?P<close>\s*[\])])?")
+_DOUBLE_STOP = re.compile(r"(?<!\.)\s*[,;]?\s*\.\s*\.(?!\.)|\s*[,;]\s*\.(?!\.)")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?)])")
 _SPACES = re.compile(r"\s+")
 
@@ -74,6 +92,26 @@ class Cleaned:
     text: str
     links: tuple[str, ...]
     citations: tuple[Citation, ...]
+
+
+def _drop_gone(text: str) -> str:
+    """Remove the citations' marks and what only they held together."""
+    if _GONE not in text:
+        return text
+    text = _BETWEEN_GONE.sub("", text)
+    text = _AROUND_GONE.sub(_GONE, text)
+
+    def _after(m: re.Match[str]) -> str:
+        close = m["close"]
+        if close is None:
+            return " "
+        opener = "[" if close.strip() == "]" else "("
+        # a closer whose opener went with the first citation of a list
+        unmatched = text.count(close.strip()) > text.count(opener)
+        return " " if unmatched else f" {close.strip()}"
+
+    text = _AFTER_GONE.sub(_after, text)
+    return _DOUBLE_STOP.sub(".", text)
 
 
 def _tidy(text: str) -> str:
@@ -103,13 +141,14 @@ def clean_markdown(raw: str) -> Cleaned:
     citations: list[Citation] = []
 
     def _cite(m: re.Match[str]) -> str:
-        if m["clock"] is not None:
-            seconds = parse_hms(m["clock"])
+        clock = m["clock"] or m["pclock"] or m["lclock"]
+        if clock is not None:
+            seconds = parse_hms(clock)
         else:
             good = m["close"] == ">" and m["unclosed"] is None
             seconds = parse_hms(m["t"]) if good else None
         citations.append(Citation(m.start(), m.group(0), seconds))
-        return " "
+        return _GONE
 
     # One pass for both forms, before links: a clock is sometimes a link's words
     # ("[[slug | [01:39:35]]]"), and a tag's own "[01:02:03]" is not a second one.
@@ -117,7 +156,12 @@ def clean_markdown(raw: str) -> Cleaned:
     links: list[str] = []
 
     def _link(m: re.Match[str]) -> str:
-        links.append(m["slug"].strip())
+        slug = m["slug"].strip()
+        if m["words"] is None and " " in slug and any(c.isalpha() for c in slug):
+            # "[[desire for evidence]]": words bracketed as a link to no page
+            # (a slug has no spaces); they are part of the sentence (9 shared).
+            return slug
+        links.append(slug)
         return m["words"] or ""
 
     text = LINK_MD.sub(_link, text)
@@ -127,4 +171,4 @@ def clean_markdown(raw: str) -> Cleaned:
     text = _CALLOUT.sub("", text)
     text = _FENCE.sub(" ", text)
     text = _EMPHASIS.sub("", text)
-    return Cleaned(_tidy(text), tuple(links), tuple(citations))
+    return Cleaned(_tidy(_drop_gone(text)), tuple(links), tuple(citations))

@@ -26,7 +26,8 @@ HEADINGS = [
 ]
 
 
-_CLOCK = re.compile(r"\[\d{1,2}:\d{2}(?::\d{2})?\]")
+_RESIDUE = re.compile(r"[\[(][\s,;]*[\])]|[,;]\s*\]")
+_CLOCK = re.compile(r"\[\d{1,2}:\d{2}(?::\d{2})?\]|\(\d{1,2}:\d{2}:\d{2}[-)]")
 
 
 def _source(path: str) -> str:
@@ -178,6 +179,62 @@ def test_markdown_citations_written_as_text(tmp_path: Path) -> None:
     assert [str(i) for i in d.issues] == [f"{page}:10: malformed citation '[:11:39]' dropped"]
 
 
+def test_citations_in_parentheses(tmp_path: Path) -> None:
+    # 57 citations in 12 shared pages are a clock in parentheses (alone, as a
+    # range, or as a wiki link's words) or a link's words alone; before, the
+    # sentence showed "(00:32:00)"
+    # and said "(no time)".  A time of day in parentheses is not a citation.
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n"
+        "Strength training combats sarcopenia [[muscle | (00:32:00)]]. "
+        "Breasts develop in females (0:07:53-0:08:06). Rest consolidates (00:00:27). "
+        "Pain peaks near dawn (4:00). Water holds particles ([[plastics | 00:22:36]]).\n",
+        encoding="utf-8",
+    )
+    d = parse(page)
+    got = {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
+    assert got == {
+        "Strength training combats sarcopenia.": 1920,
+        "Breasts develop in females.": 473,  # a range is cited at its start
+        "Rest consolidates.": 27,
+        "Pain peaks near dawn (4:00).": None,
+        "Water holds particles.": 1356,
+    }
+    assert d.sentences[0].links == ("muscle",)
+
+
+def test_a_list_of_citations_leaves_no_punctuation(tmp_path: Path) -> None:
+    # "[t, t]", "([t](#), [t](#))", "[(t)]": once the citations were gone, their
+    # brackets and commas were left ("attention, ].", "effects (,).").  Words
+    # bracketed as a link to no page ("[[desire for evidence]]") were dropped,
+    # and a broken link lost its first letter ("addictive icotine_brain |.").
+    tag = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n"
+        f"Drugs enhance attention [{tag.format('00:01:12')}, {tag.format('01:55:19')}]. "
+        "MDMA is empathogenic ([00:00:15](#t=00:00:15), [00:19:02](#t=00:19:02)). "
+        "Exams preserve vision [[eyes]] [02:07:31], [02:20:02]. "
+        "Skepticism involves a [[desire for evidence]] (see the study [00:01:00]). "
+        f"Vapes are addictive [[nicotine_brain | ({tag.format('00:36:57')})]. "
+        'Rats change in utero [[toxins | (from disruptors)]] [(<a class="yt-timestamp" '
+        'data-t="00:14:15">00:14:15</a>)].\n',
+        encoding="utf-8",
+    )
+    d = parse(page)
+    got = {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
+    assert got == {
+        "Drugs enhance attention.": 72,
+        "MDMA is empathogenic.": 15,
+        "Exams preserve vision.": 7651,
+        "Skepticism involves a desire for evidence (see the study).": 60,
+        "Vapes are addictive.": 2217,  # a link broken in the source: "]" for "]]"
+        "Rats change in utero (from disruptors).": 855,
+    }
+    assert [s.links for s in d.sentences][2:] == [("eyes",), (), ("nicotine_brain",), ("toxins",)]
+
+
 def test_a_line_that_only_cites_is_the_citation_of_the_sentence_before(tmp_path: Path) -> None:
     # "- **Reference**: [t] and [t]", "(Timecode: [t])", a bare citation on a
     # line of its own: before, each was a sentence ("Reference: and") and the
@@ -266,6 +323,7 @@ def test_all_shared_pages_parse(shared: Path) -> None:
                 )
             markup_left += "yt-timestamp" in s.text or "[[" in s.text
             markup_left += bool(_CLOCK.search(s.text))  # a citation left as text
+            markup_left += bool(_RESIDUE.search(s.text))  # what a citation list held
     assert markup_left == 0
 
 
