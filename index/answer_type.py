@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from index.keyword import NUMBER_WORDS
+from index.keyword import NUMBER_WORDS, normalise_tokens
 
 _QUANTITY = re.compile(
     r"\b(how (many|much|long|often|far|old|fast|soon|big|large|high|low|quickly|frequently)"
@@ -106,3 +106,22 @@ def asked_quantity(question: str) -> Quantity | None:
         return None
     unit = next((u for q, u in _KINDS if q.search(question)), None)
     return Quantity(unit)
+
+
+# A reply that opens with yes or no answers in a word ("No, as you exhale."),
+# however few words of its own it adds.
+_YES_NO = re.compile(r"^\W*(yes|no|yeah|nope|correct|exactly|absolutely)\b", re.IGNORECASE)
+# A question for a yes or no is answered by saying it again as a statement
+# ("So I think Neanderthals had spoken language."): only the others are restated.
+_WH = re.compile(r"\b(what|how|why|when|where|which|who|whom|whose)\b", re.IGNORECASE)
+
+
+def restates(question: str, asked: frozenset[str], text: str, most: int = 1) -> bool:
+    """Whether ``text`` adds at most ``most`` words, and no number, to what a
+    wh-question said (``asked``: its keyword tokens, ``index.keyword.normalise_tokens``):
+    "Many of you are jet lagged." for "How do I get over jet lag?".  Such a
+    sentence is the most like the question and tells nothing more."""
+    if not asked or _YES_NO.match(text) or not _WH.search(question):
+        return False
+    own = set(normalise_tokens(text)) - asked
+    return len(own) <= most and not any(c.isdigit() for t in own for c in t)

@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 
-from index.answer_type import NUMBER_BONUS, Quantity, asked_quantity
+from index.answer_type import NUMBER_BONUS, Quantity, asked_quantity, restates
 from index.backend import Index
 from index.best import best_of
 from index.coverage import unknown_terms
 from index.fusion import Ranked
+from index.keyword import normalise_tokens
 from index.moment import one_per_moment, with_moments
 from index.rank import default_mode, ranking
 from index.records import (
@@ -274,6 +275,10 @@ class AnswerRule:
     # like the question and answers nothing; the host's restatement of a
     # listener's question led 20 of 861 answers (index/spoken.py ``asks``).
     asks_penalty: float = 0.05
+    # A sentence that only says a wh-question's words again ("Many of you are
+    # jet lagged." for "How do I get over jet lag?") tells nothing more; 12 of
+    # 879 first answers did (index/answer_type.py ``restates``).
+    echo_penalty: float = 0.05
 
 
 def choose_answer(
@@ -282,21 +287,26 @@ def choose_answer(
     threshold: float = ABSTAIN_BELOW,
     rule: AnswerRule = AnswerRule(),
     wants: Quantity | None = None,
+    question: str = "",
 ) -> list[AnswerSentence]:
     """The answer sentences among ``hits[:rule.pool]``, given each hit's sentence
     cosines ``sims`` (same order).  Empty when the library does not answer.
     Every sentence of those passages competes on its own score (its cosine,
-    its passage's, its passage's rank, whether it has its own exact time, and
+    its passage's, its passage's rank, whether it has its own exact time,
     where the question asks for a quantity, ``wants``, whether it states one
-    of that kind)."""
+    of that kind, and whether it asks or only says the ``question``'s words
+    again)."""
     if abstains(hits, threshold):
         return []
+    asked = frozenset(normalise_tokens(question))
     top = max(h.score for h in hits)  # cosines; in hybrid order the first is not always the best
     w = rule.sentence_weight
 
     def own(h: Hit, j: int, s: float) -> float:  # the sentence's own worth
         stated = wants is not None and wants.stated_in(h.passage.sentences[j].text)
         back = rule.asks_penalty if asks(h.passage.sentences, j) else 0.0
+        if rule.echo_penalty and restates(question, asked, h.passage.sentences[j].text):
+            back += rule.echo_penalty
         return w * s + (1 - w) * h.score + (rule.number_bonus if stated else 0.0) - back
 
     def order(rank: int, h: Hit, j: int, worth: float) -> float:  # what comes first
@@ -379,4 +389,4 @@ def answer_for(
     """``answer``'s choice over ``hits`` for a question already embedded as
     ``q`` (``podcite eval`` has the vector: the same choice, judged)."""
     sims = [index.backend.sentence_vectors(h.row) @ q for h in hits[: rule.pool]]
-    return choose_answer(hits, sims, threshold, rule, asked_quantity(query))
+    return choose_answer(hits, sims, threshold, rule, asked_quantity(query), query)
