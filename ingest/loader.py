@@ -47,8 +47,9 @@ SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES | AUDIO_SUFFIX
 # episode; 4: Markdown pages' citations written as text ("[00:06:00]"); 5: a
 # line that only cites is the citation of the sentence before it; 6: citations
 # in parentheses ("(00:40:53)"), no brackets or commas left by a list of them,
-# and "[[words with spaces]]" read as words.
-PARSER_VERSION = 6
+# and "[[words with spaces]]" read as words; 7: a link's words that repeat its
+# sentence's are not shown twice, and Markdown escapes ("\[", "\<a") read.
+PARSER_VERSION = 7
 
 
 @dataclass(frozen=True, slots=True)

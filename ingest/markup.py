@@ -18,12 +18,13 @@ CITE_TEXT = re.compile(r"\[(?P<t>[\d:]{1,12}|HH:MM:SS)\]")
 
 # Citations in Markdown: an <a class="yt-timestamp"> tag, sometimes wrapped in
 # a Markdown link "[01:02:03](<a ...>[01:02:03]</a>)" or in brackets/parens.
-# ``close`` is empty or ")" for the broken tags found in the wild ("</a)").
+# ``close`` is empty or ")" for the broken tags found in the wild ("</a)"), and
+# the tag and its brackets may be escaped as Markdown escapes them ("\[\<a ...\]").
 CITE_MD = re.compile(
-    r"(?P<pre>\[[^\]\n]{0,14}\]\()?(?P<open>[\[(](?=<a))?"
-    r"<a\s+class=\"yt-timestamp\"\s+data-t=\"(?P<t>[^\"]*)\"\s*>(?P<inner>[^<\n]{0,24})"
+    r"(?P<pre>\[[^\]\n]{0,14}\]\()?(?P<open>\\?[\[(](?=\\?<a))?"
+    r"\\?<a\s+class=\"yt-timestamp\"\s+data-t=\"(?P<t>[^\"]*)\"\s*>(?P<inner>[^<\n]{0,24})"
     r"(?:</a(?P<close>>|\)|)|(?P<unclosed>))"
-    r"(?(open)[\])])?(?(pre)\))?"
+    r"(?(open)\\?[\])])?(?(pre)\))?"
 )
 
 # Citations in Markdown written as text, as the plain export writes them:
@@ -76,6 +77,11 @@ _BETWEEN_GONE = re.compile(r"\x00[\s,;]*(?=\x00)")
 _AROUND_GONE = re.compile(r"[\[(]\s*\x00\s*[\])]")
 _AFTER_GONE = re.compile(r"[\s,;]*\x00(?P<close>\s*[\])])?")
 _DOUBLE_STOP = re.compile(r"(?<!\.)\s*[,;]?\s*\.\s*\.(?!\.)|\s*[,;]\s*\.(?!\.)")
+# What may follow a link that ends its sentence: citations, other links, punctuation.
+_ENDS = re.compile(r"(?:[\s\x00]|\[\[[^\]\n]*\]\]|[.!?;:,)\]\"'\u201d\u2019])*")
+# A Markdown escape ("\\[", "\\*") reads as the character; a backslash alone
+# (a hard line break) as nothing: 12 shared sentences showed them.
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])|\\(?=\s|$)")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?)])")
 _SPACES = re.compile(r"\s+")
 
@@ -112,6 +118,29 @@ def _drop_gone(text: str) -> str:
 
     text = _AFTER_GONE.sub(_after, text)
     return _DOUBLE_STOP.sub(".", text)
+
+
+def _plain(text: str) -> str:
+    return _SPACES.sub(" ", _EMPHASIS.sub("", text.replace(_GONE, " "))).strip().lower()
+
+
+def _said_already(words: str, before: str, after: str) -> bool:
+    """Whether a link's words repeat what its sentence says: the words right
+    before the link ("… meaningful connections [[slug | meaningful connections]]"),
+    or, for a link that ends the sentence, two words or more said earlier in it
+    ("… of tissues [[slug | alleviate muscle stiffness]]." after "help alleviate
+    muscle stiffness").
+    An anchor restated as a link's words, which the page showed twice (339 in
+    the shared wiki); the link stays a link."""
+    said, head = _plain(words), _plain(before)
+    if not any(c.isalpha() for c in said):
+        return False
+    if head.endswith(said):
+        return True
+    # Earlier in the sentence, two words at least: one may be needed again
+    # ("… recover lost sleep … affecting nighttime [[slug | sleep]].").
+    many = " " in said
+    return many and _ENDS.fullmatch(after) is not None and f" {said} " in f" {head} "
 
 
 def _tidy(text: str) -> str:
@@ -162,7 +191,8 @@ def clean_markdown(raw: str) -> Cleaned:
             # (a slug has no spaces); they are part of the sentence (9 shared).
             return slug
         links.append(slug)
-        return m["words"] or ""
+        words = m["words"] or ""
+        return "" if _said_already(words, m.string[: m.start()], m.string[m.end() :]) else words
 
     text = LINK_MD.sub(_link, text)
     text = LINK_BROKEN.sub(lambda m: (_link(m) or "").strip(" +"), text)
@@ -171,4 +201,5 @@ def clean_markdown(raw: str) -> Cleaned:
     text = _CALLOUT.sub("", text)
     text = _FENCE.sub(" ", text)
     text = _EMPHASIS.sub("", text)
+    text = _ESCAPE.sub(lambda m: m[1] or "", text)
     return Cleaned(_tidy(_drop_gone(text)), tuple(links), tuple(citations))

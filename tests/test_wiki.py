@@ -235,6 +235,37 @@ def test_a_list_of_citations_leaves_no_punctuation(tmp_path: Path) -> None:
     assert [s.links for s in d.sentences][2:] == [("eyes",), (), ("nicotine_brain",), ("toxins",)]
 
 
+def test_a_links_words_that_repeat_its_sentence_are_not_shown_twice(tmp_path: Path) -> None:
+    # 339 shared links restate their anchor as their words: "… meaningful
+    # connections [[slug | meaningful connections]]" read "connections meaningful
+    # connections".  Markdown escapes (a backslash before "[" or "<a") left "(\)"
+    # in 12 sentences.
+    tag = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n"
+        "Media foster meaningful connections [[social | meaningful connections]]. "
+        "Rolling can alleviate muscle stiffness of tissues "
+        "[[fascia | alleviate muscle stiffness]]. "
+        "Naps recover lost sleep but can cost nighttime [[naps | sleep]]. "
+        "Minutes of general flexibility [[fit | flexibility]] and strength help. "
+        f"Sun ages skin (\\{tag.format('00:20:12')}). "
+        f"Variation prevents plateaus. \\[{tag.format('00:01:29')}\\]\n",
+        encoding="utf-8",
+    )
+    d = parse(page)
+    got = {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
+    assert got == {
+        "Media foster meaningful connections.": None,
+        "Rolling can alleviate muscle stiffness of tissues.": None,
+        "Naps recover lost sleep but can cost nighttime sleep.": None,  # one word: kept
+        "Minutes of general flexibility and strength help.": None,
+        "Sun ages skin.": 1212,
+        "Variation prevents plateaus.": 89,
+    }
+    assert [s.links for s in d.sentences][:4] == [("social",), ("fascia",), ("naps",), ("fit",)]
+
+
 def test_a_line_that_only_cites_is_the_citation_of_the_sentence_before(tmp_path: Path) -> None:
     # "- **Reference**: [t] and [t]", "(Timecode: [t])", a bare citation on a
     # line of its own: before, each was a sentence ("Reference: and") and the
