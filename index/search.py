@@ -328,7 +328,7 @@ def choose_answer(
         # Keep only sentences close to the best one, and from reasonably strong passages.
         if worth < best - rule.within or c.hit.score < max(top - rule.passage_within, threshold):
             continue
-        if c.hit.passage.sentences[c.sentence].leads_in:  # "Here is the article:" answers nothing
+        if c.hit.passage.sentences[c.sentence].says_nothing:  # "Here is the article:", "See …"
             continue
         c = whole(c)
         if any(c.text == o.text or overlap(c, o) for o in chosen):
