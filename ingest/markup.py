@@ -70,7 +70,7 @@ _CALLOUT = re.compile(r"\[![a-zA-Z]+\][+-]?\s*")
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)[A-Za-z0-9_-]*[ \t]*$", re.M)
 # What a list of citations leaves once they are gone ("[t, t]", "([t](#), [t](#))",
 # "[(t)]", "claim [[link]] [t], [t]."): brackets and commas around nothing, shown
-# as "attention, ]." or "effects (,)." in 64 shared sentences.  A removed citation
+# as "attention, ]." or "effects (,)." in about 60 shared sentences.  A removed citation
 # is marked first, so only what stood between or around citations is dropped.
 _GONE = "\x00"
 _BETWEEN_GONE = re.compile(r"\x00[\s,;]*(?=\x00)")
@@ -79,7 +79,7 @@ _AFTER_GONE = re.compile(r"[\s,;]*\x00(?P<close>\s*[\])])?")
 _DOUBLE_STOP = re.compile(r"(?<!\.)\s*[,;]?\s*\.\s*\.(?!\.)|\s*[,;]\s*\.(?!\.)")
 # What may follow a link that ends its sentence: citations, other links, punctuation.
 _ENDS = re.compile(r"(?:[\s\x00]|\[\[[^\]\n]*\]\]|[.!?;:,)\]\"'\u201d\u2019])*")
-# A Markdown escape ("\\[", "\\*") reads as the character; a backslash alone
+# A Markdown escape ("\[", "\*") reads as the character; a backslash alone
 # (a hard line break) as nothing: 12 shared sentences showed them.
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])|\\(?=\s|$)")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?)])")
