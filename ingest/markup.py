@@ -135,7 +135,7 @@ def _said_already(words: str, before: str, after: str) -> bool:
     said, head = _plain(words), _plain(before)
     if not any(c.isalpha() for c in said):
         return False
-    if head.endswith(said):
+    if f" {head}".endswith(f" {said}"):  # whole words: "distress [[slug | stress]]" says it once
         return True
     # Earlier in the sentence, two words at least: one may be needed again
     # ("… recover lost sleep … affecting nighttime [[slug | sleep]].").

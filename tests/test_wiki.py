@@ -249,6 +249,7 @@ def test_a_links_words_that_repeat_its_sentence_are_not_shown_twice(tmp_path: Pa
         "[[fascia | alleviate muscle stiffness]]. "
         "Naps recover lost sleep but can cost nighttime [[naps | sleep]]. "
         "Minutes of general flexibility [[fit | flexibility]] and strength help. "
+        "Walks ease distress [[calm | stress]]. "
         f"Sun ages skin (\\{tag.format('00:20:12')}). "
         f"Variation prevents plateaus. \\[{tag.format('00:01:29')}\\]\n",
         encoding="utf-8",
@@ -260,6 +261,7 @@ def test_a_links_words_that_repeat_its_sentence_are_not_shown_twice(tmp_path: Pa
         "Rolling can alleviate muscle stiffness of tissues.": None,
         "Naps recover lost sleep but can cost nighttime sleep.": None,  # one word: kept
         "Minutes of general flexibility and strength help.": None,
+        "Walks ease distress stress.": None,  # whole words only
         "Sun ages skin.": 1212,
         "Variation prevents plateaus.": 89,
     }
