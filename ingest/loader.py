@@ -48,8 +48,9 @@ SUFFIXES = WIKI_SUFFIXES | TRANSCRIPT_SUFFIXES | CATALOG_SUFFIXES | AUDIO_SUFFIX
 # line that only cites is the citation of the sentence before it; 6: citations
 # in parentheses ("(00:40:53)"), no brackets or commas left by a list of them,
 # and "[[words with spaces]]" read as words; 7: a link's words that repeat its
-# sentence's are not shown twice, and Markdown escapes ("\[", "\<a") read.
-PARSER_VERSION = 7
+# sentence's are not shown twice, and Markdown escapes ("\[", "\<a") read; 8:
+# single-bracket links and bare slugs read as words, no ":." left by a citation.
+PARSER_VERSION = 8
 
 
 @dataclass(frozen=True, slots=True)

@@ -268,6 +268,32 @@ def test_a_links_words_that_repeat_its_sentence_are_not_shown_twice(tmp_path: Pa
     assert [s.links for s in d.sentences][:4] == [("social",), ("fascia",), ("naps",), ("fit",)]
 
 
+def test_single_bracket_links_and_bare_slugs_read_as_words(tmp_path: Path) -> None:
+    # "([slug | words])" and a slug left bare mid-sentence showed their
+    # underscores; a citation after a colon left ":.".
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n"
+        "Screens intrude at night ([tech_and_sleep | and disrupt thinking]). "
+        "Play fell ([social_connections_and_stress]). "
+        "Bulimia is fueled by the_impact_of_dopamine_on_craving. "
+        "Peptides heal ([peptide_therapies_for_health](peptide_therapies_for_health)). "
+        "See the segment: [01:02:03]. No room for free will [source].\n",
+        encoding="utf-8",
+    )
+    d = parse(page)
+    assert [s.text for s in d.sentences] == [
+        "Screens intrude at night (and disrupt thinking).",
+        "Play fell.",
+        "Bulimia is fueled by the impact of dopamine on craving.",
+        "Peptides heal (peptide therapies for health).",
+        "See the segment.",
+        "No room for free will [source].",  # a footnote, not a slug
+    ]
+    assert d.sentences[0].links == ("tech_and_sleep",)
+    assert d.sentences[2].links == ("the_impact_of_dopamine_on_craving",)
+
+
 def test_a_line_that_only_cites_is_the_citation_of_the_sentence_before(tmp_path: Path) -> None:
     # "- **Reference**: [t] and [t]", "(Timecode: [t])", a bare citation on a
     # line of its own: before, each was a sentence ("Reference: and") and the
