@@ -12,7 +12,7 @@ from ingest.catalog import read_csv
 from ingest.chunking import _pack
 from ingest.clock import parse_hms
 from ingest.errors import DocumentError
-from ingest.records import Sentence
+from ingest.records import Document, Sentence
 from tests.conftest import CORPUS, SEED
 
 HEADINGS = [
@@ -33,6 +33,21 @@ _CLOCK = re.compile(r"\[\d{1,2}:\d{2}(?::\d{2})?\]|\(\d{1,2}:\d{2}:\d{2}[-)]")
 def _source(path: str) -> str:
     with open(path, newline="", encoding="utf-8") as fh:
         return fh.read()
+
+
+_TAG = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
+
+
+def _page(tmp_path: Path, body: str) -> Document:
+    """A Markdown page whose one section holds ``body``, parsed."""
+    page = tmp_path / "page.md"
+    page.write_text(f"---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n{body}", encoding="utf-8")
+    return parse(page)
+
+
+def _times(d: Document) -> dict[str, float | None]:
+    """Each sentence's text and its cited second."""
+    return {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
 
 
 @pytest.fixture(scope="module")
@@ -157,17 +172,13 @@ def test_markdown_citations_written_as_text(tmp_path: Path) -> None:
     # 59 of the shared wiki's pages cite as the plain export does, "[00:08:45]",
     # or as a Markdown link whose words are the clock; before, such a sentence
     # showed "([00:08:45])" in its text and said "(no time)".
-    page = tmp_path / "page.md"
-    page.write_text(
-        "---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n"
+    d = _page(
+        tmp_path,
         "Take 3 to 5 grams ([00:08:45]). Colds spread by touch. [00:06:00] "
         "Sensors respond ([01:15:56](#01:15:56)). See [[heat | [01:39:35]]].\n\n"
         "A footnote [1] stays. Bad [:11:39] one.\n",
-        encoding="utf-8",
     )
-    d = parse(page)
-    got = {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
-    assert got == {
+    assert _times(d) == {
         "Take 3 to 5 grams.": 525,
         "Colds spread by touch.": 360,
         "Sensors respond.": 4556,
@@ -176,6 +187,7 @@ def test_markdown_citations_written_as_text(tmp_path: Path) -> None:
         "Bad one.": None,
     }
     assert all(s.time is None or s.time.exact for s in d.sentences)
+    page = tmp_path / "page.md"
     assert [str(i) for i in d.issues] == [f"{page}:10: malformed citation '[:11:39]' dropped"]
 
 
@@ -184,17 +196,13 @@ def test_citations_in_parentheses(tmp_path: Path) -> None:
     # range, or as a wiki link's words) or a link's words alone; before, the
     # sentence showed "(00:32:00)"
     # and said "(no time)".  A time of day in parentheses is not a citation.
-    page = tmp_path / "page.md"
-    page.write_text(
-        "---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n"
+    d = _page(
+        tmp_path,
         "Strength training combats sarcopenia [[muscle | (00:32:00)]]. "
         "Breasts develop in females (0:07:53-0:08:06). Rest consolidates (00:00:27). "
         "Pain peaks near dawn (4:00). Water holds particles ([[plastics | 00:22:36]]).\n",
-        encoding="utf-8",
     )
-    d = parse(page)
-    got = {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
-    assert got == {
+    assert _times(d) == {
         "Strength training combats sarcopenia.": 1920,
         "Breasts develop in females.": 473,  # a range is cited at its start
         "Rest consolidates.": 27,
@@ -209,22 +217,17 @@ def test_a_list_of_citations_leaves_no_punctuation(tmp_path: Path) -> None:
     # brackets and commas were left ("attention, ].", "effects (,).").  Words
     # bracketed as a link to no page ("[[desire for evidence]]") were dropped,
     # and a broken link lost its first letter ("addictive icotine_brain |.").
-    tag = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
-    page = tmp_path / "page.md"
-    page.write_text(
-        "---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n"
-        f"Drugs enhance attention [{tag.format('00:01:12')}, {tag.format('01:55:19')}]. "
+    d = _page(
+        tmp_path,
+        f"Drugs enhance attention [{_TAG.format('00:01:12')}, {_TAG.format('01:55:19')}]. "
         "MDMA is empathogenic ([00:00:15](#t=00:00:15), [00:19:02](#t=00:19:02)). "
         "Exams preserve vision [[eyes]] [02:07:31], [02:20:02]. "
         "Skepticism involves a [[desire for evidence]] (see the study [00:01:00]). "
-        f"Vapes are addictive [[nicotine_brain | ({tag.format('00:36:57')})]. "
+        f"Vapes are addictive [[nicotine_brain | ({_TAG.format('00:36:57')})]. "
         'Rats change in utero [[toxins | (from disruptors)]] [(<a class="yt-timestamp" '
         'data-t="00:14:15">00:14:15</a>)].\n',
-        encoding="utf-8",
     )
-    d = parse(page)
-    got = {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
-    assert got == {
+    assert _times(d) == {
         "Drugs enhance attention.": 72,
         "MDMA is empathogenic.": 15,
         "Exams preserve vision.": 7651,
@@ -240,23 +243,18 @@ def test_a_links_words_that_repeat_its_sentence_are_not_shown_twice(tmp_path: Pa
     # connections [[slug | meaningful connections]]" read "connections meaningful
     # connections".  Markdown escapes (a backslash before "[" or "<a") left "(\)"
     # in 12 sentences.
-    tag = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
-    page = tmp_path / "page.md"
-    page.write_text(
-        "---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n"
+    d = _page(
+        tmp_path,
         "Media foster meaningful connections [[social | meaningful connections]]. "
         "Rolling can alleviate muscle stiffness of tissues "
         "[[fascia | alleviate muscle stiffness]]. "
         "Naps recover lost sleep but can cost nighttime [[naps | sleep]]. "
         "Minutes of general flexibility [[fit | flexibility]] and strength help. "
         "Walks ease distress [[calm | stress]]. "
-        f"Sun ages skin (\\{tag.format('00:20:12')}). "
-        f"Variation prevents plateaus. \\[{tag.format('00:01:29')}\\]\n",
-        encoding="utf-8",
+        f"Sun ages skin (\\{_TAG.format('00:20:12')}). "
+        f"Variation prevents plateaus. \\[{_TAG.format('00:01:29')}\\]\n",
     )
-    d = parse(page)
-    got = {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
-    assert got == {
+    assert _times(d) == {
         "Media foster meaningful connections.": None,
         "Rolling can alleviate muscle stiffness of tissues.": None,
         "Naps recover lost sleep but can cost nighttime sleep.": None,  # one word: kept
@@ -271,17 +269,14 @@ def test_a_links_words_that_repeat_its_sentence_are_not_shown_twice(tmp_path: Pa
 def test_single_bracket_links_and_bare_slugs_read_as_words(tmp_path: Path) -> None:
     # "([slug | words])" and a slug left bare mid-sentence showed their
     # underscores; a citation after a colon left ":.".
-    page = tmp_path / "page.md"
-    page.write_text(
-        "---\ntitle: T\nvideoId: abc\n---\n\n## H\n\n"
+    d = _page(
+        tmp_path,
         "Screens intrude at night ([tech_and_sleep | and disrupt thinking]). "
         "Play fell ([social_connections_and_stress]). "
         "Bulimia is fueled by the_impact_of_dopamine_on_craving. "
         "Peptides heal ([peptide_therapies_for_health](peptide_therapies_for_health)). "
         "See the segment: [01:02:03]. No room for free will [source].\n",
-        encoding="utf-8",
     )
-    d = parse(page)
     assert [s.text for s in d.sentences] == [
         "Screens intrude at night (and disrupt thinking).",
         "Play fell.",
@@ -298,22 +293,20 @@ def test_a_line_that_only_cites_is_the_citation_of_the_sentence_before(tmp_path:
     # "- **Reference**: [t] and [t]", "(Timecode: [t])", a bare citation on a
     # line of its own: before, each was a sentence ("Reference: and") and the
     # claim it cites had no time.  The article's "```markdown" fence is no sentence.
-    tag = '<a class="yt-timestamp" data-t="{0}">[{0}]</a>'
     page = tmp_path / "page.md"
     page.write_text(
         "---\ntitle: T\nvideoId: abc\n---\n\n```markdown\n\n## H\n\n"
         "Alcohol fragments sleep.\n"
-        f"**Reference**: {tag.format('00:22:12')} and {tag.format('00:27:47')}\n\n"
-        f"Caffeine lasts. (Timecode: {tag.format('00:17:58')})\n\n"
-        f"Binge eating is compulsive.\n\n{tag.format('01:54:00')} - {tag.format('01:54:42')}\n\n"
-        f"Light helps [00:01:00].\n- **Reference**: {tag.format('00:09:00')}\n\n"
-        f"## Alone\n\n{tag.format('00:05:00')}\n\nNo claim before that one.\n",
+        f"**Reference**: {_TAG.format('00:22:12')} and {_TAG.format('00:27:47')}\n\n"
+        f"Caffeine lasts. (Timecode: {_TAG.format('00:17:58')})\n\n"
+        f"Binge eating is compulsive.\n\n{_TAG.format('01:54:00')} - {_TAG.format('01:54:42')}\n\n"
+        f"Light helps [00:01:00].\n- **Reference**: {_TAG.format('00:09:00')}\n\n"
+        f"## Alone\n\n{_TAG.format('00:05:00')}\n\nNo claim before that one.\n",
         encoding="utf-8",
     )
     d = parse(page)
     raw = page.read_text(encoding="utf-8")
-    got = {s.text: (s.time.seconds if s.time else None) for s in d.sentences}
-    assert got == {
+    assert _times(d) == {
         "Alcohol fragments sleep.": 1332,
         "Caffeine lasts.": 1078,
         "Binge eating is compulsive.": 6840,
