@@ -116,12 +116,18 @@ _YES_NO = re.compile(r"^\W*(yes|no|yeah|nope|correct|exactly|absolutely)\b", re.
 _WH = re.compile(r"\b(what|how|why|when|where|which|who|whom|whose)\b", re.IGNORECASE)
 
 
-def restates(question: str, asked: frozenset[str], text: str, most: int = 1) -> bool:
-    """Whether ``text`` adds at most ``most`` words, and no number, to what a
-    wh-question said (``asked``: its keyword tokens, ``index.keyword.normalise_tokens``):
-    "Many of you are jet lagged." for "How do I get over jet lag?".  Such a
-    sentence is the most like the question and tells nothing more."""
-    if not asked or _YES_NO.match(text) or not _WH.search(question):
+def asked_words(question: str) -> frozenset[str]:
+    """The keyword tokens (``index.keyword.normalise_tokens``) a sentence must
+    add to in order not to restate ``question``: none for a question for a yes
+    or no, which its own words as a statement answer."""
+    return frozenset(normalise_tokens(question)) if _WH.search(question) else frozenset()
+
+
+def restates(asked: frozenset[str], text: str) -> bool:
+    """Whether ``text`` adds at most one word, and no number, to the question's
+    ``asked_words``: "Many of you are jet lagged." for "How do I get over jet
+    lag?".  Such a sentence is the most like the question and tells nothing more."""
+    if not asked or _YES_NO.match(text):
         return False
     own = set(normalise_tokens(text)) - asked
-    return len(own) <= most and not any(c.isdigit() for t in own for c in t)
+    return len(own) <= 1 and not any(c.isdigit() for t in own for c in t)

@@ -27,12 +27,11 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import numpy as np
 
-from index.answer_type import NUMBER_BONUS, Quantity, asked_quantity, restates
+from index.answer_type import NUMBER_BONUS, Quantity, asked_quantity, asked_words, restates
 from index.backend import Index
 from index.best import best_of
 from index.coverage import unknown_terms
 from index.fusion import Ranked
-from index.keyword import normalise_tokens
 from index.moment import one_per_moment, with_moments
 from index.rank import default_mode, ranking
 from index.records import (
@@ -298,14 +297,14 @@ def choose_answer(
     again)."""
     if abstains(hits, threshold):
         return []
-    asked = frozenset(normalise_tokens(question))
+    asked = asked_words(question) if rule.echo_penalty else frozenset()
     top = max(h.score for h in hits)  # cosines; in hybrid order the first is not always the best
     w = rule.sentence_weight
 
     def own(h: Hit, j: int, s: float) -> float:  # the sentence's own worth
         stated = wants is not None and wants.stated_in(h.passage.sentences[j].text)
         back = rule.asks_penalty if asks(h.passage.sentences, j) else 0.0
-        if rule.echo_penalty and restates(question, asked, h.passage.sentences[j].text):
+        if restates(asked, h.passage.sentences[j].text):
             back += rule.echo_penalty
         return w * s + (1 - w) * h.score + (rule.number_bonus if stated else 0.0) - back
 
