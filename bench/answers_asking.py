@@ -39,6 +39,7 @@ def main() -> None:
     outcomes = [
         run(index, SearchParams(q=q), with_answer=False, options=options) for q in questions
     ]
+    vectors = [index.embed(q) for q in questions]  # once, whatever the penalties
     firsts: dict[float, list[str | None]] = {}
     print("| penalty | answered | first answer sentences that ask | bullets that ask |")
     print("|---|---|---|---|")
@@ -46,10 +47,8 @@ def main() -> None:
         rule = AnswerRule(asks_penalty=penalty)
         answered = first_asks = bullets_ask = 0
         firsts[penalty] = []
-        for q, out in zip(questions, outcomes, strict=True):
-            chosen = (
-                [] if out.abstained else answer_for(index, q, out.hits, index.embed(q), -1.0, rule)
-            )
+        for q, out, v in zip(questions, outcomes, vectors, strict=True):
+            chosen = [] if out.abstained else answer_for(index, q, out.hits, v, -1.0, rule)
             firsts[penalty].append(chosen[0].text if chosen else None)
             if not chosen:
                 continue
